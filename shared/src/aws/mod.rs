@@ -1,0 +1,1 @@
+//! AWS adapters: DynamoDB idempotency store, EventBridge bus, SQS dead letters, Secrets Manager.

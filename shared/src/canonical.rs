@@ -1,0 +1,258 @@
+//! The canonical freight event model (`freightbridge.canonical/v1`): what every partner format
+//! becomes, and what the poster and the reconciler consume. Money is a decimal string plus an
+//! ISO 4217 code, times are UTC RFC 3339, and event ids are deterministic so replays converge.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Schema identifier carried by every canonical event.
+pub const SCHEMA: &str = "freightbridge.canonical/v1";
+
+/// EventBridge `source` of canonical events.
+pub const BUS_SOURCE: &str = "freightbridge.canonical";
+
+/// Namespace of the UUIDv5 event ids. Never change it: replays rely on it.
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a8e_53d4_4b0f_9a37_c2e1_0d5b_7e42);
+
+/// Deterministic event id: the same partner, source event and position always give the same id.
+pub fn event_id(partner: &str, source_event_id: &str, position: u32) -> Uuid {
+    let name = format!("{partner}\u{1f}{source_event_id}\u{1f}{position}");
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+}
+
+/// One canonical event: the common header plus the type-specific body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanonicalEvent {
+    pub schema: String,
+    pub event_id: Uuid,
+    pub partner: String,
+    pub source_event_id: String,
+    pub correlation_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub shipment: ShipmentRef,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl CanonicalEvent {
+    /// The `type` string, also used as the EventBridge `detail-type`.
+    pub fn event_type(&self) -> &'static str {
+        self.body.event_type()
+    }
+}
+
+/// Which shipment an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentRef {
+    pub tracking_number: String,
+    pub carrier: Option<String>,
+    /// Odoo picking name or order reference, when the partner knows it.
+    pub reference: Option<String>,
+}
+
+/// The type-specific part of an event, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventBody {
+    #[serde(rename = "shipment.status_changed")]
+    StatusChanged(StatusChange),
+    #[serde(rename = "shipment.delivered")]
+    Delivered(Delivery),
+}
+
+impl EventBody {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventBody::StatusChanged(_) => "shipment.status_changed",
+            EventBody::Delivered(_) => "shipment.delivered",
+        }
+    }
+}
+
+/// Canonical shipment statuses (DESIGN §3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShipmentStatus {
+    Booked,
+    PickedUp,
+    InTransit,
+    Delayed,
+    OutForDelivery,
+    Delivered,
+    Exception,
+    Returned,
+    Cancelled,
+}
+
+impl ShipmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShipmentStatus::Booked => "booked",
+            ShipmentStatus::PickedUp => "picked_up",
+            ShipmentStatus::InTransit => "in_transit",
+            ShipmentStatus::Delayed => "delayed",
+            ShipmentStatus::OutForDelivery => "out_for_delivery",
+            ShipmentStatus::Delivered => "delivered",
+            ShipmentStatus::Exception => "exception",
+            ShipmentStatus::Returned => "returned",
+            ShipmentStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A milestone that is not the final delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    pub status: ShipmentStatus,
+    /// The partner's finer-grained detail (e.g. EasyPost `status_detail`).
+    pub status_detail: Option<String>,
+    /// The partner's own status word, kept whenever the mapping was not exact
+    /// (always for `exception` produced from an unknown status).
+    pub raw_status: Option<String>,
+    pub location: Option<Location>,
+    pub message: Option<String>,
+    /// Estimated delivery time, when the partner gives one.
+    pub eta: Option<DateTime<Utc>>,
+}
+
+/// Final delivery, with its proof.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub status: ShipmentStatus,
+    pub status_detail: Option<String>,
+    pub location: Option<Location>,
+    pub message: Option<String>,
+    pub pod: ProofOfDelivery,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofOfDelivery {
+    pub signed_by: Option<String>,
+    pub delivered_at: DateTime<Utc>,
+    pub document_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub country: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+impl Location {
+    /// `None` when every part is empty, so events do not carry empty objects.
+    pub fn non_empty(self) -> Option<Location> {
+        let empty = self.city.is_none()
+            && self.state.is_none()
+            && self.country.is_none()
+            && self.postal_code.is_none();
+        (!empty).then_some(self)
+    }
+
+    /// "ORLANDO, FL 32809, US" — for human-facing notes.
+    pub fn display(&self) -> String {
+        let city_state = [self.city.as_deref(), self.state.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        [
+            Some(city_state.as_str()).filter(|s| !s.is_empty()),
+            self.postal_code.as_deref(),
+            self.country.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+/// An amount of money: decimal, never a float, with its ISO 4217 currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub currency: String,
+}
+
+/// A calendar date as carriers print them on invoices (no time zone).
+pub type InvoiceDate = NaiveDate;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CanonicalEvent {
+        CanonicalEvent {
+            schema: SCHEMA.into(),
+            event_id: event_id("easypost", "evt_1", 0),
+            partner: "easypost".into(),
+            source_event_id: "evt_1".into(),
+            correlation_id: "evt_1".into(),
+            occurred_at: "2024-08-02T18:50:00Z".parse().unwrap(),
+            received_at: "2024-08-02T19:26:52Z".parse().unwrap(),
+            shipment: ShipmentRef {
+                tracking_number: "1".into(),
+                carrier: Some("FedEx".into()),
+                reference: None,
+            },
+            body: EventBody::StatusChanged(StatusChange {
+                status: ShipmentStatus::InTransit,
+                status_detail: Some("arrived_at_facility".into()),
+                raw_status: None,
+                location: None,
+                message: None,
+                eta: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn event_ids_are_deterministic_and_position_sensitive() {
+        assert_eq!(event_id("p", "e", 0), event_id("p", "e", 0));
+        assert_ne!(event_id("p", "e", 0), event_id("p", "e", 1));
+        assert_ne!(event_id("p", "e", 0), event_id("q", "e", 0));
+        assert_eq!(event_id("p", "e", 0).get_version_num(), 5);
+    }
+
+    #[test]
+    fn event_serialises_with_type_tag_and_round_trips() {
+        let event = sample();
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "shipment.status_changed");
+        assert_eq!(json["schema"], SCHEMA);
+        assert_eq!(json["status"], "in_transit");
+        assert_eq!(json["occurred_at"], "2024-08-02T18:50:00Z");
+        let back: CanonicalEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn money_is_a_decimal_string() {
+        let m = Money {
+            amount: "51.65".parse().unwrap(),
+            currency: "USD".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"amount":"51.65","currency":"USD"}"#
+        );
+    }
+
+    #[test]
+    fn location_display_skips_missing_parts() {
+        let loc = Location {
+            city: Some("ORLANDO".into()),
+            state: Some("FL".into()),
+            country: Some("US".into()),
+            postal_code: Some("32809".into()),
+        };
+        assert_eq!(loc.display(), "ORLANDO, FL 32809 US");
+        assert_eq!(Location::default().non_empty(), None);
+    }
+}

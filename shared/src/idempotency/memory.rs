@@ -1,0 +1,77 @@
+//! In-memory idempotency store: the same conditional-put semantics as the DynamoDB adapter,
+//! for the local chain and tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use super::{IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError};
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<String, IdempotencyRecord>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, IdempotencyRecord>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl IdempotencyStore for MemoryStore {
+    async fn put_in_progress(
+        &self,
+        record: &IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<PutOutcome, StoreError> {
+        let mut records = self.lock();
+        if let Some(existing) = records.get(&record.key)
+            && !existing.is_replaceable(now)
+        {
+            return Ok(PutOutcome::Exists(existing.clone()));
+        }
+        records.insert(record.key.clone(), record.clone());
+        Ok(PutOutcome::Acquired)
+    }
+
+    async fn complete(&self, key: &str, result: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut records = self.lock();
+        let record = records
+            .entry(key.to_owned())
+            .or_insert_with(|| IdempotencyRecord {
+                key: key.to_owned(),
+                status: Status::Completed,
+                expires_at,
+                in_progress_expires_at: None,
+                payload_hash: None,
+                result: None,
+            });
+        record.status = Status::Completed;
+        record.expires_at = expires_at;
+        record.in_progress_expires_at = None;
+        record.result = Some(result.to_owned());
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.lock().get(key).cloned())
+    }
+}

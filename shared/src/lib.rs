@@ -1,0 +1,16 @@
+//! freightbridge: the domain and adapters every function uses. Pure domain modules (canonical
+//! events, partner formats, signatures, idempotency decisions) are free of I/O; AWS and Odoo sit
+//! behind small traits (ports) with real adapters and in-memory doubles.
+
+pub mod aws;
+pub mod batch;
+pub mod bus;
+pub mod canonical;
+pub mod config;
+pub mod failure;
+pub mod idempotency;
+pub mod observability;
+pub mod odoo;
+pub mod partners;
+pub mod signature;
+pub mod webhook;

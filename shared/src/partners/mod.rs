@@ -1,0 +1,1 @@
+//! Partner formats: one adapter per format, turning partner bodies into canonical events.

@@ -1,0 +1,1 @@
+//! Webhook signature schemes: verification of raw bodies, and signing for local senders.
