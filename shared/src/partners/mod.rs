@@ -1,1 +1,199 @@
-//! Partner formats: one adapter per format, turning partner bodies into canonical events.
+//! Partner formats: one adapter per format. Ingress asks an adapter whether a body is well formed
+//! and what identifies the delivery; the canonical transform asks it for the canonical events.
+//! Adapters are pure: bytes in, values or a classified error out.
+
+pub mod easypost;
+
+#[cfg(test)]
+mod schema_conformance;
+
+use thiserror::Error;
+
+use crate::canonical::CanonicalEvent;
+use crate::failure::{Classify, FailureClass};
+use crate::webhook::ReceivedWebhook;
+
+/// A partner body format that has an adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    EasyPost,
+}
+
+impl Format {
+    /// Every format, for configuration checks and listings.
+    pub const ALL: [Format; 1] = [Format::EasyPost];
+
+    /// The format named in partner configuration (`format = "easypost"`).
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|format| format.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::EasyPost => easypost::FORMAT,
+        }
+    }
+
+    /// Content types accepted when the partner's configuration names none.
+    pub fn default_content_types(self) -> &'static [&'static str] {
+        match self {
+            Format::EasyPost => &["application/json"],
+        }
+    }
+}
+
+/// What ingress learns from a body before accepting it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryKey {
+    /// The partner's own delivery id, when the body carries one (EasyPost Event `id`).
+    pub delivery_id: Option<String>,
+    /// `sha256:<hex>` of the part of the payload that must not change between retries of one
+    /// delivery, so a delivery id reused for different content can be refused.
+    pub payload_hash: Option<String>,
+}
+
+/// Checks that `body` is well formed for `format` and reads what identifies the delivery.
+///
+/// Bodies the adapter would not turn into events but that are valid for the format (an EasyPost
+/// `batch.updated`, say) are accepted here: refusing them would make the partner retry forever.
+pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+    match format {
+        Format::EasyPost => easypost::inspect(body),
+    }
+}
+
+/// Turns an accepted webhook into canonical events. Ids are deterministic
+/// (`canonical::event_id(partner, source_event_id, position)`), so a replay gives the same events.
+pub fn to_canonical(
+    format: Format,
+    webhook: &ReceivedWebhook,
+) -> Result<Vec<CanonicalEvent>, PartnerError> {
+    let body = webhook
+        .body
+        .to_bytes()
+        .map_err(|_| PartnerError::Malformed {
+            format: format.name(),
+            reason: "webhook body is not valid base64".into(),
+        })?;
+    match format {
+        Format::EasyPost => easypost::to_canonical(webhook, &body),
+    }
+}
+
+/// Why a partner body could not be read. Never retryable: the same bytes give the same answer.
+/// Messages name fields, never their values, so no personal data reaches logs or dead letters.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PartnerError {
+    #[error("malformed {format} payload: {reason}")]
+    Malformed {
+        format: &'static str,
+        reason: String,
+    },
+    #[error("unsupported {format} payload: {what}")]
+    Unsupported { format: &'static str, what: String },
+    #[error("unknown partner format: {name}")]
+    UnknownFormat { name: String },
+}
+
+impl Classify for PartnerError {
+    fn class(&self) -> FailureClass {
+        FailureClass::Permanent
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            PartnerError::Malformed { .. } => "malformed_payload",
+            PartnerError::Unsupported { .. } => "unsupported_event",
+            PartnerError::UnknownFormat { .. } => "unknown_format",
+        }
+    }
+}
+
+impl PartnerError {
+    /// For callers holding a format name from configuration or from a received webhook.
+    pub fn unknown_format(name: &str) -> PartnerError {
+        PartnerError::UnknownFormat {
+            name: printable_prefix(name),
+        }
+    }
+}
+
+/// At most 64 printable characters of a partner-supplied word, so an error message quoting it
+/// can neither flood a log line nor smuggle control characters into it.
+pub(crate) fn printable_prefix(word: &str) -> String {
+    word.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip_and_unknown_names_are_refused() {
+        for format in Format::ALL {
+            assert_eq!(Format::parse(format.name()), Some(format));
+        }
+        assert_eq!(Format::parse("easypost"), Some(Format::EasyPost));
+        assert_eq!(Format::parse("EasyPost"), None);
+        assert_eq!(Format::parse("shippo"), None);
+        assert_eq!(Format::parse(""), None);
+    }
+
+    #[test]
+    fn easypost_defaults_to_json_content() {
+        assert_eq!(
+            Format::EasyPost.default_content_types(),
+            &["application/json"]
+        );
+    }
+
+    #[test]
+    fn every_partner_error_is_permanent_with_its_code() {
+        let cases = [
+            (
+                PartnerError::Malformed {
+                    format: "easypost",
+                    reason: "missing `id`".into(),
+                },
+                "malformed_payload",
+            ),
+            (
+                PartnerError::Unsupported {
+                    format: "easypost",
+                    what: "event `batch.updated`".into(),
+                },
+                "unsupported_event",
+            ),
+            (PartnerError::unknown_format("edi-999"), "unknown_format"),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.class(), FailureClass::Permanent, "{error}");
+            assert_eq!(error.code(), code, "{error}");
+        }
+    }
+
+    #[test]
+    fn quoted_partner_words_are_bounded_and_printable() {
+        let long = "x".repeat(500);
+        assert_eq!(printable_prefix(&long).chars().count(), 64);
+        assert_eq!(printable_prefix("a\nb\u{1b}c"), "a?b?c");
+    }
+
+    #[test]
+    fn undecodable_base64_body_is_malformed() {
+        let webhook = ReceivedWebhook {
+            ingress_id: crate::webhook::ingress_id("easypost", "evt_1"),
+            partner: "easypost".into(),
+            format: "easypost".into(),
+            delivery_id: "evt_1".into(),
+            received_at: "2024-08-02T19:26:53Z".parse().unwrap(),
+            content_type: Some("application/json".into()),
+            body: crate::webhook::WebhookBody::Base64("not base64!".into()),
+        };
+        let error = to_canonical(Format::EasyPost, &webhook).unwrap_err();
+        assert_eq!(error.code(), "malformed_payload");
+    }
+}

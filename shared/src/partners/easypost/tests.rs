@@ -1,0 +1,807 @@
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::failure::Classify;
+use crate::partners::{self, Format};
+use crate::webhook::{WebhookBody, ingress_id};
+
+const IN_TRANSIT: &str =
+    include_str!("../../../tests/fixtures/partners/easypost-tracker-updated-in-transit.json");
+const PRE_TRANSIT_TRACKER: &str =
+    include_str!("../../../tests/fixtures/partners/easypost-tracker-object-pre-transit.json");
+
+fn time(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn webhook_for(partner: &str, body: &[u8]) -> ReceivedWebhook {
+    ReceivedWebhook {
+        ingress_id: ingress_id(partner, "evt_any"),
+        partner: partner.into(),
+        format: FORMAT.into(),
+        delivery_id: "evt_any".into(),
+        received_at: time("2024-08-02T19:26:53Z"),
+        content_type: Some("application/json".into()),
+        body: WebhookBody::from_bytes(body),
+    }
+}
+
+fn transform(body: &Value) -> Result<Vec<CanonicalEvent>, PartnerError> {
+    let bytes = serde_json::to_vec(body).unwrap();
+    partners::to_canonical(Format::EasyPost, &webhook_for("easypost", &bytes))
+}
+
+fn only_event(body: &Value) -> CanonicalEvent {
+    let mut events = transform(body).unwrap();
+    assert_eq!(events.len(), 1, "one event per EasyPost webhook");
+    events.remove(0)
+}
+
+fn status_change(event: &CanonicalEvent) -> &StatusChange {
+    match &event.body {
+        EventBody::StatusChanged(change) => change,
+        other => panic!("expected shipment.status_changed, got {other:?}"),
+    }
+}
+
+/// A change made to a valid body to break it.
+type Edit = Box<dyn Fn(&mut Value)>;
+
+fn in_transit() -> Value {
+    serde_json::from_str(IN_TRANSIT).unwrap()
+}
+
+/// The bare pre-transit Tracker from the docs, wrapped in the Event envelope EasyPost posts.
+fn pre_transit_event() -> Value {
+    let tracker: Value = serde_json::from_str(PRE_TRANSIT_TRACKER).unwrap();
+    json!({
+        "id": "evt_pre_transit_1",
+        "object": "Event",
+        "description": "tracker.created",
+        "mode": "test",
+        "previous_attributes": {},
+        "pending_urls": ["https://example.com/easypost"],
+        "completed_urls": [],
+        "created_at": "2025-05-09T20:40:18Z",
+        "updated_at": "2025-05-09T20:40:18Z",
+        "status": "pending",
+        "result": tracker,
+    })
+}
+
+fn with_status(mut body: Value, status: &str, detail: Option<&str>) -> Value {
+    body["result"]["status"] = json!(status);
+    body["result"]["status_detail"] = json!(detail);
+    body
+}
+
+fn malformed_reason(error: PartnerError) -> String {
+    match error {
+        PartnerError::Malformed { format, reason } => {
+            assert_eq!(format, FORMAT);
+            reason
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+#[test]
+fn in_transit_fixture_becomes_one_in_transit_event() {
+    let event = only_event(&in_transit());
+    let expected = CanonicalEvent {
+        schema: canonical::SCHEMA.into(),
+        event_id: canonical::event_id("easypost", "evt_1", 0),
+        partner: "easypost".into(),
+        source_event_id: "evt_1".into(),
+        correlation_id: "evt_1".into(),
+        occurred_at: time("2024-08-02T18:50:00Z"),
+        received_at: time("2024-08-02T19:26:53Z"),
+        shipment: ShipmentRef {
+            tracking_number: "1".into(),
+            carrier: Some("FedEx".into()),
+            reference: None,
+        },
+        body: EventBody::StatusChanged(StatusChange {
+            status: ShipmentStatus::InTransit,
+            status_detail: Some("arrived_at_facility".into()),
+            raw_status: None,
+            location: Some(Location {
+                city: Some("EDISON".into()),
+                state: Some("NJ".into()),
+                country: Some("US".into()),
+                postal_code: Some("08817".into()),
+            }),
+            message: Some("Arrived at FedEx location".into()),
+            eta: Some(time("2024-08-05T00:00:00Z")),
+        }),
+    };
+    assert_eq!(event, expected);
+    assert_eq!(event.event_type(), "shipment.status_changed");
+}
+
+#[test]
+fn wrapped_pre_transit_tracker_becomes_booked() {
+    let event = only_event(&pre_transit_event());
+    assert_eq!(event.source_event_id, "evt_pre_transit_1");
+    assert_eq!(event.shipment.tracking_number, "EZ1000000001");
+    assert_eq!(event.shipment.carrier.as_deref(), Some("USPS"));
+    // The newest scan, not the first one listed and not the tracker's own timestamps.
+    assert_eq!(event.occurred_at, time("2025-04-10T09:17:17Z"));
+    let change = status_change(&event);
+    assert_eq!(change.status, ShipmentStatus::Booked);
+    assert_eq!(change.status_detail.as_deref(), Some("status_update"));
+    assert_eq!(change.raw_status, None);
+    assert_eq!(change.message.as_deref(), Some("Shipping Label Created"));
+    assert_eq!(
+        change.location,
+        Some(Location {
+            city: Some("HOUSTON".into()),
+            state: Some("TX".into()),
+            country: None,
+            postal_code: Some("77063".into()),
+        })
+    );
+    assert_eq!(change.eta, Some(time("2025-05-09T20:40:17Z")));
+}
+
+#[test]
+fn delivered_tracker_becomes_delivery_with_proof() {
+    let mut body = with_status(in_transit(), "delivered", Some("arrived_at_destination"));
+    body["result"]["signed_by"] = json!("John Tester");
+    let event = only_event(&body);
+    assert_eq!(event.event_type(), "shipment.delivered");
+    let EventBody::Delivered(delivery) = &event.body else {
+        panic!("expected a delivery, got {:?}", event.body);
+    };
+    assert_eq!(delivery.status, ShipmentStatus::Delivered);
+    assert_eq!(
+        delivery.status_detail.as_deref(),
+        Some("arrived_at_destination")
+    );
+    assert_eq!(delivery.pod.signed_by.as_deref(), Some("John Tester"));
+    assert_eq!(delivery.pod.delivered_at, event.occurred_at);
+    assert_eq!(delivery.pod.delivered_at, time("2024-08-02T18:50:00Z"));
+    assert_eq!(delivery.pod.document_url, None);
+    assert_eq!(
+        delivery.location.as_ref().map(Location::display).as_deref(),
+        Some("EDISON, NJ 08817 US")
+    );
+}
+
+#[test]
+fn delivery_without_signature_still_has_proof_time() {
+    let body = with_status(in_transit(), "delivered", None);
+    let event = only_event(&body);
+    let EventBody::Delivered(delivery) = &event.body else {
+        panic!("expected a delivery");
+    };
+    assert_eq!(delivery.pod.signed_by, None);
+    assert_eq!(delivery.pod.delivered_at, time("2024-08-02T18:50:00Z"));
+}
+
+#[test]
+fn return_to_sender_becomes_returned() {
+    let body = with_status(pre_transit_event(), "return_to_sender", Some("return"));
+    let event = only_event(&body);
+    let change = status_change(&event);
+    assert_eq!(change.status, ShipmentStatus::Returned);
+    assert_eq!(change.status_detail.as_deref(), Some("return"));
+    assert_eq!(change.raw_status, None);
+}
+
+#[test]
+fn unknown_status_word_becomes_exception_keeping_the_word() {
+    let body = with_status(in_transit(), "teleported", Some("unknown"));
+    let event = only_event(&body);
+    let change = status_change(&event);
+    assert_eq!(change.status, ShipmentStatus::Exception);
+    assert_eq!(change.raw_status.as_deref(), Some("teleported"));
+    assert_eq!(change.status_detail.as_deref(), Some("unknown"));
+}
+
+/// (status, status_detail, previous_attributes.status, canonical status, raw_status kept)
+type StatusRow = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    ShipmentStatus,
+    bool,
+);
+
+#[test]
+fn status_table_maps_every_easypost_status() {
+    use ShipmentStatus::*;
+    let cases: [StatusRow; 21] = [
+        ("pre_transit", Some("label_created"), None, Booked, false),
+        (
+            "in_transit",
+            Some("arrived_at_facility"),
+            None,
+            InTransit,
+            false,
+        ),
+        ("in_transit", None, Some("in_transit"), InTransit, false),
+        (
+            "in_transit",
+            Some("departed_facility"),
+            None,
+            InTransit,
+            false,
+        ),
+        (
+            "in_transit",
+            Some("arrived_at_facility"),
+            Some("pre_transit"),
+            PickedUp,
+            false,
+        ),
+        (
+            "in_transit",
+            Some("received_at_origin_facility"),
+            None,
+            PickedUp,
+            false,
+        ),
+        (
+            "in_transit",
+            Some("departed_origin_facility"),
+            Some("in_transit"),
+            PickedUp,
+            false,
+        ),
+        ("in_transit", Some("delayed"), None, Delayed, false),
+        (
+            "in_transit",
+            Some("weather_delay"),
+            Some("in_transit"),
+            Delayed,
+            false,
+        ),
+        (
+            "in_transit",
+            Some("weather_delay"),
+            Some("pre_transit"),
+            PickedUp,
+            false,
+        ),
+        (
+            "out_for_delivery",
+            Some("out_for_delivery"),
+            None,
+            OutForDelivery,
+            false,
+        ),
+        (
+            "available_for_pickup",
+            Some("arrived_at_pickup_location"),
+            None,
+            OutForDelivery,
+            true,
+        ),
+        (
+            "delivered",
+            Some("arrived_at_destination"),
+            None,
+            Delivered,
+            false,
+        ),
+        ("return_to_sender", Some("return"), None, Returned, false),
+        ("failure", Some("lost"), None, Exception, true),
+        ("cancelled", Some("cancelled"), None, Cancelled, false),
+        ("error", None, None, Exception, true),
+        ("unknown", Some("unknown"), None, Exception, true),
+        ("held_by_customs", None, None, Exception, true),
+        ("IN_TRANSIT", None, None, Exception, true),
+        // Refinements belong to in_transit only.
+        (
+            "out_for_delivery",
+            Some("delayed"),
+            Some("pre_transit"),
+            OutForDelivery,
+            false,
+        ),
+    ];
+    for (status, detail, previous, expected, keep_raw) in cases {
+        assert_eq!(
+            map_status(status, detail, previous),
+            StatusMapping {
+                status: expected,
+                keep_raw
+            },
+            "{status} / {detail:?} / previous {previous:?}"
+        );
+    }
+}
+
+#[test]
+fn raw_status_is_set_exactly_when_the_table_says_so() {
+    for (word, _, keep_raw) in STATUS_TABLE {
+        if word == "delivered" {
+            continue; // deliveries carry proof, not a raw status
+        }
+        let event = only_event(&with_status(in_transit(), word, None));
+        let expected = keep_raw.then(|| word.to_owned());
+        assert_eq!(status_change(&event).raw_status, expected, "{word}");
+    }
+}
+
+#[test]
+fn first_move_out_of_pre_transit_is_a_pickup() {
+    let mut body = in_transit();
+    body["previous_attributes"]["status"] = json!("pre_transit");
+    let change_status = status_change(&only_event(&body)).status;
+    assert_eq!(change_status, ShipmentStatus::PickedUp);
+}
+
+#[test]
+fn newest_scan_is_chosen_by_time_not_by_position() {
+    let mut body = in_transit();
+    let details = body["result"]["tracking_details"].as_array_mut().unwrap();
+    details.reverse();
+    let event = only_event(&body);
+    assert_eq!(event.occurred_at, time("2024-08-02T18:50:00Z"));
+    assert_eq!(
+        status_change(&event).message.as_deref(),
+        Some("Arrived at FedEx location")
+    );
+}
+
+#[test]
+fn scans_without_a_time_are_skipped() {
+    let mut body = in_transit();
+    body["result"]["tracking_details"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "message": "Undated",
+            "datetime": null,
+            "tracking_location": {"city": "NOWHERE"},
+        }));
+    let event = only_event(&body);
+    assert_eq!(event.occurred_at, time("2024-08-02T18:50:00Z"));
+    assert_eq!(
+        status_change(&event).message.as_deref(),
+        Some("Arrived at FedEx location")
+    );
+}
+
+#[test]
+fn occurred_at_falls_back_from_scans_to_tracker_to_event_times() {
+    let without_scans = || {
+        let mut body = in_transit();
+        body["result"]["tracking_details"] = json!([]);
+        body
+    };
+    let tracker_time = only_event(&without_scans()).occurred_at;
+    assert_eq!(tracker_time, time("2024-08-02T19:26:51Z"));
+
+    let mut body = without_scans();
+    body["result"]["updated_at"] = Value::Null;
+    body["updated_at"] = json!("2024-08-02T19:26:52.000Z");
+    body["created_at"] = json!("2024-08-02T19:00:00Z");
+    assert_eq!(only_event(&body).occurred_at, time("2024-08-02T19:26:52Z"));
+
+    body.as_object_mut().unwrap().remove("updated_at");
+    assert_eq!(only_event(&body).occurred_at, time("2024-08-02T19:00:00Z"));
+
+    body.as_object_mut().unwrap().remove("created_at");
+    let reason = malformed_reason(transform(&body).unwrap_err());
+    assert!(reason.contains("no time"), "{reason}");
+}
+
+#[test]
+fn event_without_scans_has_no_location_or_message() {
+    let mut body = in_transit();
+    body["result"]
+        .as_object_mut()
+        .unwrap()
+        .remove("tracking_details");
+    let event = only_event(&body);
+    let change = status_change(&event);
+    assert_eq!(change.location, None);
+    assert_eq!(change.message, None);
+}
+
+#[test]
+fn blank_location_parts_are_absent_and_an_all_blank_location_is_none() {
+    let mut body = in_transit();
+    let details = body["result"]["tracking_details"].as_array_mut().unwrap();
+    let last = details.last_mut().unwrap();
+    last["tracking_location"] = json!({"city": " ", "state": "", "country": null, "zip": null});
+    assert_eq!(status_change(&only_event(&body)).location, None);
+}
+
+#[test]
+fn malformed_bodies_are_refused_naming_the_field() {
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "id",
+            Box::new(|b| drop(b.as_object_mut().unwrap().remove("id"))),
+        ),
+        ("id", Box::new(|b| b["id"] = json!(17))),
+        ("id", Box::new(|b| b["id"] = json!(""))),
+        (
+            "description",
+            Box::new(|b| b["description"] = json!(["tracker.updated"])),
+        ),
+        (
+            "description",
+            Box::new(|b| drop(b.as_object_mut().unwrap().remove("description"))),
+        ),
+        (
+            "result",
+            Box::new(|b| drop(b.as_object_mut().unwrap().remove("result"))),
+        ),
+        ("result", Box::new(|b| b["result"] = Value::Null)),
+        ("result", Box::new(|b| b["result"] = json!("trk_1"))),
+        (
+            "result.tracking_code",
+            Box::new(|b| b["result"]["tracking_code"] = Value::Null),
+        ),
+        (
+            "result.tracking_code",
+            Box::new(|b| b["result"]["tracking_code"] = json!(1)),
+        ),
+        (
+            "result.status",
+            Box::new(|b| drop(b["result"].as_object_mut().unwrap().remove("status"))),
+        ),
+        (
+            "result.status",
+            Box::new(|b| b["result"]["status"] = json!({"s": 1})),
+        ),
+        (
+            "result.status_detail",
+            Box::new(|b| b["result"]["status_detail"] = json!(3)),
+        ),
+        (
+            "result.carrier",
+            Box::new(|b| b["result"]["carrier"] = json!(true)),
+        ),
+        (
+            "result.est_delivery_date",
+            Box::new(|b| b["result"]["est_delivery_date"] = json!("next week")),
+        ),
+        (
+            "result.tracking_details",
+            Box::new(|b| b["result"]["tracking_details"] = json!({})),
+        ),
+        (
+            "result.tracking_details[6]",
+            Box::new(|b| b["result"]["tracking_details"][6] = json!("scan")),
+        ),
+        (
+            "result.tracking_details[2].datetime",
+            Box::new(|b| b["result"]["tracking_details"][2]["datetime"] = json!("yesterday")),
+        ),
+        (
+            "result.tracking_details[0].tracking_location",
+            Box::new(|b| b["result"]["tracking_details"][0]["tracking_location"] = json!([])),
+        ),
+        (
+            "result.tracking_details[1].tracking_location.zip",
+            Box::new(|b| {
+                b["result"]["tracking_details"][1]["tracking_location"]["zip"] = json!(32809)
+            }),
+        ),
+        (
+            "previous_attributes",
+            Box::new(|b| b["previous_attributes"] = json!("in_transit")),
+        ),
+        (
+            "updated_at",
+            Box::new(|b| b["updated_at"] = json!(1722626812)),
+        ),
+    ];
+    for (field, edit) in edits {
+        let mut body = in_transit();
+        edit(&mut body);
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let from_inspect = partners::inspect(Format::EasyPost, &bytes).unwrap_err();
+        let from_transform = transform(&body).unwrap_err();
+        assert_eq!(from_inspect, from_transform, "ingress and transform agree");
+        assert_eq!(from_transform.code(), "malformed_payload");
+        let reason = malformed_reason(from_transform);
+        assert!(reason.contains(&format!("`{field}`")), "{field}: {reason}");
+    }
+}
+
+#[test]
+fn bodies_that_are_not_json_objects_are_malformed() {
+    for body in [
+        &b""[..],
+        b"not json",
+        b"{\"id\":",
+        b"[]",
+        b"\"evt_1\"",
+        b"null",
+        b"\xff\xfe{}",
+    ] {
+        let error = partners::inspect(Format::EasyPost, body).unwrap_err();
+        assert_eq!(error.code(), "malformed_payload", "{body:?}");
+        let error =
+            partners::to_canonical(Format::EasyPost, &webhook_for("easypost", body)).unwrap_err();
+        assert_eq!(error.code(), "malformed_payload", "{body:?}");
+    }
+}
+
+#[test]
+fn non_tracker_events_are_accepted_at_ingress_but_not_transformed() {
+    let body = json!({
+        "id": "evt_batch_1",
+        "object": "Event",
+        "description": "batch.updated",
+        "result": {"object": "Batch"},
+    });
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let key = partners::inspect(Format::EasyPost, &bytes).unwrap();
+    assert_eq!(key.delivery_id.as_deref(), Some("evt_batch_1"));
+    let error = transform(&body).unwrap_err();
+    assert_eq!(error.code(), "unsupported_event");
+    assert_eq!(
+        error,
+        PartnerError::Unsupported {
+            format: FORMAT,
+            what: "event `batch.updated`".into()
+        }
+    );
+}
+
+#[test]
+fn inspect_reads_the_event_id_and_hashes_the_stable_part() {
+    let key = partners::inspect(Format::EasyPost, IN_TRANSIT.as_bytes()).unwrap();
+    assert_eq!(key.delivery_id.as_deref(), Some("evt_1"));
+    let hash = key.payload_hash.unwrap();
+    assert!(
+        hash.starts_with("sha256:") && hash.len() == 7 + 64,
+        "{hash}"
+    );
+
+    let body = in_transit();
+    let expected = crate::idempotency::sha256_tag(
+        &serde_json::to_vec(&json!({"description": body["description"], "result": body["result"]}))
+            .unwrap(),
+    );
+    assert_eq!(hash, expected);
+}
+
+#[test]
+fn retries_of_one_event_hash_alike() {
+    let first = partners::inspect(Format::EasyPost, IN_TRANSIT.as_bytes()).unwrap();
+    let mut retry = in_transit();
+    retry["pending_urls"] = json!([]);
+    retry["completed_urls"] = json!(["https://example.com/easypost"]);
+    retry["updated_at"] = json!("2024-08-02T19:31:52.000Z");
+    retry["status"] = json!("completed");
+    // Pretty-printed, keys in another order: same content.
+    let retried = partners::inspect(
+        Format::EasyPost,
+        serde_json::to_string_pretty(&retry).unwrap().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(retried, first);
+}
+
+#[test]
+fn same_event_id_with_other_content_hashes_differently() {
+    let first = partners::inspect(Format::EasyPost, IN_TRANSIT.as_bytes()).unwrap();
+    let changed = with_status(in_transit(), "delivered", None);
+    let second =
+        partners::inspect(Format::EasyPost, &serde_json::to_vec(&changed).unwrap()).unwrap();
+    assert_eq!(second.delivery_id, first.delivery_id);
+    assert_ne!(second.payload_hash, first.payload_hash);
+
+    let mut renamed = in_transit();
+    renamed["description"] = json!("tracker.created");
+    let third =
+        partners::inspect(Format::EasyPost, &serde_json::to_vec(&renamed).unwrap()).unwrap();
+    assert_ne!(third.payload_hash, first.payload_hash);
+}
+
+#[test]
+fn transforming_twice_gives_identical_events() {
+    let webhook = webhook_for("easypost", IN_TRANSIT.as_bytes());
+    let first = partners::to_canonical(Format::EasyPost, &webhook).unwrap();
+    let second = partners::to_canonical(Format::EasyPost, &webhook).unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        serde_json::to_string(&second).unwrap()
+    );
+}
+
+#[test]
+fn event_id_depends_on_partner_and_event_not_on_delivery_time() {
+    let mut later = webhook_for("easypost", IN_TRANSIT.as_bytes());
+    later.received_at = time("2024-08-03T00:00:00Z");
+    let a = partners::to_canonical(
+        Format::EasyPost,
+        &webhook_for("easypost", IN_TRANSIT.as_bytes()),
+    )
+    .unwrap();
+    let b = partners::to_canonical(Format::EasyPost, &later).unwrap();
+    assert_eq!(a[0].event_id, b[0].event_id);
+
+    let other_account = webhook_for("easypost-eu", IN_TRANSIT.as_bytes());
+    let c = partners::to_canonical(Format::EasyPost, &other_account).unwrap();
+    assert_eq!(c[0].partner, "easypost-eu");
+    assert_ne!(c[0].event_id, a[0].event_id);
+    assert_eq!(
+        c[0].event_id,
+        canonical::event_id("easypost-eu", "evt_1", 0)
+    );
+}
+
+#[test]
+fn base64_bodies_are_decoded_before_reading() {
+    use base64::Engine as _;
+    let mut webhook = webhook_for("easypost", IN_TRANSIT.as_bytes());
+    webhook.body =
+        WebhookBody::Base64(base64::engine::general_purpose::STANDARD.encode(IN_TRANSIT));
+    let events = partners::to_canonical(Format::EasyPost, &webhook).unwrap();
+    assert_eq!(events[0].shipment.tracking_number, "1");
+}
+
+fn demo_samples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/partners");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("easypost-") && name.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_easypost_demo_sample_transforms() {
+    let samples = demo_samples();
+    assert!(samples.len() >= 2, "found {samples:?}");
+    for path in samples {
+        let body = std::fs::read(&path).unwrap();
+        let key = partners::inspect(Format::EasyPost, &body)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let events = partners::to_canonical(Format::EasyPost, &webhook_for("easypost", &body))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(events.len(), 1, "{}", path.display());
+        assert_eq!(
+            key.delivery_id.as_deref(),
+            Some(events[0].source_event_id.as_str())
+        );
+    }
+}
+
+#[test]
+fn demo_in_transit_sample_is_the_fixture_byte_for_byte() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/partners/easypost-tracker-updated-in-transit.json");
+    assert_eq!(std::fs::read(path).unwrap(), IN_TRANSIT.as_bytes());
+}
+
+#[test]
+fn demo_delivered_sample_is_a_signed_delivery() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/partners/easypost-tracker-delivered.json");
+    let body = std::fs::read(path).unwrap();
+    let events = partners::to_canonical(Format::EasyPost, &webhook_for("easypost", &body)).unwrap();
+    let event = &events[0];
+    assert_eq!(event.shipment.tracking_number, "EZ4000000004");
+    assert_eq!(event.shipment.carrier.as_deref(), Some("UPS"));
+    assert!(event.source_event_id.starts_with("evt_"));
+    assert_ne!(event.source_event_id, "evt_1");
+    let EventBody::Delivered(delivery) = &event.body else {
+        panic!("expected a delivery, got {:?}", event.body);
+    };
+    assert_eq!(delivery.pod.signed_by.as_deref(), Some("John Tester"));
+    assert_eq!(delivery.pod.delivered_at, time("2024-08-06T16:12:08Z"));
+}
+
+/// Any JSON value, nested a few levels.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+        prop::sample::select(vec![
+            "tracker.updated",
+            "tracker.created",
+            "in_transit",
+            "delivered",
+            "pre_transit",
+            "2024-08-02T18:50:00Z",
+            "evt_1",
+        ])
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "id",
+                    "description",
+                    "result",
+                    "status",
+                    "status_detail",
+                    "tracking_code",
+                    "tracking_details",
+                    "datetime",
+                    "tracking_location",
+                    "previous_attributes",
+                    "updated_at",
+                    "zip",
+                    "x",
+                ])
+                .prop_map(str::to_owned),
+                inner,
+                0..6,
+            )
+            .prop_map(|map| Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+fn never_panics(body: &[u8]) {
+    let _ = partners::inspect(Format::EasyPost, body);
+    let _ = partners::to_canonical(Format::EasyPost, &webhook_for("easypost", body));
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        never_panics(&body);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(value in any_json()) {
+        never_panics(&serde_json::to_vec(&value).unwrap());
+    }
+
+    #[test]
+    fn arbitrary_trackers_never_panic_and_agree_with_ingress(
+        result in any_json(),
+        previous in any_json(),
+    ) {
+        let mut body = in_transit();
+        body["result"] = result;
+        body["previous_attributes"] = previous;
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let inspected = partners::inspect(Format::EasyPost, &bytes);
+        let webhook = webhook_for("easypost", &bytes);
+        let transformed = partners::to_canonical(Format::EasyPost, &webhook);
+        // What ingress accepts, the transform turns into exactly one event, and vice versa.
+        prop_assert_eq!(inspected.is_ok(), transformed.is_ok());
+        if let Ok(events) = transformed {
+            prop_assert_eq!(events.len(), 1);
+        }
+    }
+
+    #[test]
+    fn arbitrary_fields_in_a_real_tracker_never_panic(
+        key in prop::sample::select(vec![
+            "status",
+            "status_detail",
+            "tracking_code",
+            "carrier",
+            "signed_by",
+            "est_delivery_date",
+            "updated_at",
+            "tracking_details",
+        ]),
+        value in any_json(),
+    ) {
+        let mut body = in_transit();
+        body["result"][key] = value;
+        never_panics(&serde_json::to_vec(&body).unwrap());
+    }
+}
