@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod config;
 pub mod failure;
 pub mod idempotency;
+pub mod ingress;
 pub mod observability;
 pub mod odoo;
 pub mod partners;

@@ -1,1 +1,258 @@
-//! webhook-ingress
+//! webhook-ingress: `POST /webhooks/{partner}` behind API Gateway (HTTP API, payload v2).
+//! Verify and inspect the request (shared `ingress`), dedupe the delivery durably, publish it on
+//! the bus, and answer with DESIGN §3.1's status table. A failed hand-off releases the dedupe
+//! record and answers 503 so the partner's retry is accepted.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use freightbridge::bus::{BusEvent, EventBus};
+use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore};
+use freightbridge::ingress::{Accepted, Registry};
+use freightbridge::webhook::{self, ReceivedWebhook, WebhookBody};
+use http::HeaderMap;
+use serde_json::{Value, json};
+use tracing::Instrument as _;
+
+/// Seconds a partner should wait before retrying a delivery that is being processed right now.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// An HTTP answer, independent of API Gateway's types (the local chain serves it too).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<&'static str>,
+}
+
+impl Reply {
+    fn error(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Reply {
+            status,
+            body: json!({"error": code, "message": message.into()}),
+            retry_after: None,
+        }
+    }
+}
+
+/// The ingress handler, generic over its store and bus.
+pub struct Ingress<S, B> {
+    registry: Arc<Registry>,
+    idempotency: Idempotency<S>,
+    bus: B,
+}
+
+impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
+    pub fn new(registry: Arc<Registry>, idempotency: Idempotency<S>, bus: B) -> Self {
+        Self {
+            registry,
+            idempotency,
+            bus,
+        }
+    }
+
+    /// Handle one webhook. `lock_until` bounds how long this attempt holds the delivery's key
+    /// (the Lambda deadline).
+    pub async fn handle(
+        &self,
+        partner: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+    ) -> Reply {
+        let accepted = match self.registry.evaluate(partner, headers, body, now) {
+            Ok(accepted) => accepted,
+            Err(rejection) => {
+                // The precise reason stays in our logs; the partner only gets the code.
+                tracing::warn!(
+                    partner,
+                    status = rejection.status(),
+                    code = rejection.code(),
+                    reason = ?rejection,
+                    "webhook rejected"
+                );
+                return Reply::error(rejection.status(), rejection.code(), rejection.message());
+            }
+        };
+        let span = tracing::info_span!(
+            "webhook",
+            partner = %accepted.partner,
+            correlation_id = %accepted.delivery_id,
+        );
+        self.accept(accepted, body, now, lock_until)
+            .instrument(span)
+            .await
+    }
+
+    async fn accept(
+        &self,
+        accepted: Accepted,
+        body: &[u8],
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+    ) -> Reply {
+        let key = format!("ingress#{}#{}", accepted.partner, accepted.delivery_id);
+        let begin = self
+            .idempotency
+            .begin(&key, accepted.payload_hash.as_deref(), now, lock_until)
+            .await;
+        match begin {
+            Err(e) => {
+                tracing::error!(error = %e, "idempotency store unavailable");
+                Reply::error(
+                    503,
+                    "store_unavailable",
+                    "could not record the delivery; retry later",
+                )
+            }
+            Ok(Begin::Completed { result }) => {
+                let event_id = result
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str::<Value>(r).ok())
+                    .and_then(|v| v.get("event_id").cloned())
+                    .unwrap_or_else(|| {
+                        json!(webhook::ingress_id(
+                            &accepted.partner,
+                            &accepted.delivery_id
+                        ))
+                    });
+                tracing::info!(event_id = %event_id, "duplicate delivery");
+                Reply {
+                    status: 200,
+                    body: json!({"event_id": event_id, "duplicate": true}),
+                    retry_after: None,
+                }
+            }
+            Ok(Begin::InProgress) => Reply {
+                retry_after: Some(RETRY_AFTER_SECONDS),
+                ..Reply::error(
+                    409,
+                    "in_progress",
+                    "this delivery is being processed; retry later",
+                )
+            },
+            Ok(Begin::PayloadMismatch) => Reply::error(
+                422,
+                "delivery_id_reused",
+                "this delivery id was already used with different content",
+            ),
+            Ok(Begin::Proceed) => self.publish(&key, accepted, body, now).await,
+        }
+    }
+
+    async fn publish(
+        &self,
+        key: &str,
+        accepted: Accepted,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Reply {
+        let ingress_id = webhook::ingress_id(&accepted.partner, &accepted.delivery_id);
+        let detail = ReceivedWebhook {
+            ingress_id,
+            partner: accepted.partner,
+            format: accepted.format.name().to_owned(),
+            delivery_id: accepted.delivery_id,
+            received_at: now,
+            content_type: accepted.content_type,
+            body: WebhookBody::from_bytes(body),
+        };
+        let published = match BusEvent::new(webhook::BUS_SOURCE, webhook::DETAIL_TYPE, &detail) {
+            Ok(event) => self.bus.publish(&[event]).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = published {
+            tracing::error!(%error, "publish failed; releasing the delivery for the partner's retry");
+            if let Err(e) = self.idempotency.release(key).await {
+                // The in-progress record lapses at the deadline, so the retry still gets through.
+                tracing::error!(error = %e, "could not release the delivery record");
+            }
+            return Reply::error(
+                503,
+                "bus_unavailable",
+                "could not hand off the delivery; retry later",
+            );
+        }
+        let result = json!({"event_id": ingress_id}).to_string();
+        if let Err(e) = self.idempotency.complete(key, &result, now).await {
+            // Published already: answer success. A retry after the lock lapses republishes the
+            // same deterministic event, which downstream consumers dedupe.
+            tracing::warn!(error = %e, "could not mark the delivery completed");
+        }
+        tracing::info!(event_id = %ingress_id, "webhook accepted");
+        Reply {
+            status: 202,
+            body: json!({"event_id": ingress_id, "duplicate": false}),
+            retry_after: None,
+        }
+    }
+
+    /// API Gateway HTTP API (payload v2) adapter around [`Ingress::handle`].
+    pub async fn handle_apigw(
+        &self,
+        request: ApiGatewayV2httpRequest,
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+    ) -> ApiGatewayV2httpResponse {
+        let reply = match decode_apigw(&request) {
+            Ok((partner, body)) => {
+                self.handle(&partner, &request.headers, &body, now, lock_until)
+                    .await
+            }
+            Err(reply) => reply,
+        };
+        to_apigw(reply)
+    }
+}
+
+fn decode_apigw(request: &ApiGatewayV2httpRequest) -> Result<(String, Vec<u8>), Reply> {
+    let method = request.request_context.http.method.as_str();
+    if method != "POST" {
+        return Err(Reply::error(405, "method_not_allowed", "use POST"));
+    }
+    let partner = request
+        .path_parameters
+        .get("partner")
+        .cloned()
+        .or_else(|| {
+            request
+                .raw_path
+                .as_deref()
+                .and_then(|p| p.strip_prefix("/webhooks/"))
+                .map(|p| p.trim_end_matches('/').to_owned())
+        })
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Reply::error(404, "unknown_partner", "no partner in the path"))?;
+    let raw = request.body.as_deref().unwrap_or_default();
+    let body = if request.is_base64_encoded {
+        STANDARD
+            .decode(raw)
+            .map_err(|_| Reply::error(400, "malformed_payload", "body is not valid base64"))?
+    } else {
+        raw.as_bytes().to_vec()
+    };
+    Ok((partner, body))
+}
+
+/// Render a reply as an API Gateway v2 response.
+pub fn to_apigw(reply: Reply) -> ApiGatewayV2httpResponse {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(reply.status);
+    response.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Some(seconds) = reply.retry_after {
+        response.headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static(seconds),
+        );
+    }
+    response.body = Some(Body::Text(reply.body.to_string()));
+    response
+}
