@@ -17,7 +17,7 @@ use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
 use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, attr as dl_attr};
 use freightbridge::batch::{DeadLetter, DeadLetterSink};
-use freightbridge::bus::{BusEvent, Envelope, EventBus};
+use freightbridge::bus::{BusError, BusEvent, Envelope, EventBus};
 use freightbridge::config::{ConfigError, SecretRef};
 use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::memory::MemoryStore;
@@ -361,6 +361,31 @@ async fn twenty_five_events_are_sent_in_chunks_and_all_arrive_once() {
     assert_eq!(
         numbers.into_iter().collect::<BTreeSet<_>>(),
         (0..25).collect::<BTreeSet<_>>()
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_event_fails_the_publish_before_anything_is_sent() {
+    let route = moto()
+        .create_bus_routed_to_queue(&[SOURCE], &[DETAIL_TYPE])
+        .await;
+    let bus = EventBridgeBus::new(moto().eventbridge(), &route.bus_name);
+    let small = BusEvent::new(SOURCE, DETAIL_TYPE, &json!({"n": 1})).unwrap();
+    let huge = BusEvent::new(SOURCE, DETAIL_TYPE, &json!({"pad": "x".repeat(300 * 1024)})).unwrap();
+    let err = bus.publish(&[small, huge]).await.unwrap_err();
+    assert!(matches!(err, BusError::Invalid(_)), "{err:?}");
+    let queue = sqs_queue(&route.queue.url);
+    assert!(queue.receive(10, 1, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn publishing_to_a_missing_bus_is_an_error_naming_the_cause() {
+    let bus = EventBridgeBus::new(moto().eventbridge(), unique_name("no-such-bus"));
+    let event = BusEvent::new(SOURCE, DETAIL_TYPE, &json!({"n": 1})).unwrap();
+    let err = bus.publish(&[event]).await.unwrap_err();
+    assert!(
+        matches!(&err, BusError::Unavailable(m) if m.contains("ResourceNotFound")),
+        "{err:?}"
     );
 }
 
