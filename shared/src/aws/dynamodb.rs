@@ -1,0 +1,362 @@
+//! The idempotency store on DynamoDB, in the item layout Powertools uses (so a table can be shared
+//! with, or inspected by, Powertools tooling). One conditional PutItem takes a key; when it is
+//! refused the blocking item comes back in the error (ALL_OLD), so no second read is needed.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Utc};
+
+use super::render_error;
+use crate::idempotency::{IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError};
+
+/// Attribute names (Powertools' defaults).
+pub mod attr {
+    /// Partition key (S).
+    pub const ID: &str = "id";
+    /// `INPROGRESS` | `COMPLETED` (S).
+    pub const STATUS: &str = "status";
+    /// Unix seconds (N); the table's TTL attribute.
+    pub const EXPIRATION: &str = "expiration";
+    /// Unix milliseconds (N) after which an `INPROGRESS` item stops blocking.
+    pub const IN_PROGRESS_EXPIRATION: &str = "in_progress_expiration";
+    /// Payload hash (S).
+    pub const VALIDATION: &str = "validation";
+    /// Stored result (S).
+    pub const DATA: &str = "data";
+}
+
+/// The conditional put's condition: the same rule as `IdempotencyRecord::is_replaceable`
+/// (an item whose expiry equals `now` is already expired, as in the in-memory store).
+const TAKE_KEY_CONDITION: &str = "attribute_not_exists(#id) OR #expiration <= :now \
+     OR (#status = :inprogress AND #in_progress_expiration <= :now_ms)";
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn key(key: &str) -> Item {
+        HashMap::from([(attr::ID.to_owned(), AttributeValue::S(key.to_owned()))])
+    }
+
+    fn unavailable<E: std::error::Error>(&self, operation: &str, error: &E) -> StoreError {
+        StoreError::Unavailable(format!(
+            "DynamoDB {operation} on table {}: {}",
+            self.table,
+            render_error(error)
+        ))
+    }
+
+    /// Only when the service refused the put without sending the old item back (an emulator
+    /// without ALL_OLD support): read it instead.
+    async fn blocking_record(&self, key: &str) -> Result<PutOutcome, StoreError> {
+        match self.get(key).await? {
+            Some(existing) => Ok(PutOutcome::Exists(existing)),
+            None => Err(StoreError::Unavailable(format!(
+                "idempotency record for {key} changed while it was being taken; retry"
+            ))),
+        }
+    }
+}
+
+impl IdempotencyStore for DynamoStore {
+    async fn put_in_progress(
+        &self,
+        record: &IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<PutOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record_to_item(record)))
+            .condition_expression(TAKE_KEY_CONDITION)
+            .expression_attribute_names("#id", attr::ID)
+            .expression_attribute_names("#expiration", attr::EXPIRATION)
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#in_progress_expiration", attr::IN_PROGRESS_EXPIRATION)
+            .expression_attribute_values(":now", number(now.timestamp()))
+            .expression_attribute_values(":now_ms", number(now.timestamp_millis()))
+            .expression_attribute_values(
+                ":inprogress",
+                AttributeValue::S(Status::InProgress.as_str().to_owned()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutOutcome::Acquired),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    match refused.item() {
+                        Some(item) => Ok(PutOutcome::Exists(item_to_record(item)?)),
+                        None => self.blocking_record(&record.key).await,
+                    }
+                }
+                _ => Err(self.unavailable("PutItem", &err)),
+            },
+        }
+    }
+
+    async fn complete(&self, key: &str, result: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression(
+                "SET #status = :completed, #data = :data, #expiration = :expiration \
+                 REMOVE #in_progress_expiration",
+            )
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#data", attr::DATA)
+            .expression_attribute_names("#expiration", attr::EXPIRATION)
+            .expression_attribute_names("#in_progress_expiration", attr::IN_PROGRESS_EXPIRATION)
+            .expression_attribute_values(
+                ":completed",
+                AttributeValue::S(Status::Completed.as_str().to_owned()),
+            )
+            .expression_attribute_values(":data", AttributeValue::S(result.to_owned()))
+            .expression_attribute_values(":expiration", number(expires_at))
+            .send()
+            .await
+            .map_err(|e| self.unavailable("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .send()
+            .await
+            .map_err(|e| self.unavailable("DeleteItem", &e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        output.item().map(item_to_record).transpose()
+    }
+}
+
+fn number(n: i64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// The item a record is stored as. Absent optional fields are left out, not written as nulls.
+pub fn record_to_item(record: &IdempotencyRecord) -> Item {
+    let mut item = HashMap::from([
+        (attr::ID.to_owned(), AttributeValue::S(record.key.clone())),
+        (
+            attr::STATUS.to_owned(),
+            AttributeValue::S(record.status.as_str().to_owned()),
+        ),
+        (attr::EXPIRATION.to_owned(), number(record.expires_at)),
+    ]);
+    if let Some(until) = record.in_progress_expires_at {
+        item.insert(attr::IN_PROGRESS_EXPIRATION.to_owned(), number(until));
+    }
+    if let Some(hash) = &record.payload_hash {
+        item.insert(attr::VALIDATION.to_owned(), AttributeValue::S(hash.clone()));
+    }
+    if let Some(result) = &record.result {
+        item.insert(attr::DATA.to_owned(), AttributeValue::S(result.clone()));
+    }
+    item
+}
+
+/// Read an item back. Anything that is not a record we could have written is `Corrupt`.
+pub fn item_to_record(item: &Item) -> Result<IdempotencyRecord, StoreError> {
+    let key = match item.get(attr::ID) {
+        Some(AttributeValue::S(key)) => key.clone(),
+        _ => {
+            return Err(StoreError::Corrupt {
+                key: "<unknown>".into(),
+                reason: format!("`{}` is missing or not a string", attr::ID),
+            });
+        }
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.clone(),
+        reason,
+    };
+    let status_text = string_attr(item, attr::STATUS)
+        .map_err(&corrupt)?
+        .ok_or_else(|| corrupt(format!("`{}` is missing", attr::STATUS)))?;
+    let status = Status::parse(&status_text)
+        .ok_or_else(|| corrupt(format!("unknown status `{status_text}`")))?;
+    let expires_at = number_attr(item, attr::EXPIRATION)
+        .map_err(&corrupt)?
+        .ok_or_else(|| corrupt(format!("`{}` is missing", attr::EXPIRATION)))?;
+    Ok(IdempotencyRecord {
+        status,
+        expires_at,
+        in_progress_expires_at: number_attr(item, attr::IN_PROGRESS_EXPIRATION)
+            .map_err(&corrupt)?,
+        payload_hash: string_attr(item, attr::VALIDATION).map_err(&corrupt)?,
+        result: string_attr(item, attr::DATA).map_err(&corrupt)?,
+        key,
+    })
+}
+
+fn string_attr(item: &Item, name: &str) -> Result<Option<String>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(true)) => Ok(None),
+        Some(AttributeValue::S(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("`{name}` is not a string")),
+    }
+}
+
+fn number_attr(item: &Item, name: &str) -> Result<Option<i64>, String> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(true)) => Ok(None),
+        Some(AttributeValue::N(n)) => n
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| format!("`{name}` is not a whole number")),
+        Some(_) => Err(format!("`{name}` is not a number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full_record() -> IdempotencyRecord {
+        IdempotencyRecord {
+            key: "easypost:evt_1".into(),
+            status: Status::InProgress,
+            expires_at: 1_795_000_000,
+            in_progress_expires_at: Some(1_794_395_230_000),
+            payload_hash: Some("sha256:ab".into()),
+            result: None,
+        }
+    }
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn n(v: &str) -> AttributeValue {
+        AttributeValue::N(v.into())
+    }
+
+    #[test]
+    fn record_is_written_with_powertools_attribute_names_and_types() {
+        let item = record_to_item(&full_record());
+        let expected = HashMap::from([
+            ("id".to_owned(), s("easypost:evt_1")),
+            ("status".to_owned(), s("INPROGRESS")),
+            ("expiration".to_owned(), n("1795000000")),
+            ("in_progress_expiration".to_owned(), n("1794395230000")),
+            ("validation".to_owned(), s("sha256:ab")),
+        ]);
+        assert_eq!(item, expected);
+    }
+
+    #[test]
+    fn records_survive_the_round_trip_through_an_item() {
+        let completed = IdempotencyRecord {
+            status: Status::Completed,
+            in_progress_expires_at: None,
+            payload_hash: None,
+            result: Some(r#"{"event_id":"e1"}"#.into()),
+            ..full_record()
+        };
+        for record in [full_record(), completed] {
+            assert_eq!(item_to_record(&record_to_item(&record)).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn items_we_could_not_have_written_are_corrupt() {
+        let base = record_to_item(&full_record());
+        let cases: Vec<(&str, Item)> = vec![
+            ("missing id", {
+                let mut i = base.clone();
+                i.remove("id");
+                i
+            }),
+            ("numeric id", {
+                let mut i = base.clone();
+                i.insert("id".into(), n("1"));
+                i
+            }),
+            ("unknown status", {
+                let mut i = base.clone();
+                i.insert("status".into(), s("EXPIRED"));
+                i
+            }),
+            ("missing status", {
+                let mut i = base.clone();
+                i.remove("status");
+                i
+            }),
+            ("missing expiration", {
+                let mut i = base.clone();
+                i.remove("expiration");
+                i
+            }),
+            ("fractional expiration", {
+                let mut i = base.clone();
+                i.insert("expiration".into(), n("17.5"));
+                i
+            }),
+            ("string lock expiry", {
+                let mut i = base.clone();
+                i.insert("in_progress_expiration".into(), s("soon"));
+                i
+            }),
+            ("numeric data", {
+                let mut i = base.clone();
+                i.insert("data".into(), n("3"));
+                i
+            }),
+        ];
+        for (name, item) in cases {
+            let err = item_to_record(&item).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn explicit_nulls_read_as_absent_fields() {
+        let mut item = record_to_item(&full_record());
+        item.insert("data".into(), AttributeValue::Null(true));
+        item.insert("in_progress_expiration".into(), AttributeValue::Null(true));
+        let record = item_to_record(&item).unwrap();
+        assert_eq!(record.result, None);
+        assert_eq!(record.in_progress_expires_at, None);
+    }
+}

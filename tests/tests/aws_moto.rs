@@ -1,0 +1,526 @@
+//! The AWS adapters against moto server (the real AWS wire protocol on 127.0.0.1): DynamoDB
+//! idempotency with the same cases the in-memory store passes, EventBridge → SQS delivery,
+//! dead letters, SQS redrive and Secrets Manager. One moto server serves the whole binary.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use chrono::{DateTime, Duration as Span, Utc};
+use freightbridge::aws::dynamodb::DynamoStore;
+use freightbridge::aws::eventbridge::EventBridgeBus;
+use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
+use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, attr as dl_attr};
+use freightbridge::batch::{DeadLetter, DeadLetterSink};
+use freightbridge::bus::{BusError, BusEvent, Envelope, EventBus};
+use freightbridge::config::{ConfigError, SecretRef};
+use freightbridge::failure::FailureReason;
+use freightbridge::idempotency::memory::MemoryStore;
+use freightbridge::idempotency::{
+    Begin, Idempotency, IdempotencyRecord, IdempotencyStore, Policy, PutOutcome, Status, StoreError,
+};
+use freightbridge_tests::moto::{MotoServer, unique_name};
+use serde_json::{Value, json};
+
+const NOW: &str = "2026-11-27T09:00:00Z";
+const DEADLINE: &str = "2026-11-27T09:00:30Z";
+const SOURCE: &str = "freightbridge.ingress";
+const DETAIL_TYPE: &str = "partner.webhook.received";
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn moto() -> &'static MotoServer {
+    MotoServer::shared()
+}
+
+async fn dynamo_store() -> DynamoStore {
+    let table = moto().create_idempotency_table().await;
+    DynamoStore::new(moto().dynamodb(), table)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency: every case runs on the in-memory store and on DynamoDB, which must agree.
+
+async fn duplicate_of_completed_returns_stored_result<S: IdempotencyStore>(store: S) {
+    let idem = Idempotency::new(store, Policy::default());
+    let begin = idem.begin("k", Some("h"), t(NOW), t(DEADLINE)).await;
+    assert_eq!(begin.unwrap(), Begin::Proceed);
+    idem.complete("k", r#"{"id":1}"#, t(NOW)).await.unwrap();
+    let again = idem.begin("k", Some("h"), t(NOW), t(DEADLINE)).await;
+    assert_eq!(
+        again.unwrap(),
+        Begin::Completed {
+            result: Some(r#"{"id":1}"#.into())
+        }
+    );
+}
+
+#[tokio::test]
+async fn first_call_proceeds_and_duplicate_of_completed_returns_stored_result() {
+    duplicate_of_completed_returns_stored_result(MemoryStore::new()).await;
+    duplicate_of_completed_returns_stored_result(dynamo_store().await).await;
+}
+
+async fn in_progress_until_deadline<S: IdempotencyStore>(store: S) {
+    let idem = Idempotency::new(store, Policy::default());
+    idem.begin("k", None, t(NOW), t(DEADLINE)).await.unwrap();
+    let during = idem
+        .begin(
+            "k",
+            None,
+            t("2026-11-27T09:00:10Z"),
+            t("2026-11-27T09:00:40Z"),
+        )
+        .await;
+    assert_eq!(during.unwrap(), Begin::InProgress);
+    let after = idem
+        .begin(
+            "k",
+            None,
+            t("2026-11-27T09:00:31Z"),
+            t("2026-11-27T09:01:01Z"),
+        )
+        .await;
+    assert_eq!(after.unwrap(), Begin::Proceed);
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_is_in_progress_until_the_deadline_lapses() {
+    in_progress_until_deadline(MemoryStore::new()).await;
+    in_progress_until_deadline(dynamo_store().await).await;
+}
+
+async fn release_then_retry<S: IdempotencyStore>(store: S) {
+    let idem = Idempotency::new(store, Policy::default());
+    idem.begin("k", None, t(NOW), t(DEADLINE)).await.unwrap();
+    idem.release("k").await.unwrap();
+    assert_eq!(idem.store().get("k").await.unwrap(), None);
+    let retry = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
+    assert_eq!(retry.unwrap(), Begin::Proceed);
+}
+
+#[tokio::test]
+async fn failed_handler_releases_the_key_for_a_retry() {
+    release_then_retry(MemoryStore::new()).await;
+    release_then_retry(dynamo_store().await).await;
+}
+
+async fn payload_mismatch<S: IdempotencyStore>(store: S) {
+    let idem = Idempotency::new(store, Policy::default());
+    idem.begin("k", Some("h1"), t(NOW), t(DEADLINE))
+        .await
+        .unwrap();
+    let while_running = idem.begin("k", Some("h2"), t(NOW), t(DEADLINE)).await;
+    assert_eq!(while_running.unwrap(), Begin::PayloadMismatch);
+    idem.complete("k", "{}", t(NOW)).await.unwrap();
+    let other = idem.begin("k", Some("h2"), t(NOW), t(DEADLINE)).await;
+    assert_eq!(other.unwrap(), Begin::PayloadMismatch);
+}
+
+#[tokio::test]
+async fn reused_key_with_different_payload_is_rejected() {
+    payload_mismatch(MemoryStore::new()).await;
+    payload_mismatch(dynamo_store().await).await;
+}
+
+/// moto never deletes expired items (TTL is not enforced), so this proves the conditional put
+/// itself treats an item past its `expiration` as absent.
+async fn expired_counts_as_absent<S: IdempotencyStore>(store: S) {
+    let idem = Idempotency::new(
+        store,
+        Policy {
+            ttl: Span::hours(1),
+        },
+    );
+    idem.begin("k", Some("h1"), t(NOW), t(DEADLINE))
+        .await
+        .unwrap();
+    idem.complete("k", "{}", t(NOW)).await.unwrap();
+    let before = t("2026-11-27T09:59:59Z");
+    let still = idem.begin("k", Some("h1"), before, before + Span::seconds(30));
+    assert!(matches!(still.await.unwrap(), Begin::Completed { .. }));
+    // Exactly at the expiry second the record no longer counts (`is_expired`), and a new
+    // payload is not compared with the dead record's.
+    let at_expiry = t("2026-11-27T10:00:00Z");
+    let begin = idem
+        .begin("k", Some("h2"), at_expiry, at_expiry + Span::seconds(30))
+        .await;
+    assert_eq!(begin.unwrap(), Begin::Proceed);
+    let taken = idem.store().get("k").await.unwrap().unwrap();
+    assert_eq!(taken.status, Status::InProgress);
+    assert_eq!(taken.payload_hash.as_deref(), Some("h2"));
+}
+
+#[tokio::test]
+async fn expired_completed_record_counts_as_absent() {
+    expired_counts_as_absent(MemoryStore::new()).await;
+    expired_counts_as_absent(dynamo_store().await).await;
+}
+
+/// Records the DynamoDB operations a client sends (from the `X-Amz-Target` header).
+#[derive(Debug, Clone, Default)]
+struct OperationLog(Arc<Mutex<Vec<String>>>);
+
+impl OperationLog {
+    fn operations(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Intercept for OperationLog {
+    fn name(&self) -> &'static str {
+        "OperationLog"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("<no target>");
+        self.0.lock().unwrap().push(target.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn refused_put_returns_the_stored_record_without_reading_it_again() {
+    let table = moto().create_idempotency_table().await;
+    let log = OperationLog::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&moto().sdk_config())
+        .interceptor(log.clone())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
+
+    let first = IdempotencyRecord {
+        key: "easypost:evt_1".into(),
+        status: Status::InProgress,
+        expires_at: t(NOW).timestamp() + 3600,
+        in_progress_expires_at: Some(t(DEADLINE).timestamp_millis()),
+        payload_hash: Some("sha256:aa".into()),
+        result: None,
+    };
+    let outcome = store.put_in_progress(&first, t(NOW)).await.unwrap();
+    assert_eq!(outcome, PutOutcome::Acquired);
+
+    let second = IdempotencyRecord {
+        payload_hash: Some("sha256:bb".into()),
+        ..first.clone()
+    };
+    let outcome = store
+        .put_in_progress(&second, t("2026-11-27T09:00:05Z"))
+        .await
+        .unwrap();
+    assert_eq!(outcome, PutOutcome::Exists(first));
+    assert_eq!(log.operations(), vec!["PutItem", "PutItem"]);
+}
+
+#[tokio::test]
+async fn completed_item_has_powertools_attributes_and_no_lock_expiry() {
+    let store = dynamo_store().await;
+    let idem = Idempotency::new(store.clone(), Policy::default());
+    idem.begin("k", Some("sha256:aa"), t(NOW), t(DEADLINE))
+        .await
+        .unwrap();
+    idem.complete("k", r#"{"event_id":"e1"}"#, t(NOW))
+        .await
+        .unwrap();
+
+    let item = moto()
+        .dynamodb()
+        .get_item()
+        .table_name(store.table())
+        .key("id", AttributeValue::S("k".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let expected_expiry = (t(NOW) + Policy::default().ttl).timestamp().to_string();
+    assert_eq!(item["status"], AttributeValue::S("COMPLETED".into()));
+    assert_eq!(
+        item["data"],
+        AttributeValue::S(r#"{"event_id":"e1"}"#.into())
+    );
+    assert_eq!(item["expiration"], AttributeValue::N(expected_expiry));
+    assert_eq!(item["validation"], AttributeValue::S("sha256:aa".into()));
+    assert!(!item.contains_key("in_progress_expiration"));
+}
+
+#[tokio::test]
+async fn unreachable_store_is_unavailable_and_says_why() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let config = aws_sdk_dynamodb::config::Builder::from(&moto().sdk_config())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "t");
+    let err = store.get("k").await.unwrap_err();
+    let StoreError::Unavailable(message) = err else {
+        panic!("expected Unavailable, got {err:?}");
+    };
+    assert!(message.to_lowercase().contains("connect"), "{message}");
+}
+
+#[tokio::test]
+async fn missing_table_is_unavailable_not_absent() {
+    let store = DynamoStore::new(moto().dynamodb(), unique_name("no-such-table"));
+    let err = store.get("k").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Unavailable(m) if m.contains("ResourceNotFound")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventBridge → SQS
+
+fn sqs_queue(url: &str) -> SqsQueue {
+    SqsQueue::new(moto().sqs(), url)
+}
+
+/// Receive (and delete) until `want` messages arrived or a few seconds passed with none.
+async fn drain(queue: &SqsQueue, want: usize) -> Vec<Message> {
+    let mut out = Vec::new();
+    let mut empty_polls = 0;
+    while out.len() < want && empty_polls < 3 {
+        let batch = queue.receive(10, 1, None).await.unwrap();
+        if batch.is_empty() {
+            empty_polls += 1;
+        }
+        for message in batch {
+            queue
+                .delete(message.receipt_handle().unwrap())
+                .await
+                .unwrap();
+            out.push(message);
+        }
+    }
+    out
+}
+
+fn envelope(message: &Message) -> Envelope<Value> {
+    serde_json::from_str(message.body().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn published_event_reaches_the_queue_in_an_eventbridge_envelope() {
+    let route = moto()
+        .create_bus_routed_to_queue(&[SOURCE], &[DETAIL_TYPE])
+        .await;
+    let bus = EventBridgeBus::new(moto().eventbridge(), &route.bus_name);
+    let detail = json!({"partner": "easypost", "delivery_id": "evt_1", "body": {"x": [1, 2]}});
+    let wanted = BusEvent::new(SOURCE, DETAIL_TYPE, &detail).unwrap();
+    let other_type = BusEvent::new(SOURCE, "partner.webhook.other", &json!({"n": 1})).unwrap();
+    let other_source = BusEvent::new("someone.else", DETAIL_TYPE, &json!({"n": 2})).unwrap();
+    bus.publish(&[other_type, wanted, other_source])
+        .await
+        .unwrap();
+
+    let messages = drain(&sqs_queue(&route.queue.url), 2).await;
+    assert_eq!(messages.len(), 1, "only the matching event is routed");
+    let env = envelope(&messages[0]);
+    assert_eq!(env.source, SOURCE);
+    assert_eq!(env.detail_type, DETAIL_TYPE);
+    assert_eq!(env.detail, detail);
+    assert!(!env.id.is_empty());
+}
+
+#[tokio::test]
+async fn twenty_five_events_are_sent_in_chunks_and_all_arrive_once() {
+    let route = moto()
+        .create_bus_routed_to_queue(&[SOURCE], &[DETAIL_TYPE])
+        .await;
+    let bus = EventBridgeBus::new(moto().eventbridge(), &route.bus_name);
+    let events: Vec<BusEvent> = (0..25)
+        .map(|n| BusEvent::new(SOURCE, DETAIL_TYPE, &json!({ "n": n })).unwrap())
+        .collect();
+    bus.publish(&events).await.unwrap();
+
+    let messages = drain(&sqs_queue(&route.queue.url), 26).await;
+    let numbers: Vec<i64> = messages
+        .iter()
+        .map(|m| envelope(m).detail["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 25, "each event exactly once: {numbers:?}");
+    assert_eq!(
+        numbers.into_iter().collect::<BTreeSet<_>>(),
+        (0..25).collect::<BTreeSet<_>>()
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_event_fails_the_publish_before_anything_is_sent() {
+    let route = moto()
+        .create_bus_routed_to_queue(&[SOURCE], &[DETAIL_TYPE])
+        .await;
+    let bus = EventBridgeBus::new(moto().eventbridge(), &route.bus_name);
+    let small = BusEvent::new(SOURCE, DETAIL_TYPE, &json!({"n": 1})).unwrap();
+    let huge = BusEvent::new(SOURCE, DETAIL_TYPE, &json!({"pad": "x".repeat(300 * 1024)})).unwrap();
+    let err = bus.publish(&[small, huge]).await.unwrap_err();
+    assert!(matches!(err, BusError::Invalid(_)), "{err:?}");
+    let queue = sqs_queue(&route.queue.url);
+    assert!(queue.receive(10, 1, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn publishing_to_a_missing_bus_is_an_error_naming_the_cause() {
+    let bus = EventBridgeBus::new(moto().eventbridge(), unique_name("no-such-bus"));
+    let event = BusEvent::new(SOURCE, DETAIL_TYPE, &json!({"n": 1})).unwrap();
+    let err = bus.publish(&[event]).await.unwrap_err();
+    assert!(
+        matches!(&err, BusError::Unavailable(m) if m.contains("ResourceNotFound")),
+        "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters and redrive
+
+#[tokio::test]
+async fn dead_letter_keeps_the_body_and_carries_its_reason() {
+    let queue = moto().create_queue("dead-letters").await;
+    let sink = SqsDeadLetters::new(moto().sqs(), &queue.url);
+    let body = r#"{"version":"0","detail":{"tracking":"1Z999"}}"#;
+    sink.send(DeadLetter {
+        body: body.into(),
+        message_id: "0f4c-original".into(),
+        reason: FailureReason::permanent("odoo_missing_record", "picking WH/OUT/7 not found"),
+        consumer: "odoo-poster".into(),
+        receive_count: 4,
+    })
+    .await
+    .unwrap();
+
+    let messages = drain(&sqs_queue(&queue.url), 1).await;
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert_eq!(message.body(), Some(body));
+    let attrs = message.message_attributes().unwrap();
+    let expected = [
+        (dl_attr::ERROR_CLASS, "permanent"),
+        (dl_attr::ERROR_CODE, "odoo_missing_record"),
+        (dl_attr::ERROR_MESSAGE, "picking WH/OUT/7 not found"),
+        (dl_attr::CONSUMER, "odoo-poster"),
+        (dl_attr::ORIGINAL_MESSAGE_ID, "0f4c-original"),
+        (dl_attr::RECEIVE_COUNT, "4"),
+    ];
+    for (name, value) in expected {
+        assert_eq!(attrs[name].string_value(), Some(value), "{name}");
+    }
+    assert_eq!(attrs[dl_attr::RECEIVE_COUNT].data_type(), "Number");
+}
+
+#[tokio::test]
+async fn unconsumed_message_moves_to_the_dlq_after_max_receives() {
+    let pair = moto().create_queue_with_dlq(2, 0).await;
+    let queue = sqs_queue(&pair.queue.url);
+    let dlq = sqs_queue(&pair.dlq.url);
+    let id = queue.send(r#"{"n":1}"#).await.unwrap();
+
+    for expected_count in ["1", "2"] {
+        let got = queue.receive(1, 1, Some(0)).await.unwrap();
+        assert_eq!(got.len(), 1, "receive {expected_count}");
+        assert_eq!(got[0].message_id(), Some(id.as_str()));
+        let count = got[0]
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount));
+        assert_eq!(count.map(String::as_str), Some(expected_count));
+    }
+    assert!(queue.receive(1, 1, Some(0)).await.unwrap().is_empty());
+    let dead = drain(&dlq, 1).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some(r#"{"n":1}"#));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets Manager
+
+/// The real client, counting how often it is asked.
+struct CountingSource {
+    client: aws_sdk_secretsmanager::Client,
+    reads: AtomicUsize,
+}
+
+impl SecretSource for CountingSource {
+    async fn fetch(&self, secret_id: &str) -> Result<String, String> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.client.fetch(secret_id).await
+    }
+}
+
+#[tokio::test]
+async fn secrets_manager_reference_resolves_once_and_is_then_cached() {
+    let client = moto().secretsmanager();
+    let arn = client
+        .create_secret()
+        .name(unique_name("easypost-webhook"))
+        .secret_string("whsec_first")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let reference = SecretRef::parse(&format!("secretsmanager:{arn}")).unwrap();
+    let resolver = SecretsResolver::new(CountingSource {
+        client: client.clone(),
+        reads: AtomicUsize::new(0),
+    });
+
+    assert_eq!(
+        resolver.resolve(&reference).await.unwrap().expose(),
+        "whsec_first"
+    );
+    client
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("whsec_rotated")
+        .send()
+        .await
+        .unwrap();
+    // Served from the cache: neither a resolve nor an early refresh asks again.
+    assert_eq!(
+        resolver.resolve(&reference).await.unwrap().expose(),
+        "whsec_first"
+    );
+    assert_eq!(
+        resolver.refresh(&reference).await.unwrap().expose(),
+        "whsec_first"
+    );
+    assert_eq!(resolver.source().reads.load(Ordering::SeqCst), 1);
+
+    // A fresh resolver (a new cold start) sees the rotated value.
+    let cold = SecretsResolver::from_config(&moto().sdk_config());
+    assert_eq!(
+        cold.resolve(&reference).await.unwrap().expose(),
+        "whsec_rotated"
+    );
+}
+
+#[tokio::test]
+async fn missing_secret_is_an_error_naming_the_reference() {
+    let resolver = SecretsResolver::from_config(&moto().sdk_config());
+    let name = unique_name("absent");
+    let reference = SecretRef::parse(&format!("secretsmanager:{name}")).unwrap();
+    let err = resolver.resolve(&reference).await.unwrap_err();
+    let ConfigError::Secret { reference, message } = err else {
+        panic!("expected a secret error, got {err:?}");
+    };
+    assert_eq!(reference, format!("secretsmanager:{name}"));
+    assert!(message.contains("ResourceNotFound"), "{message}");
+}
