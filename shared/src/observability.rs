@@ -10,7 +10,7 @@ use tracing_subscriber::fmt::format::FmtSpan;
 pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
+        .with_env_filter(filter("info"))
         .with_current_span(true)
         .with_span_list(false)
         .flatten_event(true)
@@ -20,24 +20,27 @@ pub fn init_json() {
         .try_init();
 }
 
-/// Human-readable logs on stderr for the local tools; `json` switches to the Lambda format.
-pub fn init_local(json: bool) {
+/// Human-readable logs on stderr for the local tools (at `default_level` unless `RUST_LOG` or
+/// `LOG_LEVEL` says otherwise); `json` switches to the Lambda format.
+pub fn init_local(json: bool, default_level: &str) {
     if json {
         init_json();
         return;
     }
     let _ = tracing_subscriber::fmt()
         .compact()
-        .with_env_filter(filter())
+        .with_env_filter(filter(default_level))
         .with_target(false)
         .with_writer(std::io::stderr)
         .try_init();
 }
 
-fn filter() -> EnvFilter {
+fn filter(default_level: &str) -> EnvFilter {
     EnvFilter::try_from_default_env()
         .or_else(|_| {
-            EnvFilter::try_new(std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()))
+            EnvFilter::try_new(
+                std::env::var("LOG_LEVEL").unwrap_or_else(|_| default_level.to_owned()),
+            )
         })
         .unwrap_or_else(|_| EnvFilter::new("info"))
 }

@@ -1,1 +1,122 @@
-//! odoo-poster
+//! odoo-poster: consumes canonical events from the Odoo queue and applies each to Odoo exactly
+//! once. The idempotency record (keyed by event id) suppresses duplicates; on a redelivery the
+//! operation first looks for its own earlier write in Odoo, which closes the window between an
+//! Odoo write that succeeded and an idempotency record that was never completed.
+
+use chrono::{DateTime, Utc};
+use freightbridge::batch::RecordContext;
+use freightbridge::bus::Envelope;
+use freightbridge::canonical::{CanonicalEvent, EventBody};
+use freightbridge::failure::FailureReason;
+use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
+use freightbridge::odoo::OdooPort;
+use freightbridge::odoo::milestones;
+use serde_json::json;
+use tracing::Instrument as _;
+
+pub struct Poster<O, S> {
+    odoo: O,
+    idempotency: Idempotency<S>,
+}
+
+impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
+    pub fn new(odoo: O, idempotency: Idempotency<S>) -> Self {
+        Self { odoo, idempotency }
+    }
+
+    pub fn odoo(&self) -> &O {
+        &self.odoo
+    }
+
+    /// Process one SQS record carrying a canonical event.
+    pub async fn handle_record(
+        &self,
+        ctx: RecordContext,
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
+        let envelope: Envelope<CanonicalEvent> = serde_json::from_str(&ctx.body)
+            .map_err(|e| FailureReason::permanent("malformed_envelope", e.to_string()))?;
+        let event = envelope.detail;
+        let span = tracing::info_span!(
+            "post",
+            correlation_id = %event.correlation_id,
+            event_id = %event.event_id,
+            event_type = event.event_type(),
+        );
+        self.apply(&event, ctx.is_redelivery(), now, lock_until)
+            .instrument(span)
+            .await
+    }
+
+    async fn apply(
+        &self,
+        event: &CanonicalEvent,
+        redelivery: bool,
+        now: DateTime<Utc>,
+        lock_until: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
+        let key = format!("odoo#{}", event.event_id);
+        let payload = serde_json::to_vec(event)
+            .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
+        let hash = sha256_tag(&payload);
+        let begin = self
+            .idempotency
+            .begin(&key, Some(&hash), now, lock_until)
+            .await
+            .map_err(|e| FailureReason::from_error(&e))?;
+        match begin {
+            Begin::Completed { .. } => {
+                tracing::info!("already applied to Odoo; duplicate suppressed");
+                return Ok(());
+            }
+            Begin::InProgress => {
+                return Err(FailureReason::retryable(
+                    "in_progress",
+                    "another invocation is applying this event",
+                ));
+            }
+            Begin::PayloadMismatch => {
+                return Err(FailureReason::permanent(
+                    "event_id_reused",
+                    "an event with this id but different content was applied before",
+                ));
+            }
+            Begin::Proceed => {}
+        }
+        let outcome = match &event.body {
+            EventBody::StatusChanged(_) | EventBody::Delivered(_) => {
+                milestones::post_milestone_note(&self.odoo, event, redelivery)
+                    .await
+                    .map(|note| {
+                        tracing::info!(
+                            picking_id = note.picking_id,
+                            message_id = ?note.message_id,
+                            already_posted = note.already_posted,
+                            "milestone note on picking"
+                        );
+                        json!({"picking_id": note.picking_id, "message_id": note.message_id})
+                    })
+            }
+        };
+        match outcome {
+            Ok(result) => {
+                if let Err(e) = self
+                    .idempotency
+                    .complete(&key, &result.to_string(), now)
+                    .await
+                {
+                    // Applied in Odoo; a redelivery would find the note by its marker.
+                    tracing::warn!(error = %e, "could not mark the event applied");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Err(release) = self.idempotency.release(&key).await {
+                    tracing::error!(error = %release, "could not release the event's key");
+                }
+                Err(FailureReason::from_error(&e))
+            }
+        }
+    }
+}

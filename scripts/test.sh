@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean clone: installs the Python-side tools it needs (moto server
+# for the AWS adapter tests, SAM CLI for the template lint) into .tools/venv, runs every Rust test
+# (unit, property, moto, Odoo double, end-to-end), lints the SAM template, and runs the demo once.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+scripts/tools.sh
+export MOTO_SERVER="$root/.tools/venv/bin/moto_server"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== sam validate --lint"
+.tools/venv/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
+
+echo "== freightctl demo (the README's first command)"
+cargo run --quiet --locked -p freightctl -- demo
