@@ -1,0 +1,244 @@
+//! The AWS leg of the chain on moto server: the real ingress, transform and poster handlers with
+//! the DynamoDB store, the EventBridge bus (one bus, the template's two rules) and SQS queues.
+//! moto has no SQS → Lambda event source, so the test drives that leg the way the mapping does:
+//! receive, wrap in the Lambda SQS event shape, invoke, delete what was not reported failed.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::encodings::Body;
+use canonical_transform::Transform;
+use chrono::{Duration, Utc};
+use freightbridge::aws::dynamodb::DynamoStore;
+use freightbridge::aws::eventbridge::EventBridgeBus;
+use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, to_lambda_message};
+use freightbridge::batch::{BatchConfig, RecordContext, process_batch};
+use freightbridge::bus::Envelope;
+use freightbridge::canonical::{CanonicalEvent, EventBody, ShipmentStatus};
+use freightbridge::config::{PartnersFile, resolve_local};
+use freightbridge::failure::FailureReason;
+use freightbridge::idempotency::{Idempotency, Policy};
+use freightbridge::ingress::Registry;
+use freightbridge::odoo::{DryRunJournal, OdooClient};
+use freightbridge::{canonical, webhook};
+use freightbridge_tests::moto::{MotoServer, Queue, unique_name};
+use odoo_poster::Poster;
+use webhook_ingress::Ingress;
+
+const PARTNERS: &str = include_str!("../../events/partners.local.toml");
+const APIGW: &str = include_str!("../../events/apigw-webhook-easypost.json");
+
+/// One bus with the SAM template's two rules, each delivering to its own queue.
+struct Deployed {
+    bus_name: String,
+    transform_queue: Queue,
+    odoo_queue: Queue,
+    dlq: Queue,
+    table: String,
+}
+
+async fn deploy(moto: &MotoServer) -> Deployed {
+    let events = moto.eventbridge();
+    let bus_name = unique_name("bus");
+    events
+        .create_event_bus()
+        .name(&bus_name)
+        .send()
+        .await
+        .unwrap();
+    let transform_queue = moto.create_queue("transform").await;
+    let odoo_queue = moto.create_queue("odoo").await;
+    let rules = [
+        (
+            serde_json::json!({"source": [webhook::BUS_SOURCE], "detail-type": [webhook::DETAIL_TYPE]}),
+            &transform_queue,
+        ),
+        (
+            serde_json::json!({"source": [canonical::BUS_SOURCE],
+                               "detail-type": ["shipment.status_changed", "shipment.delivered"]}),
+            &odoo_queue,
+        ),
+    ];
+    for (pattern, queue) in rules {
+        let rule = unique_name("rule");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus_name)
+            .event_pattern(pattern.to_string())
+            .send()
+            .await
+            .unwrap();
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id("queue")
+            .arn(&queue.arn)
+            .build()
+            .unwrap();
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus_name)
+            .targets(target)
+            .send()
+            .await
+            .unwrap();
+    }
+    Deployed {
+        bus_name,
+        transform_queue,
+        odoo_queue,
+        dlq: moto.create_queue("dlq").await,
+        table: moto.create_idempotency_table().await,
+    }
+}
+
+/// What the SQS event source mapping does for one batch. Returns the bodies it handed over.
+async fn drive<F, Fut>(
+    moto: &MotoServer,
+    queue: &Queue,
+    dlq: &Queue,
+    consumer: &str,
+    handler: F,
+) -> Vec<String>
+where
+    F: Fn(RecordContext) -> Fut,
+    Fut: std::future::Future<Output = Result<(), FailureReason>>,
+{
+    let sqs = SqsQueue::new(moto.sqs(), &queue.url);
+    let messages = sqs.receive(10, 1, None).await.unwrap();
+    let records = messages
+        .iter()
+        .map(|m| to_lambda_message(m, &queue.arn, "us-east-1"))
+        .collect::<Vec<_>>();
+    let config = BatchConfig {
+        consumer: consumer.into(),
+        concurrency: 4,
+        max_receive_count: 5,
+    };
+    let dead_letters = SqsDeadLetters::new(moto.sqs(), &dlq.url);
+    let report = process_batch(records, &config, &dead_letters, handler).await;
+    assert!(
+        report.response.batch_item_failures.is_empty(),
+        "{consumer} failed records: {:?}",
+        report.outcomes
+    );
+    for message in &messages {
+        sqs.delete(message.receipt_handle().unwrap()).await.unwrap();
+    }
+    messages
+        .iter()
+        .map(|m| m.body().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
+    let moto = MotoServer::shared();
+    let deployed = deploy(moto).await;
+    let config = moto.sdk_config();
+    let bus = Arc::new(EventBridgeBus::from_config(&config, &deployed.bus_name));
+    let store = Arc::new(DynamoStore::from_config(&config, &deployed.table));
+    let idempotency = || Idempotency::new(store.clone(), Policy::default());
+
+    // 1. API Gateway → ingress → EventBridge.
+    let registry = Registry::build(&PartnersFile::parse(PARTNERS).unwrap(), resolve_local).unwrap();
+    let ingress = Ingress::new(Arc::new(registry), idempotency(), bus.clone());
+    let request: ApiGatewayV2httpRequest = serde_json::from_str(APIGW).unwrap();
+    let now = Utc::now();
+    let response = ingress
+        .handle_apigw(request.clone(), now, now + Duration::seconds(10))
+        .await;
+    assert_eq!(response.status_code, 202);
+    let again = ingress
+        .handle_apigw(request, now, now + Duration::seconds(10))
+        .await;
+    assert_eq!(again.status_code, 200, "duplicate answered from DynamoDB");
+    let Some(Body::Text(text)) = again.body else {
+        panic!("no body")
+    };
+    assert!(text.contains("\"duplicate\":true"));
+
+    // 2. rule → transform queue → canonical-transform → EventBridge.
+    let transform = Transform::new(bus.clone());
+    let transformed = drive(
+        moto,
+        &deployed.transform_queue,
+        &deployed.dlq,
+        "canonical-transform",
+        |ctx| transform.handle_record(ctx),
+    )
+    .await;
+    assert_eq!(
+        transformed.len(),
+        1,
+        "exactly one accepted webhook on the transform queue"
+    );
+
+    // 3. rule → odoo queue → odoo-poster (dry-run journal).
+    let dir = tempfile::tempdir().unwrap();
+    let journal_path = dir.path().join("odoo.jsonl");
+    let odoo = OdooClient::dry_run(DryRunJournal::open(&journal_path).await.unwrap());
+    let poster = Poster::new(odoo, idempotency());
+    let post = |ctx: RecordContext| {
+        let now = Utc::now();
+        let poster = &poster;
+        async move {
+            poster
+                .handle_record(ctx, now, now + Duration::seconds(30))
+                .await
+        }
+    };
+    let posted = drive(
+        moto,
+        &deployed.odoo_queue,
+        &deployed.dlq,
+        "odoo-poster",
+        post,
+    )
+    .await;
+    assert_eq!(posted.len(), 1);
+    let calls_after_first = std::fs::read_to_string(&journal_path)
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(calls_after_first, 2, "lookup + message_post");
+
+    // The canonical event arrived in its EventBridge envelope.
+    let envelope: Envelope<CanonicalEvent> = serde_json::from_str(&posted[0]).unwrap();
+    assert_eq!(envelope.source, canonical::BUS_SOURCE);
+    assert_eq!(envelope.detail_type, "shipment.status_changed");
+    let event = envelope.detail;
+    assert_eq!(event.shipment.tracking_number, "1");
+    assert!(
+        matches!(&event.body, EventBody::StatusChanged(s) if s.status == ShipmentStatus::InTransit)
+    );
+
+    // 4. A second delivery of the same event is suppressed by the DynamoDB record.
+    SqsQueue::new(moto.sqs(), &deployed.odoo_queue.url)
+        .send(&posted[0])
+        .await
+        .unwrap();
+    let again = drive(
+        moto,
+        &deployed.odoo_queue,
+        &deployed.dlq,
+        "odoo-poster",
+        post,
+    )
+    .await;
+    assert_eq!(again.len(), 1);
+    let calls_after_second = std::fs::read_to_string(&journal_path)
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(
+        calls_after_second, 2,
+        "the redelivered event made no Odoo call"
+    );
+
+    let dlq = SqsQueue::new(moto.sqs(), &deployed.dlq.url)
+        .receive(10, 0, None)
+        .await
+        .unwrap();
+    assert!(dlq.is_empty(), "nothing dead-lettered");
+}
