@@ -1,1 +1,3 @@
 //! test harness
+
+pub mod odoo_double;
