@@ -1206,13 +1206,13 @@ async fn retry_with_check_existing_finds_the_earlier_note() {
 #[tokio::test]
 async fn timeout_after_odoo_committed_is_retryable_and_the_retry_does_not_post_twice() {
     for setup in SETUPS {
-        let (double, client) = start(setup, Duration::from_millis(400)).await;
+        let (double, client) = start(setup, Duration::from_millis(800)).await;
         let picking =
             double.seed_picking(PickingSeed::new("WH/OUT/00001", Some("1Z999AA10123456784")));
         double.fail_next_on(
             "message_post",
             1,
-            InjectedFailure::Delay(Duration::from_millis(900)),
+            InjectedFailure::Delay(Duration::from_millis(1600)),
         );
         let e = delivered("1Z999AA10123456784", "evt_slow");
 
