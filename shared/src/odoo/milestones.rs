@@ -184,11 +184,14 @@ async fn find_picking(
         .max_by_key(|(id, _)| *id)
     else {
         tracing::warn!(%event_id, "no picking carries the shipment's tracking number or reference");
-        return Err(OdooError::new(
-            OdooErrorKind::NotFound,
-            format!("no stock.picking has tracking number {tracking}"),
-        )
-        .with_code("odoo_picking_not_found"));
+        let message = match (tracking.is_empty(), event.shipment.reference.as_deref()) {
+            (false, _) => format!("no stock.picking has tracking number {tracking}"),
+            (true, Some(reference)) => format!("no stock.picking is named {reference}"),
+            (true, None) => "the event has neither a tracking number nor a reference".to_owned(),
+        };
+        return Err(
+            OdooError::new(OdooErrorKind::NotFound, message).with_code("odoo_picking_not_found")
+        );
     };
     if count > 1 {
         tracing::warn!(%event_id, picking_id, count, "several pickings carry this tracking number; using the most recent");
@@ -470,6 +473,20 @@ mod tests {
             "odoo_picking_not_found"
         );
         assert!(error.message.contains("1Z999AA10123456784"));
+    }
+
+    #[tokio::test]
+    async fn event_without_tracking_number_or_reference_asks_odoo_nothing() {
+        let mut e = in_transit();
+        e.shipment.tracking_number = " ".into();
+        let odoo = Scripted::new(vec![]);
+        let error = post_milestone_note(&odoo, &e, false).await.unwrap_err();
+        assert_eq!(error.kind, OdooErrorKind::NotFound);
+        assert_eq!(
+            error.message,
+            "the event has neither a tracking number nor a reference"
+        );
+        assert!(odoo.calls.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
