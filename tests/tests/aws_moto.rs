@@ -51,7 +51,12 @@ async fn dynamo_store() -> DynamoStore {
 async fn duplicate_of_completed_returns_stored_result<S: IdempotencyStore>(store: S) {
     let idem = Idempotency::new(store, Policy::default());
     let begin = idem.begin("k", Some("h"), t(NOW), t(DEADLINE)).await;
-    assert_eq!(begin.unwrap(), Begin::Proceed);
+    assert_eq!(
+        begin.unwrap(),
+        Begin::Proceed {
+            prior_attempt: false
+        }
+    );
     idem.complete("k", r#"{"id":1}"#, t(NOW)).await.unwrap();
     let again = idem.begin("k", Some("h"), t(NOW), t(DEADLINE)).await;
     assert_eq!(
@@ -88,7 +93,12 @@ async fn in_progress_until_deadline<S: IdempotencyStore>(store: S) {
             t("2026-11-27T09:01:01Z"),
         )
         .await;
-    assert_eq!(after.unwrap(), Begin::Proceed);
+    assert_eq!(
+        after.unwrap(),
+        Begin::Proceed {
+            prior_attempt: true
+        }
+    );
 }
 
 #[tokio::test]
@@ -103,7 +113,40 @@ async fn release_then_retry<S: IdempotencyStore>(store: S) {
     idem.release("k").await.unwrap();
     assert_eq!(idem.store().get("k").await.unwrap(), None);
     let retry = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
-    assert_eq!(retry.unwrap(), Begin::Proceed);
+    assert_eq!(
+        retry.unwrap(),
+        Begin::Proceed {
+            prior_attempt: false
+        }
+    );
+}
+
+async fn abandon_then_retry<S: IdempotencyStore>(store: S) {
+    let idem = Idempotency::new(store, Policy::default());
+    idem.begin("k", None, t(NOW), t(DEADLINE)).await.unwrap();
+    idem.abandon("k").await.unwrap();
+    let kept = idem.store().get("k").await.unwrap().unwrap();
+    assert_eq!(kept.status, Status::InProgress);
+    let retry = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
+    assert_eq!(
+        retry.unwrap(),
+        Begin::Proceed {
+            prior_attempt: true
+        }
+    );
+    idem.complete("k", "{}", t(NOW)).await.unwrap();
+    idem.abandon("k").await.unwrap();
+    let done = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
+    assert!(
+        matches!(done.unwrap(), Begin::Completed { .. }),
+        "abandon never reopens a completed key"
+    );
+}
+
+#[tokio::test]
+async fn abandoned_attempt_lets_a_retry_in_and_tells_it_to_check_first() {
+    abandon_then_retry(MemoryStore::new()).await;
+    abandon_then_retry(dynamo_store().await).await;
 }
 
 #[tokio::test]
@@ -152,7 +195,12 @@ async fn expired_counts_as_absent<S: IdempotencyStore>(store: S) {
     let begin = idem
         .begin("k", Some("h2"), at_expiry, at_expiry + Span::seconds(30))
         .await;
-    assert_eq!(begin.unwrap(), Begin::Proceed);
+    assert_eq!(
+        begin.unwrap(),
+        Begin::Proceed {
+            prior_attempt: true
+        }
+    );
     let taken = idem.store().get("k").await.unwrap().unwrap();
     assert_eq!(taken.status, Status::InProgress);
     assert_eq!(taken.payload_hash.as_deref(), Some("h2"));
@@ -214,7 +262,7 @@ async fn refused_put_returns_the_stored_record_without_reading_it_again() {
         result: None,
     };
     let outcome = store.put_in_progress(&first, t(NOW)).await.unwrap();
-    assert_eq!(outcome, PutOutcome::Acquired);
+    assert_eq!(outcome, PutOutcome::Acquired { replaced: false });
 
     let second = IdempotencyRecord {
         payload_hash: Some("sha256:bb".into()),

@@ -1,7 +1,8 @@
 //! odoo-poster: consumes canonical events from the Odoo queue and applies each to Odoo exactly
-//! once. The idempotency record (keyed by event id) suppresses duplicates; on a redelivery the
-//! operation first looks for its own earlier write in Odoo, which closes the window between an
-//! Odoo write that succeeded and an idempotency record that was never completed.
+//! once. The idempotency record (keyed by event id) suppresses duplicates. Whenever an earlier
+//! attempt may have written to Odoo (an SQS redelivery, or a key taken over from a failed or
+//! timed-out attempt) the operation first looks for its own earlier write, which closes the
+//! window between an Odoo write that committed and an idempotency record never completed.
 
 use chrono::{DateTime, Utc};
 use freightbridge::batch::RecordContext;
@@ -65,7 +66,7 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
             .begin(&key, Some(&hash), now, lock_until)
             .await
             .map_err(|e| FailureReason::from_error(&e))?;
-        match begin {
+        let prior_attempt = match begin {
             Begin::Completed { .. } => {
                 tracing::info!("already applied to Odoo; duplicate suppressed");
                 return Ok(());
@@ -82,11 +83,12 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
                     "an event with this id but different content was applied before",
                 ));
             }
-            Begin::Proceed => {}
-        }
+            Begin::Proceed { prior_attempt } => prior_attempt,
+        };
+        let check_existing = redelivery || prior_attempt;
         let outcome = match &event.body {
             EventBody::StatusChanged(_) | EventBody::Delivered(_) => {
-                milestones::post_milestone_note(&self.odoo, event, redelivery)
+                milestones::post_milestone_note(&self.odoo, event, check_existing)
                     .await
                     .map(|note| {
                         tracing::info!(
@@ -112,8 +114,10 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
                 Ok(())
             }
             Err(e) => {
-                if let Err(release) = self.idempotency.release(&key).await {
-                    tracing::error!(error = %release, "could not release the event's key");
+                // A failed write may still have committed in Odoo (a timeout after sending):
+                // keep the record so the retry checks before writing again.
+                if let Err(abandon) = self.idempotency.abandon(&key).await {
+                    tracing::error!(error = %abandon, "could not release the event's key");
                 }
                 Err(FailureReason::from_error(&e))
             }

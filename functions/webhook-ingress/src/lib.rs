@@ -141,7 +141,7 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
                 "delivery_id_reused",
                 "this delivery id was already used with different content",
             ),
-            Ok(Begin::Proceed) => self.publish(&key, accepted, body, now).await,
+            Ok(Begin::Proceed { .. }) => self.publish(&key, accepted, body, now).await,
         }
     }
 

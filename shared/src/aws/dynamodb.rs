@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 
 use super::render_error;
@@ -104,10 +105,15 @@ impl IdempotencyStore for DynamoStore {
                 AttributeValue::S(Status::InProgress.as_str().to_owned()),
             )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            // On success too: whether an earlier record was overwritten tells the caller that
+            // an earlier attempt existed.
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(PutOutcome::Acquired),
+            Ok(output) => Ok(PutOutcome::Acquired {
+                replaced: output.attributes().is_some_and(|old| !old.is_empty()),
+            }),
             Err(err) => match err.as_service_error() {
                 Some(PutItemError::ConditionalCheckFailedException(refused)) => {
                     match refused.item() {
@@ -154,6 +160,38 @@ impl IdempotencyStore for DynamoStore {
             .await
             .map_err(|e| self.unavailable("DeleteItem", &e))?;
         Ok(())
+    }
+
+    async fn lapse(&self, key: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression("SET #in_progress_expiration = :zero")
+            .condition_expression("#status = :inprogress")
+            .expression_attribute_names("#status", attr::STATUS)
+            .expression_attribute_names("#in_progress_expiration", attr::IN_PROGRESS_EXPIRATION)
+            .expression_attribute_values(":zero", number(0))
+            .expression_attribute_values(
+                ":inprogress",
+                AttributeValue::S(Status::InProgress.as_str().to_owned()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Completed or gone: nothing holds a lock to lapse.
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(self.unavailable("UpdateItem", &err)),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {

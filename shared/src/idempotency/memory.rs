@@ -43,8 +43,8 @@ impl IdempotencyStore for MemoryStore {
         {
             return Ok(PutOutcome::Exists(existing.clone()));
         }
-        records.insert(record.key.clone(), record.clone());
-        Ok(PutOutcome::Acquired)
+        let replaced = records.insert(record.key.clone(), record.clone()).is_some();
+        Ok(PutOutcome::Acquired { replaced })
     }
 
     async fn complete(&self, key: &str, result: &str, expires_at: i64) -> Result<(), StoreError> {
@@ -68,6 +68,15 @@ impl IdempotencyStore for MemoryStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn lapse(&self, key: &str) -> Result<(), StoreError> {
+        if let Some(record) = self.lock().get_mut(key)
+            && record.status == Status::InProgress
+        {
+            record.in_progress_expires_at = Some(0);
+        }
         Ok(())
     }
 

@@ -99,8 +99,9 @@ impl Classify for StoreError {
 /// The result of the conditional put.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    /// The record was written: the caller holds the key.
-    Acquired,
+    /// The record was written: the caller holds the key. `replaced`: an earlier record (an
+    /// expired one, or an attempt whose lock had lapsed) was overwritten.
+    Acquired { replaced: bool },
     /// A live record already exists (returned as it is stored).
     Exists(IdempotencyRecord),
 }
@@ -124,6 +125,9 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// Remove `key` (a failed handler releases its key so a retry can run).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Make an `INPROGRESS` record's lock lapse now, keeping the record (no-op otherwise).
+    fn lapse(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn get(
         &self,
@@ -150,6 +154,9 @@ impl<T: IdempotencyStore> IdempotencyStore for std::sync::Arc<T> {
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).delete(key)
     }
+    fn lapse(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).lapse(key)
+    }
     fn get(
         &self,
         key: &str,
@@ -167,8 +174,9 @@ pub fn sha256_tag(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
     /// First time (or the earlier attempt expired or failed): run the handler, then
-    /// `complete` or `release`.
-    Proceed,
+    /// `complete`, `release` or `abandon`. `prior_attempt`: an earlier attempt held this key
+    /// and may have applied its effect before failing, so look for that effect first.
+    Proceed { prior_attempt: bool },
     /// Already done: here is the stored result.
     Completed { result: Option<String> },
     /// Another invocation holds the key right now: retry later.
@@ -228,7 +236,9 @@ impl<S: IdempotencyStore> Idempotency<S> {
             result: None,
         };
         match self.store.put_in_progress(&record, now).await? {
-            PutOutcome::Acquired => Ok(Begin::Proceed),
+            PutOutcome::Acquired { replaced } => Ok(Begin::Proceed {
+                prior_attempt: replaced,
+            }),
             PutOutcome::Exists(existing) => Ok(decide_existing(&existing, payload_hash)),
         }
     }
@@ -244,9 +254,16 @@ impl<S: IdempotencyStore> Idempotency<S> {
         self.store.complete(key, result, expires_at).await
     }
 
-    /// The handler failed: release the key so a retry can run.
+    /// The handler failed before applying anything: release the key so a retry can run.
     pub async fn release(&self, key: &str) -> Result<(), StoreError> {
         self.store.delete(key).await
+    }
+
+    /// The handler failed after it may have applied its effect (a write that timed out can
+    /// still have committed): let a retry take the key at once, but keep the record so the
+    /// retry learns (`Begin::Proceed { prior_attempt: true }`) that it must check first.
+    pub async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        self.store.lapse(key).await
     }
 }
 
@@ -286,7 +303,12 @@ mod tests {
     async fn first_call_proceeds_and_duplicate_of_completed_returns_stored_result() {
         let idem = idem();
         let begin = idem.begin("k", Some("h"), t(NOW), t(DEADLINE)).await;
-        assert_eq!(begin.unwrap(), Begin::Proceed);
+        assert_eq!(
+            begin.unwrap(),
+            Begin::Proceed {
+                prior_attempt: false
+            }
+        );
         idem.complete("k", r#"{"id":1}"#, t(NOW)).await.unwrap();
         let again = idem.begin("k", Some("h"), t(NOW), t(DEADLINE)).await;
         assert_eq!(
@@ -318,7 +340,12 @@ mod tests {
                 t("2026-11-27T09:01:01Z"),
             )
             .await;
-        assert_eq!(after.unwrap(), Begin::Proceed);
+        assert_eq!(
+            after.unwrap(),
+            Begin::Proceed {
+                prior_attempt: true
+            }
+        );
     }
 
     #[tokio::test]
@@ -327,7 +354,41 @@ mod tests {
         idem.begin("k", None, t(NOW), t(DEADLINE)).await.unwrap();
         idem.release("k").await.unwrap();
         let retry = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
-        assert_eq!(retry.unwrap(), Begin::Proceed);
+        assert_eq!(
+            retry.unwrap(),
+            Begin::Proceed {
+                prior_attempt: false
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn abandoned_attempt_lets_a_retry_in_at_once_and_tells_it_to_check_first() {
+        let idem = idem();
+        idem.begin("k", None, t(NOW), t(DEADLINE)).await.unwrap();
+        idem.abandon("k").await.unwrap();
+        let retry = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
+        assert_eq!(
+            retry.unwrap(),
+            Begin::Proceed {
+                prior_attempt: true
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn abandon_leaves_a_completed_record_alone() {
+        let idem = idem();
+        idem.begin("k", None, t(NOW), t(DEADLINE)).await.unwrap();
+        idem.complete("k", "{}", t(NOW)).await.unwrap();
+        idem.abandon("k").await.unwrap();
+        let again = idem.begin("k", None, t(NOW), t(DEADLINE)).await;
+        assert_eq!(
+            again.unwrap(),
+            Begin::Completed {
+                result: Some("{}".into())
+            }
+        );
     }
 
     #[tokio::test]
@@ -355,7 +416,12 @@ mod tests {
         let begin = idem
             .begin("k", None, later, later + Duration::seconds(30))
             .await;
-        assert_eq!(begin.unwrap(), Begin::Proceed);
+        assert_eq!(
+            begin.unwrap(),
+            Begin::Proceed {
+                prior_attempt: true
+            }
+        );
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! End to end through the local chain that `freightctl serve` runs: signed partner webhooks over
+//! HTTP on 127.0.0.1 → ingress → bus → transform → bus → poster → the Odoo double, on both Odoo
+//! transports. Asserts what reached Odoo, and what did not.
+
+use std::time::Duration;
+
+use freightbridge::config::{PartnerConfig, PartnersFile};
+use freightbridge::odoo::{OdooClient, OdooConfig, Transport};
+use freightbridge_tests::odoo_double::{
+    InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed,
+};
+use freightctl::chain::{Chain, ChainConfig};
+use freightctl::send;
+use serde_json::Value;
+
+const PARTNERS: &str = include_str!("../../events/partners.local.toml");
+const IN_TRANSIT: &[u8] =
+    include_bytes!("../../events/partners/easypost-tracker-updated-in-transit.json");
+const DELIVERED: &[u8] = include_bytes!("../../events/partners/easypost-tracker-delivered.json");
+
+struct Setup {
+    double: OdooDouble,
+    chain: Chain<OdooClient>,
+    base: String,
+    client: reqwest::Client,
+    partner: PartnerConfig,
+}
+
+async fn setup(version: u8) -> Setup {
+    let double = OdooDouble::start(OdooDoubleConfig::version(version)).await;
+    let odoo_config = double.config().clone();
+    let mut config = OdooConfig::new(double.url());
+    config.db = Some(odoo_config.db.clone());
+    config.user = Some(odoo_config.login.clone());
+    config.api_key = Some(freightbridge::config::Secret::new(
+        odoo_config.api_key.clone(),
+    ));
+    // Detected from the server: JSON-2 on 19, JSON-RPC on 18.
+    let odoo = OdooClient::connect(&config).await.unwrap();
+    let expected = if version >= 19 {
+        Transport::Json2
+    } else {
+        Transport::JsonRpc
+    };
+    assert_eq!(odoo.transport(), Some(expected));
+
+    let partners = PartnersFile::parse(PARTNERS).unwrap();
+    let partner = partners.get("easypost").unwrap().clone();
+    let mut chain_config = ChainConfig::new(partners);
+    chain_config.visibility_timeout = Duration::from_millis(200);
+    let chain = Chain::start(chain_config, odoo).unwrap();
+    let (addr, _server) = chain.listen(0).await.unwrap();
+    Setup {
+        double,
+        chain,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        partner,
+    }
+}
+
+impl Setup {
+    async fn send(&self, partner: &str, body: &[u8]) -> (u16, Value) {
+        let headers = send::partner_headers(&self.partner, body, "msg_e2e").unwrap();
+        self.post(partner, &headers, body.to_vec()).await
+    }
+
+    async fn post(
+        &self,
+        partner: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let url = format!("{}/webhooks/{partner}", self.base);
+        let result = send::post(&self.client, &url, headers, body).await.unwrap();
+        (result.status, result.body)
+    }
+
+    async fn drained(&self) {
+        assert!(
+            self.chain.wait_drained(Duration::from_secs(20)).await,
+            "queues did not drain"
+        );
+    }
+}
+
+async fn signed_webhook_posts_one_note_on_the_right_picking(version: u8) {
+    let s = setup(version).await;
+    let other = s
+        .double
+        .seed_picking(PickingSeed::new("WH/OUT/00001", Some("EZ999")));
+    let picking = s
+        .double
+        .seed_picking(PickingSeed::new("WH/OUT/00002", Some("1")));
+
+    let (status, first) = s.send("easypost", IN_TRANSIT).await;
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["duplicate"], false);
+    s.drained().await;
+    let notes = s.double.messages_on(picking);
+    assert_eq!(notes.len(), 1);
+    let body = notes[0]["body"].as_str().unwrap_or_default().to_owned();
+    assert!(body.contains("EDISON"), "note carries the location: {body}");
+    assert!(
+        body.contains("freightbridge event"),
+        "note carries its marker: {body}"
+    );
+    assert!(s.double.messages_on(other).is_empty());
+
+    // The partner retries the same delivery: 200 duplicate, same event id, no second note.
+    let (status, again) = s.send("easypost", IN_TRANSIT).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["event_id"], first["event_id"]);
+    s.drained().await;
+    assert_eq!(s.double.messages_on(picking).len(), 1);
+    assert!(s.chain.odoo_dlq.is_empty() && s.chain.transform_dlq.is_empty());
+}
+
+#[tokio::test]
+async fn signed_webhook_posts_one_note_on_the_right_picking_json2_odoo19() {
+    signed_webhook_posts_one_note_on_the_right_picking(19).await;
+}
+
+#[tokio::test]
+async fn signed_webhook_posts_one_note_on_the_right_picking_jsonrpc_odoo18() {
+    signed_webhook_posts_one_note_on_the_right_picking(18).await;
+}
+
+#[tokio::test]
+async fn rejected_webhooks_publish_nothing() {
+    let s = setup(19).await;
+    let headers = send::partner_headers(&s.partner, IN_TRANSIT, "m").unwrap();
+
+    let mut tampered = IN_TRANSIT.to_vec();
+    tampered[10] ^= 1;
+    let (status, body) = s.post("easypost", &headers, tampered).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    let (status, body) = s.post("nobody", &headers, IN_TRANSIT.to_vec()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_partner"))
+    );
+
+    let big = vec![b' '; 300 * 1024];
+    let big_headers = send::partner_headers(&s.partner, &big, "m").unwrap();
+    let (status, body) = s.post("easypost", &big_headers, big).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    let mut text = headers.clone();
+    text.retain(|(name, _)| name != "content-type");
+    text.push(("content-type".into(), "text/plain".into()));
+    let (status, _) = s.post("easypost", &text, IN_TRANSIT.to_vec()).await;
+    assert_eq!(status, 415);
+
+    let garbage = b"{\"id\": 1".to_vec();
+    let garbage_headers = send::partner_headers(&s.partner, &garbage, "m").unwrap();
+    let (status, body) = s.post("easypost", &garbage_headers, garbage).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("malformed_payload"))
+    );
+
+    assert!(s.chain.bus.published().is_empty(), "nothing was published");
+    assert!(s.double.calls().is_empty(), "Odoo was never called");
+}
+
+#[tokio::test]
+async fn odoo_outage_is_retried_until_the_note_lands_once() {
+    let s = setup(19).await;
+    let picking = s
+        .double
+        .seed_picking(PickingSeed::new("WH/OUT/00007", Some("EZ4000000004")));
+    s.double
+        .fail_next_on("message_post", 2, InjectedFailure::Http503);
+    let (status, _) = s.send("easypost", DELIVERED).await;
+    assert_eq!(status, 202);
+    s.drained().await;
+    let notes = s.double.messages_on(picking);
+    assert_eq!(notes.len(), 1, "retried after the outage, posted once");
+    let body = notes[0]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("John Tester"),
+        "proof of delivery in the note: {body}"
+    );
+    assert!(s.chain.odoo_dlq.is_empty());
+}
+
+#[tokio::test]
+async fn event_for_an_unknown_picking_is_dead_lettered_with_its_reason() {
+    let s = setup(19).await;
+    let (status, _) = s.send("easypost", IN_TRANSIT).await;
+    assert_eq!(status, 202);
+    s.drained().await;
+    let letters = s.chain.odoo_dlq.snapshot();
+    assert_eq!(letters.len(), 1);
+    let code = letters[0]
+        .attributes
+        .iter()
+        .find(|(k, _)| k == "fb-error-code")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(code, Some("odoo_picking_not_found"));
+    // The dead letter keeps the original body, so it can be redriven once the picking exists.
+    assert!(letters[0].body.contains("shipment.status_changed"));
+}

@@ -1,0 +1,205 @@
+//! The odoo-poster handler against the Odoo double: exactly-once notes across duplicates,
+//! redeliveries, timeouts whose write still committed, and crashes between the Odoo write and
+//! the idempotency update; round trips per note.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use chrono::{Duration as Span, Utc};
+use freightbridge::batch::RecordContext;
+use freightbridge::bus::Envelope;
+use freightbridge::canonical::CanonicalEvent;
+use freightbridge::config::Secret;
+use freightbridge::failure::FailureClass;
+use freightbridge::idempotency::memory::MemoryStore;
+use freightbridge::idempotency::{
+    Idempotency, IdempotencyRecord, IdempotencyStore, Policy, Status,
+};
+use freightbridge::odoo::{OdooClient, OdooConfig, milestones};
+use freightbridge_tests::odoo_double::{
+    InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed,
+};
+use odoo_poster::Poster;
+
+const SQS: &str = include_str!("../../events/sqs-odoo-batch.json");
+
+fn body() -> String {
+    let event: SqsEvent = serde_json::from_str(SQS).unwrap();
+    event.records[0].body.clone().unwrap()
+}
+
+fn event() -> CanonicalEvent {
+    serde_json::from_str::<Envelope<CanonicalEvent>>(&body())
+        .unwrap()
+        .detail
+}
+
+fn ctx(receive_count: u32) -> RecordContext {
+    RecordContext {
+        message_id: format!("m{receive_count}"),
+        body: body(),
+        receive_count,
+    }
+}
+
+struct Setup {
+    double: OdooDouble,
+    store: Arc<MemoryStore>,
+    poster: Poster<OdooClient, Arc<MemoryStore>>,
+    picking: i64,
+}
+
+async fn setup(timeout: Duration) -> Setup {
+    let double = OdooDouble::start(OdooDoubleConfig::version(19)).await;
+    let picking = double.seed_picking(PickingSeed::new("WH/OUT/00002", Some("1")));
+    let mut config = OdooConfig::new(double.url());
+    config.db = Some(double.config().db.clone());
+    config.api_key = Some(Secret::new(double.config().api_key.clone()));
+    config.timeout = timeout;
+    let odoo = OdooClient::connect(&config).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let poster = Poster::new(odoo, Idempotency::new(store.clone(), Policy::default()));
+    Setup {
+        double,
+        store,
+        poster,
+        picking,
+    }
+}
+
+async fn handle(
+    s: &Setup,
+    receive_count: u32,
+) -> Result<(), freightbridge::failure::FailureReason> {
+    let now = Utc::now();
+    s.poster
+        .handle_record(ctx(receive_count), now, now + Span::seconds(30))
+        .await
+}
+
+fn odoo_calls(s: &Setup) -> usize {
+    s.double.calls().len()
+}
+
+#[tokio::test]
+async fn first_delivery_posts_one_note_in_two_round_trips() {
+    let s = setup(Duration::from_secs(5)).await;
+    let before = odoo_calls(&s);
+    handle(&s, 1).await.unwrap();
+    assert_eq!(odoo_calls(&s) - before, 2, "picking lookup + message_post");
+    assert_eq!(s.double.messages_on(s.picking).len(), 1);
+}
+
+#[tokio::test]
+async fn duplicate_event_makes_no_odoo_call() {
+    let s = setup(Duration::from_secs(5)).await;
+    handle(&s, 1).await.unwrap();
+    let after_first = odoo_calls(&s);
+    handle(&s, 1).await.unwrap();
+    assert_eq!(odoo_calls(&s), after_first);
+    assert_eq!(s.double.messages_on(s.picking).len(), 1);
+}
+
+#[tokio::test]
+async fn timed_out_write_that_committed_is_not_repeated_on_retry() {
+    let s = setup(Duration::from_millis(300)).await;
+    // Odoo answers after the client gave up, but commits the note anyway.
+    s.double.fail_next_on(
+        "message_post",
+        1,
+        InjectedFailure::Delay(Duration::from_millis(800)),
+    );
+    let err = handle(&s, 1).await.unwrap_err();
+    assert_eq!(err.class, FailureClass::Retryable);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        s.double.messages_on(s.picking).len(),
+        1,
+        "the slow write committed"
+    );
+    // SQS redelivers; the retry finds the note by its marker instead of posting again.
+    handle(&s, 2).await.unwrap();
+    assert_eq!(s.double.messages_on(s.picking).len(), 1);
+    let record = s
+        .store
+        .get(&format!("odoo#{}", event().event_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, Status::Completed);
+}
+
+#[tokio::test]
+async fn crash_after_the_odoo_write_is_recovered_by_the_next_attempt() {
+    let s = setup(Duration::from_secs(5)).await;
+    let event = event();
+    // An earlier invocation wrote the note, then died before completing its record; its
+    // lock has lapsed. The next attempt arrives as a fresh message (an archive replay).
+    milestones::post_milestone_note(s.poster.odoo(), &event, false)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let stale = IdempotencyRecord {
+        key: format!("odoo#{}", event.event_id),
+        status: Status::InProgress,
+        expires_at: (now + Span::days(7)).timestamp(),
+        in_progress_expires_at: Some((now - Span::seconds(1)).timestamp_millis()),
+        payload_hash: None,
+        result: None,
+    };
+    s.store.put_in_progress(&stale, now).await.unwrap();
+    handle(&s, 1).await.unwrap();
+    assert_eq!(s.double.messages_on(s.picking).len(), 1, "no second note");
+}
+
+#[tokio::test]
+async fn missing_picking_is_a_permanent_failure_that_can_be_retried_later() {
+    let s = setup(Duration::from_secs(5)).await;
+    let mut wrong = event();
+    wrong.shipment.tracking_number = "NO-SUCH-NUMBER".into();
+    let envelope = serde_json::json!({
+        "version": "0", "id": "x", "detail-type": "shipment.status_changed",
+        "source": "freightbridge.canonical", "time": "2026-11-27T09:00:00Z",
+        "detail": wrong,
+    });
+    let now = Utc::now();
+    let ctx = RecordContext {
+        message_id: "m".into(),
+        body: envelope.to_string(),
+        receive_count: 1,
+    };
+    let err = s
+        .poster
+        .handle_record(ctx.clone(), now, now + Span::seconds(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, FailureClass::Permanent);
+    assert_eq!(err.code, "odoo_picking_not_found");
+    // Once the picking exists (a redrive from the DLQ), the same event goes through.
+    s.double
+        .seed_picking(PickingSeed::new("WH/OUT/00009", Some("NO-SUCH-NUMBER")));
+    s.poster
+        .handle_record(ctx, now, now + Span::seconds(30))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn malformed_record_fails_permanently_without_calling_odoo() {
+    let s = setup(Duration::from_secs(5)).await;
+    let before = odoo_calls(&s);
+    let now = Utc::now();
+    let bad = RecordContext {
+        message_id: "m".into(),
+        body: "{}".into(),
+        receive_count: 1,
+    };
+    let err = s
+        .poster
+        .handle_record(bad, now, now + Span::seconds(30))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "malformed_envelope");
+    assert_eq!(odoo_calls(&s), before);
+}
