@@ -61,6 +61,15 @@ pub enum EventBody {
     StatusChanged(StatusChange),
     #[serde(rename = "shipment.delivered")]
     Delivered(Delivery),
+    /// A booking or quote: what the shipment is expected to cost (→ accrual).
+    #[serde(rename = "freight_cost.estimated")]
+    CostEstimated(CostEstimate),
+    /// A carrier's freight invoice (→ draft vendor bill).
+    #[serde(rename = "freight_invoice.received")]
+    InvoiceReceived(InvoiceReceived),
+    /// A charge that arrives after the invoice or delivery (late surcharge).
+    #[serde(rename = "freight_charge.added")]
+    ChargeAdded(ChargeAdded),
 }
 
 impl EventBody {
@@ -68,8 +77,20 @@ impl EventBody {
         match self {
             EventBody::StatusChanged(_) => "shipment.status_changed",
             EventBody::Delivered(_) => "shipment.delivered",
+            EventBody::CostEstimated(_) => "freight_cost.estimated",
+            EventBody::InvoiceReceived(_) => "freight_invoice.received",
+            EventBody::ChargeAdded(_) => "freight_charge.added",
         }
     }
+
+    /// Every canonical event type, as published on the bus.
+    pub const TYPES: [&'static str; 5] = [
+        "shipment.status_changed",
+        "shipment.delivered",
+        "freight_cost.estimated",
+        "freight_invoice.received",
+        "freight_charge.added",
+    ];
 }
 
 /// Canonical shipment statuses (DESIGN §3.3).
@@ -172,6 +193,106 @@ impl Location {
     }
 }
 
+/// What kind of charge a line is. Partners' own codes (X12 L108, …) map to these through
+/// per-partner tables; the code itself is kept on the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeKind {
+    BaseFreight,
+    FuelSurcharge,
+    Accessorial,
+    Tax,
+    Discount,
+    Other,
+}
+
+/// One charge on an estimate or invoice. Negative amounts are credits or discounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeLine {
+    pub kind: ChargeKind,
+    /// The partner's charge code (X12 L108 `400`, `FUE`, …).
+    pub code: Option<String>,
+    pub description: Option<String>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
+/// Whether an estimate is a quote (before booking) or the booked cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EstimateKind {
+    Quote,
+    Booking,
+}
+
+/// `freight_cost.estimated`: a later estimate for the same shipment revises the earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CostEstimate {
+    pub estimate: Estimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub kind: EstimateKind,
+    /// ISO 4217.
+    pub currency: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total: Decimal,
+    pub lines: Vec<ChargeLine>,
+}
+
+/// `freight_invoice.received`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceReceived {
+    pub invoice: Invoice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The carrier's invoice number (X12 B302).
+    pub number: String,
+    pub issued_on: InvoiceDate,
+    /// ISO 4217.
+    pub currency: String,
+    /// Amount due as the carrier states it (X12 B307).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub total: Decimal,
+    pub lines: Vec<ChargeLine>,
+    /// Other references the carrier gives (bill of lading, PO, …), by qualifier.
+    #[serde(default)]
+    pub references: Vec<Reference>,
+    /// Parties named on the invoice (shipper, consignee, bill-to, …).
+    #[serde(default)]
+    pub parties: Vec<Party>,
+    pub delivered_on: Option<InvoiceDate>,
+}
+
+/// `freight_charge.added`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeAdded {
+    /// The invoice the charge belongs to, when the partner says.
+    pub invoice_number: Option<String>,
+    /// ISO 4217.
+    pub currency: String,
+    pub charge: ChargeLine,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reference {
+    /// The partner's qualifier (X12 `BM` bill of lading, `PO`, …).
+    pub qualifier: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    /// The partner's role code (X12 N101 `SH` shipper, `CN` consignee, `BT` bill-to, …).
+    pub role: String,
+    pub name: Option<String>,
+    /// The partner's identifier for the party, when given.
+    pub id: Option<String>,
+}
+
 /// An amount of money: decimal, never a float, with its ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Money {
@@ -230,6 +351,36 @@ mod tests {
         assert_eq!(json["occurred_at"], "2024-08-02T18:50:00Z");
         let back: CanonicalEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn invoice_event_round_trips_with_decimal_strings() {
+        let mut event = sample();
+        event.body = EventBody::InvoiceReceived(InvoiceReceived {
+            invoice: Invoice {
+                number: "3410889".into(),
+                issued_on: "2007-10-31".parse().unwrap(),
+                currency: "USD".into(),
+                total: "51.65".parse().unwrap(),
+                lines: vec![ChargeLine {
+                    kind: ChargeKind::BaseFreight,
+                    code: Some("400".into()),
+                    description: None,
+                    amount: "51.65".parse().unwrap(),
+                }],
+                references: vec![],
+                parties: vec![],
+                delivered_on: None,
+            },
+        });
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "freight_invoice.received");
+        assert_eq!(json["invoice"]["total"], "51.65");
+        assert_eq!(json["invoice"]["lines"][0]["kind"], "base_freight");
+        assert_eq!(json["invoice"]["issued_on"], "2007-10-31");
+        let back: CanonicalEvent = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+        assert!(EventBody::TYPES.contains(&event.event_type()));
     }
 
     #[test]

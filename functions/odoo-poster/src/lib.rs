@@ -15,6 +15,13 @@ use freightbridge::odoo::milestones;
 use serde_json::json;
 use tracing::Instrument as _;
 
+/// What the poster does in Odoo for an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    /// Chatter note on the shipment's picking.
+    MilestoneNote,
+}
+
 pub struct Poster<O, S> {
     odoo: O,
     idempotency: Idempotency<S>,
@@ -57,6 +64,22 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
         now: DateTime<Utc>,
         lock_until: DateTime<Utc>,
     ) -> Result<(), FailureReason> {
+        let operation = match &event.body {
+            EventBody::StatusChanged(_) | EventBody::Delivered(_) => Operation::MilestoneNote,
+            // The SAM rules route only shipment milestones here for now; anything else is a
+            // routing mistake, kept in the DLQ with its reason rather than acknowledged.
+            EventBody::CostEstimated(_)
+            | EventBody::InvoiceReceived(_)
+            | EventBody::ChargeAdded(_) => {
+                return Err(FailureReason::permanent(
+                    "no_odoo_operation",
+                    format!(
+                        "the poster has no Odoo operation for {}",
+                        event.event_type()
+                    ),
+                ));
+            }
+        };
         let key = format!("odoo#{}", event.event_id);
         let payload = serde_json::to_vec(event)
             .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
@@ -86,8 +109,8 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
             Begin::Proceed { prior_attempt } => prior_attempt,
         };
         let check_existing = redelivery || prior_attempt;
-        let outcome = match &event.body {
-            EventBody::StatusChanged(_) | EventBody::Delivered(_) => {
+        let outcome = match operation {
+            Operation::MilestoneNote => {
                 milestones::post_milestone_note(&self.odoo, event, check_existing)
                     .await
                     .map(|note| {

@@ -76,6 +76,10 @@ pub fn note_body(event: &CanonicalEvent) -> String {
                 sentences.push(format!("POD document: {url}"));
             }
         }
+        // Finance events are not milestones; the poster routes them to their own operations.
+        EventBody::CostEstimated(_) | EventBody::InvoiceReceived(_) | EventBody::ChargeAdded(_) => {
+            sentences.push(format!("Freight event {}", event.event_type()));
+        }
     }
     if let Some(carrier) = event.shipment.carrier.as_deref().and_then(clean) {
         sentences.push(format!("Carrier: {carrier}"));

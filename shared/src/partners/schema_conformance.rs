@@ -220,7 +220,11 @@ fn every_event_type_the_model_has_is_in_the_schema() {
     for body in [&change, &delivery] {
         // A new body type fails to compile here until it is listed (and added to the schema).
         match body {
-            EventBody::StatusChanged(_) | EventBody::Delivered(_) => {}
+            EventBody::StatusChanged(_)
+            | EventBody::Delivered(_)
+            | EventBody::CostEstimated(_)
+            | EventBody::InvoiceReceived(_)
+            | EventBody::ChargeAdded(_) => {}
         }
         model.push(body.event_type());
     }
@@ -231,7 +235,14 @@ fn every_event_type_the_model_has_is_in_the_schema() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
+    // The finance bodies are checked by `finance_events_validate` below.
+    model.extend([
+        "freight_cost.estimated",
+        "freight_invoice.received",
+        "freight_charge.added",
+    ]);
     assert_eq!(listed, model);
+    assert_eq!(listed, EventBody::TYPES);
 
     let mut event = status_change_with(ShipmentStatus::Delivered);
     event.body = delivery;
@@ -413,5 +424,72 @@ fn money_definition_accepts_serialised_money_and_refuses_floats() {
         json!({"amount": "51.65"}),
     ] {
         assert!(!validator.is_valid(&bad), "accepted {bad}");
+    }
+}
+
+#[test]
+fn finance_events_validate() {
+    use crate::canonical::{
+        ChargeAdded, ChargeKind, ChargeLine, CostEstimate, Estimate, EstimateKind, Invoice,
+        InvoiceReceived, Party, Reference,
+    };
+    let line = |kind, amount: &str| ChargeLine {
+        kind,
+        code: Some("400".into()),
+        description: None,
+        amount: amount.parse().unwrap(),
+    };
+    let bodies = [
+        EventBody::CostEstimated(CostEstimate {
+            estimate: Estimate {
+                kind: EstimateKind::Booking,
+                currency: "USD".into(),
+                total: "100.00".parse().unwrap(),
+                lines: vec![line(ChargeKind::BaseFreight, "100.00")],
+            },
+        }),
+        EventBody::InvoiceReceived(InvoiceReceived {
+            invoice: Invoice {
+                number: "3410889".into(),
+                issued_on: "2007-10-31".parse().unwrap(),
+                currency: "USD".into(),
+                total: "51.65".parse().unwrap(),
+                lines: vec![
+                    line(ChargeKind::BaseFreight, "64.59"),
+                    line(ChargeKind::Discount, "-12.94"),
+                ],
+                references: vec![Reference {
+                    qualifier: "BM".into(),
+                    value: "545930791T".into(),
+                }],
+                parties: vec![Party {
+                    role: "SH".into(),
+                    name: Some("ACME".into()),
+                    id: None,
+                }],
+                delivered_on: Some("2007-10-29".parse().unwrap()),
+            },
+        }),
+        EventBody::ChargeAdded(ChargeAdded {
+            invoice_number: Some("3410889".into()),
+            currency: "USD".into(),
+            charge: line(ChargeKind::FuelSurcharge, "4.10"),
+        }),
+    ];
+    let validator = validator();
+    for body in bodies {
+        let mut event = status_change_with(ShipmentStatus::Booked);
+        event.body = body;
+        let value = serde_json::to_value(&event).unwrap();
+        assert_valid(&validator, &value);
+        // A float amount is refused: money is a decimal string.
+        let mut float = value.clone();
+        let amount = match event.body {
+            EventBody::CostEstimated(_) => &mut float["estimate"]["total"],
+            EventBody::InvoiceReceived(_) => &mut float["invoice"]["total"],
+            _ => &mut float["charge"]["amount"],
+        };
+        *amount = serde_json::json!(51.65);
+        assert!(!validator.is_valid(&float), "{}", event.event_type());
     }
 }
