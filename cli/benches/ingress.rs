@@ -12,6 +12,7 @@ use freightbridge::config::{PartnersFile, Secret, resolve_local};
 use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
+use freightbridge::partners::Adapters;
 use freightbridge::signature::{Scheme, sign};
 use freightbridge::webhook::{ReceivedWebhook, WebhookBody, ingress_id};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -54,6 +55,7 @@ fn headers_for(body: &[u8]) -> HeaderMap {
 fn bench(c: &mut Criterion) {
     let partners = PartnersFile::parse(PARTNERS).expect("partners");
     let registry = Arc::new(Registry::build(&partners, resolve_local).expect("registry"));
+    let adapters = Adapters::from_partners(&partners).expect("adapters");
     let body = body_2kb();
     let headers = headers_for(&body);
 
@@ -74,7 +76,7 @@ fn bench(c: &mut Criterion) {
                 content_type: accepted.content_type,
                 body: WebhookBody::from_bytes(&body),
             };
-            black_box(canonical_transform::transform(&webhook).expect("events"))
+            black_box(canonical_transform::transform(&adapters, &webhook).expect("events"))
         })
     });
 

@@ -24,6 +24,7 @@ use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::odoo::OdooPort;
+use freightbridge::partners::Adapters;
 use freightbridge::{canonical, webhook};
 use odoo_poster::Poster;
 use tokio::task::JoinHandle;
@@ -115,7 +116,8 @@ impl<O: OdooPort + 'static> Chain<O> {
 
         let idempotency = || Idempotency::new(store.clone(), Policy::default());
         let ingress = Arc::new(Ingress::new(registry, idempotency(), bus.clone()));
-        let transform = Arc::new(Transform::new(bus.clone()));
+        let adapters = Arc::new(Adapters::from_partners(&config.partners)?);
+        let transform = Arc::new(Transform::new(bus.clone(), adapters));
         let poster = Arc::new(Poster::new(odoo, idempotency()));
 
         let batch = |consumer: &str| BatchConfig {

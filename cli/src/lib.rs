@@ -12,7 +12,7 @@ use chrono::Utc;
 use freightbridge::canonical::CanonicalEvent;
 use freightbridge::config::PartnersFile;
 use freightbridge::odoo::{DryRunJournal, OdooClient, OdooConfig};
-use freightbridge::partners::{self, Format};
+use freightbridge::partners::Adapter;
 use freightbridge::webhook::{self, ReceivedWebhook, WebhookBody};
 
 /// Odoo from `ODOO_URL` & co. when set, else a dry-run journal at `journal`.
@@ -38,24 +38,19 @@ pub fn transform_body(
     let partner = partners
         .get(partner_id)
         .ok_or_else(|| format!("partner {partner_id:?} is not in the partners file"))?;
-    let format = Format::parse(&partner.format).ok_or_else(|| {
-        format!(
-            "partner {partner_id:?} has unknown format {:?}",
-            partner.format
-        )
-    })?;
-    let key = partners::inspect(format, body).map_err(|e| e.to_string())?;
+    let adapter = Adapter::from_config(partner).map_err(|e| e.to_string())?;
+    let key = adapter.inspect(body).map_err(|e| e.to_string())?;
     let delivery_id = key
         .delivery_id
         .unwrap_or_else(|| freightbridge::idempotency::sha256_tag(body));
     let webhook = ReceivedWebhook {
         ingress_id: webhook::ingress_id(partner_id, &delivery_id),
         partner: partner_id.to_owned(),
-        format: format.name().to_owned(),
+        format: adapter.format().name().to_owned(),
         delivery_id,
         received_at: Utc::now(),
         content_type: None,
         body: WebhookBody::from_bytes(body),
     };
-    canonical_transform::transform(&webhook).map_err(|e| e.to_string())
+    adapter.to_canonical(&webhook).map_err(|e| e.to_string())
 }

@@ -45,6 +45,9 @@ pub struct PartnerConfig {
     pub content_types: Option<Vec<String>>,
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// Format-specific settings (`[partner.options]`), read by the format's adapter.
+    #[serde(default)]
+    pub options: toml::Table,
 }
 
 #[derive(Debug, Clone, Deserialize)]

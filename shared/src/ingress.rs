@@ -9,14 +9,14 @@ use http::HeaderMap;
 
 use crate::config::{ConfigError, DEFAULT_MAX_BODY_BYTES, PartnersFile, Secret, SecretRef};
 use crate::idempotency::sha256_tag;
-use crate::partners::{self, Format, PartnerError};
+use crate::partners::{Adapter, Format, PartnerError};
 use crate::signature::{SignatureError, Verifier};
 
 /// A partner as ingress needs it: its format, verifier and limits, prepared once at cold start.
 #[derive(Debug)]
 pub struct Partner {
     pub id: String,
-    pub format: Format,
+    pub adapter: Adapter,
     pub verifier: Verifier,
     pub content_types: Vec<String>,
     pub max_body_bytes: usize,
@@ -40,8 +40,7 @@ impl Registry {
                 partner: cfg.id.clone(),
                 message,
             };
-            let format = Format::parse(&cfg.format)
-                .ok_or_else(|| fail(format!("unknown format {:?}", cfg.format)))?;
+            let adapter = Adapter::from_config(cfg)?;
             let mut secrets = Vec::new();
             for reference in &cfg.signature.secrets {
                 let reference = SecretRef::parse(reference).map_err(fail)?;
@@ -60,7 +59,8 @@ impl Registry {
             let verifier =
                 Verifier::from_config(&cfg.signature, &secrets).map_err(|e| fail(e.to_string()))?;
             let content_types = cfg.content_types.clone().unwrap_or_else(|| {
-                format
+                adapter
+                    .format()
                     .default_content_types()
                     .iter()
                     .map(|s| (*s).to_owned())
@@ -70,7 +70,7 @@ impl Registry {
                 cfg.id.clone(),
                 Partner {
                     id: cfg.id.clone(),
-                    format,
+                    adapter,
                     verifier,
                     content_types,
                     max_body_bytes: cfg.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
@@ -119,7 +119,10 @@ impl Registry {
             .verifier
             .verify(headers, body, now)
             .map_err(Rejection::Unauthorized)?;
-        let key = partners::inspect(partner.format, body).map_err(Rejection::Malformed)?;
+        let key = partner
+            .adapter
+            .inspect(body)
+            .map_err(Rejection::Malformed)?;
         let (delivery_id, payload_hash) = match partner.verifier.scheme().delivery_id_header() {
             // A signed message id (Standard Webhooks) stays the same across retries, and so
             // does the body.
@@ -135,7 +138,7 @@ impl Registry {
         };
         Ok(Accepted {
             partner: partner.id.clone(),
-            format: partner.format,
+            format: partner.adapter.format(),
             delivery_id,
             payload_hash,
             content_type: media_type,

@@ -159,7 +159,9 @@ async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
     assert!(text.contains("\"duplicate\":true"));
 
     // 2. rule → transform queue → canonical-transform → EventBridge.
-    let transform = Transform::new(bus.clone());
+    let partners = PartnersFile::parse(PARTNERS).unwrap();
+    let adapters = Arc::new(freightbridge::partners::Adapters::from_partners(&partners).unwrap());
+    let transform = Transform::new(bus.clone(), adapters);
     let transformed = drive(
         moto,
         &deployed.transform_queue,

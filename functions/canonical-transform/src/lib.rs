@@ -7,17 +7,20 @@ use freightbridge::batch::RecordContext;
 use freightbridge::bus::{BusEvent, Envelope, EventBus};
 use freightbridge::canonical::{self, CanonicalEvent};
 use freightbridge::failure::FailureReason;
-use freightbridge::partners::{self, Format, PartnerError};
+use std::sync::Arc;
+
+use freightbridge::partners::{Adapters, PartnerError};
 use freightbridge::webhook::ReceivedWebhook;
 use tracing::Instrument as _;
 
 pub struct Transform<B> {
     bus: B,
+    adapters: Arc<Adapters>,
 }
 
 impl<B: EventBus> Transform<B> {
-    pub fn new(bus: B) -> Self {
-        Self { bus }
+    pub fn new(bus: B, adapters: Arc<Adapters>) -> Self {
+        Self { bus, adapters }
     }
 
     /// Process one SQS record: parse, transform, publish.
@@ -32,7 +35,7 @@ impl<B: EventBus> Transform<B> {
             ingress_id = %webhook.ingress_id,
         );
         async {
-            let events = match transform(&webhook) {
+            let events = match transform(&self.adapters, &webhook) {
                 Ok(events) => events,
                 // The partner sends more kinds of events than we act on (EasyPost
                 // `batch.updated`, …): acknowledge them, loudly, rather than fill the DLQ.
@@ -65,9 +68,19 @@ impl<B: EventBus> Transform<B> {
     }
 }
 
-/// The pure part: an accepted webhook → its canonical events.
-pub fn transform(webhook: &ReceivedWebhook) -> Result<Vec<CanonicalEvent>, PartnerError> {
-    let format = Format::parse(&webhook.format)
-        .ok_or_else(|| PartnerError::unknown_format(&webhook.format))?;
-    partners::to_canonical(format, webhook)
+/// The pure part: an accepted webhook → its canonical events, read by the partner's adapter.
+pub fn transform(
+    adapters: &Adapters,
+    webhook: &ReceivedWebhook,
+) -> Result<Vec<CanonicalEvent>, PartnerError> {
+    let adapter = adapters
+        .get(&webhook.partner)
+        .ok_or_else(|| PartnerError::UnknownPartner {
+            partner: freightbridge::partners::printable_prefix(&webhook.partner),
+        })?;
+    if adapter.format().name() != webhook.format {
+        // The partner's format changed since ingress accepted this body.
+        return Err(PartnerError::unknown_format(&webhook.format));
+    }
+    adapter.to_canonical(webhook)
 }

@@ -8,9 +8,16 @@ use freightbridge::batch::RecordContext;
 use freightbridge::bus::Envelope;
 use freightbridge::bus::memory::MemoryBus;
 use freightbridge::canonical::{self, CanonicalEvent};
+use freightbridge::config::PartnersFile;
+use freightbridge::partners::Adapters;
 use serde_json::Value;
 
 const SQS: &str = include_str!("../../../events/sqs-transform-batch.json");
+const PARTNERS: &str = include_str!("../../../events/partners.local.toml");
+
+fn adapters() -> Arc<Adapters> {
+    Arc::new(Adapters::from_partners(&PartnersFile::parse(PARTNERS).unwrap()).unwrap())
+}
 
 fn record_body() -> String {
     let event: SqsEvent = serde_json::from_str(SQS).unwrap();
@@ -28,7 +35,7 @@ fn ctx(body: String) -> RecordContext {
 #[tokio::test]
 async fn accepted_easypost_webhook_becomes_a_published_canonical_event() {
     let bus = Arc::new(MemoryBus::new());
-    Transform::new(bus.clone())
+    Transform::new(bus.clone(), adapters())
         .handle_record(ctx(record_body()))
         .await
         .unwrap();
@@ -45,7 +52,7 @@ async fn accepted_easypost_webhook_becomes_a_published_canonical_event() {
 #[tokio::test]
 async fn redelivered_record_republishes_identical_events() {
     let bus = Arc::new(MemoryBus::new());
-    let transform = Transform::new(bus.clone());
+    let transform = Transform::new(bus.clone(), adapters());
     transform.handle_record(ctx(record_body())).await.unwrap();
     transform.handle_record(ctx(record_body())).await.unwrap();
     let published = bus.published();
@@ -54,7 +61,7 @@ async fn redelivered_record_republishes_identical_events() {
 
 #[tokio::test]
 async fn malformed_envelope_and_payload_fail_permanently() {
-    let transform = Transform::new(Arc::new(MemoryBus::new()));
+    let transform = Transform::new(Arc::new(MemoryBus::new()), adapters());
     let err = transform
         .handle_record(ctx("not json".into()))
         .await
@@ -77,7 +84,7 @@ async fn unsupported_event_kind_is_acknowledged_without_events() {
     let bus = Arc::new(MemoryBus::new());
     let mut envelope: Envelope<Value> = serde_json::from_str(&record_body()).unwrap();
     envelope.detail["body"] = serde_json::json!({"text": "{\"id\": \"evt_3\", \"object\": \"Event\", \"description\": \"batch.updated\", \"result\": {}}"});
-    Transform::new(bus.clone())
+    Transform::new(bus.clone(), adapters())
         .handle_record(ctx(serde_json::to_string(&envelope).unwrap()))
         .await
         .unwrap();
@@ -88,9 +95,21 @@ async fn unsupported_event_kind_is_acknowledged_without_events() {
 async fn bus_outage_is_retryable() {
     let bus = Arc::new(MemoryBus::new());
     bus.set_unavailable(true);
-    let err = Transform::new(bus)
+    let err = Transform::new(bus, adapters())
         .handle_record(ctx(record_body()))
         .await
         .unwrap_err();
     assert_eq!(err.class, freightbridge::failure::FailureClass::Retryable);
+}
+
+#[tokio::test]
+async fn webhook_for_a_partner_no_longer_configured_fails_permanently() {
+    let mut envelope: Envelope<Value> = serde_json::from_str(&record_body()).unwrap();
+    envelope.detail["partner"] = Value::String("gone".into());
+    let err = Transform::new(Arc::new(MemoryBus::new()), adapters())
+        .handle_record(ctx(serde_json::to_string(&envelope).unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "unknown_partner");
+    assert_eq!(err.class, freightbridge::failure::FailureClass::Permanent);
 }

@@ -7,9 +7,12 @@ pub mod easypost;
 #[cfg(test)]
 mod schema_conformance;
 
+use std::collections::HashMap;
+
 use thiserror::Error;
 
 use crate::canonical::CanonicalEvent;
+use crate::config::{ConfigError, PartnerConfig, PartnersFile};
 use crate::failure::{Classify, FailureClass};
 use crate::webhook::ReceivedWebhook;
 
@@ -39,6 +42,98 @@ impl Format {
         match self {
             Format::EasyPost => &["application/json"],
         }
+    }
+}
+
+/// A configured partner's adapter: its format plus the format's options from the partners file
+/// (`[partner.options]`). Built once at cold start; ingress and the transform both use it.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    format: Format,
+    options: FormatOptions,
+}
+
+/// Per-format settings. Formats without settings refuse a non-empty `[partner.options]`, so a
+/// typo there is a configuration error rather than silently ignored.
+#[derive(Debug, Clone)]
+enum FormatOptions {
+    None,
+}
+
+impl Adapter {
+    /// An adapter for a format that takes no options.
+    pub fn new(format: Format) -> Adapter {
+        Adapter {
+            format,
+            options: FormatOptions::None,
+        }
+    }
+
+    pub fn from_config(cfg: &PartnerConfig) -> Result<Adapter, ConfigError> {
+        let fail = |message: String| ConfigError::Partner {
+            partner: cfg.id.clone(),
+            message,
+        };
+        let format = Format::parse(&cfg.format).ok_or_else(|| {
+            fail(format!(
+                "unknown format {:?}",
+                printable_prefix(&cfg.format)
+            ))
+        })?;
+        let options = match format {
+            Format::EasyPost => {
+                if !cfg.options.is_empty() {
+                    return Err(fail(format!(
+                        "format {} takes no [partner.options]",
+                        format.name()
+                    )));
+                }
+                FormatOptions::None
+            }
+        };
+        Ok(Adapter { format, options })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// See [`inspect`].
+    pub fn inspect(&self, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+        match (&self.format, &self.options) {
+            (Format::EasyPost, FormatOptions::None) => easypost::inspect(body),
+        }
+    }
+
+    /// See [`to_canonical`].
+    pub fn to_canonical(
+        &self,
+        webhook: &ReceivedWebhook,
+    ) -> Result<Vec<CanonicalEvent>, PartnerError> {
+        match (&self.format, &self.options) {
+            (Format::EasyPost, FormatOptions::None) => to_canonical(self.format, webhook),
+        }
+    }
+}
+
+/// Every configured partner's adapter, by partner id: what the transform reads bodies with.
+#[derive(Debug, Clone, Default)]
+pub struct Adapters {
+    by_partner: HashMap<String, Adapter>,
+}
+
+impl Adapters {
+    pub fn from_partners(file: &PartnersFile) -> Result<Adapters, ConfigError> {
+        let by_partner = file
+            .partner
+            .iter()
+            .map(|cfg| Ok((cfg.id.clone(), Adapter::from_config(cfg)?)))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Adapters { by_partner })
+    }
+
+    pub fn get(&self, partner: &str) -> Option<&Adapter> {
+        self.by_partner.get(partner)
     }
 }
 
@@ -93,6 +188,8 @@ pub enum PartnerError {
     Unsupported { format: &'static str, what: String },
     #[error("unknown partner format: {name}")]
     UnknownFormat { name: String },
+    #[error("no partner {partner} is configured")]
+    UnknownPartner { partner: String },
 }
 
 impl Classify for PartnerError {
@@ -105,6 +202,7 @@ impl Classify for PartnerError {
             PartnerError::Malformed { .. } => "malformed_payload",
             PartnerError::Unsupported { .. } => "unsupported_event",
             PartnerError::UnknownFormat { .. } => "unknown_format",
+            PartnerError::UnknownPartner { .. } => "unknown_partner",
         }
     }
 }
@@ -120,7 +218,7 @@ impl PartnerError {
 
 /// At most 64 printable characters of a partner-supplied word, so an error message quoting it
 /// can neither flood a log line nor smuggle control characters into it.
-pub(crate) fn printable_prefix(word: &str) -> String {
+pub fn printable_prefix(word: &str) -> String {
     word.chars()
         .take(64)
         .map(|c| if c.is_control() { '?' } else { c })
