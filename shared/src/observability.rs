@@ -31,6 +31,8 @@ pub fn init_local(json: bool, default_level: &str) {
         .compact()
         .with_env_filter(filter(default_level))
         .with_target(false)
+        // Colours only for a person at a terminal, not in CI logs or files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
