@@ -23,9 +23,14 @@ struct Function {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_json();
-    let function = cold_start()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
+    let function = match cold_start().await {
+        Ok(function) => function,
+        Err(error) => {
+            // One clear log line and a non-zero exit: Lambda reports Runtime.ExitError.
+            tracing::error!(%error, "cold start failed");
+            std::process::exit(1);
+        }
+    };
     run(service_fn(|event| handle(&function, event))).await
 }
 

@@ -23,9 +23,14 @@ type AwsIngress = Ingress<DynamoStore, EventBridgeBus>;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_json();
-    let ingress = cold_start()
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?;
+    let ingress = match cold_start().await {
+        Ok(ingress) => ingress,
+        Err(error) => {
+            // One clear log line and a non-zero exit: Lambda reports Runtime.ExitError.
+            tracing::error!(%error, "cold start failed");
+            std::process::exit(1);
+        }
+    };
     run(service_fn(|event| handle(&ingress, event))).await
 }
 

@@ -2,6 +2,8 @@
 //! the partners-file TOML), read once at cold start. The registry holds secret references,
 //! never secrets, so its text may be logged; SecureString parameters are decrypted all the same.
 
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 use thiserror::Error;
 
 use super::{failure_class, render_error};
@@ -41,7 +43,7 @@ pub async fn get_parameter(client: &Client, name: &str) -> Result<String, SsmErr
         .await
         .map_err(|e| SsmError {
             name: name.to_owned(),
-            detail: render_error(&e),
+            detail: describe(&e),
             class: failure_class(&e),
         })?;
     output
@@ -52,4 +54,17 @@ pub async fn get_parameter(client: &Client, name: &str) -> Result<String, SsmErr
             detail: "the parameter has no value".into(),
             class: FailureClass::Permanent,
         })
+}
+
+/// A refusal is its code and message (`ParameterNotFound: …`); anything else keeps its cause
+/// chain.
+fn describe<R: std::fmt::Debug>(error: &SdkError<GetParameterError, R>) -> String {
+    match error.as_service_error() {
+        Some(refused) => format!(
+            "{}: {}",
+            refused.code().unwrap_or("refused"),
+            refused.message().unwrap_or("no message")
+        ),
+        None => render_error(error),
+    }
 }
