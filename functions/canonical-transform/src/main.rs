@@ -1,1 +1,73 @@
-fn main() {}
+//! canonical-transform on Lambda: builds the EventBridge bus and the SQS dead-letter sink once at
+//! cold start, then runs each SQS batch through the transform, answering with a partial batch
+//! response.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use canonical_transform::Transform;
+use freightbridge::aws::eventbridge::EventBridgeBus;
+use freightbridge::aws::sdk_config;
+use freightbridge::aws::sqs::SqsDeadLetters;
+use freightbridge::batch::{BatchConfig, process_batch};
+use freightbridge::observability::init_json;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+
+/// Records transformed at once: the event source's whole batch (BatchSize 10 in the template).
+const CONCURRENCY: usize = 10;
+
+struct Function {
+    transform: Transform<EventBridgeBus>,
+    dead_letters: SqsDeadLetters,
+    batch: BatchConfig,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_json();
+    let function = match cold_start().await {
+        Ok(function) => function,
+        Err(error) => {
+            // One clear log line and a non-zero exit: Lambda reports Runtime.ExitError.
+            tracing::error!(%error, "cold start failed");
+            std::process::exit(1);
+        }
+    };
+    run(service_fn(|event| handle(&function, event))).await
+}
+
+async fn cold_start() -> Result<Function, Error> {
+    let config = sdk_config().await;
+    Ok(Function {
+        transform: Transform::new(EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?)),
+        dead_letters: SqsDeadLetters::from_config(&config, env("DLQ_URL")?),
+        batch: BatchConfig {
+            consumer: "canonical-transform".into(),
+            concurrency: CONCURRENCY,
+            max_receive_count: max_receive_count()?,
+        },
+    })
+}
+
+async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let records = event.payload.records;
+    let report = process_batch(records, &f.batch, &f.dead_letters, |ctx| {
+        f.transform.handle_record(ctx)
+    })
+    .await;
+    Ok(report.response)
+}
+
+/// The queue's `maxReceiveCount`: on that receive a failing record is dead-lettered by us.
+fn max_receive_count() -> Result<u32, Error> {
+    let text = env("MAX_RECEIVE_COUNT")?;
+    match text.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("MAX_RECEIVE_COUNT must be a positive integer, not {text:?}").into()),
+    }
+}
+
+fn env(name: &str) -> Result<String, Error> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(format!("environment variable {name} is not set").into()),
+    }
+}

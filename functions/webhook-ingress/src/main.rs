@@ -1,1 +1,130 @@
-fn main() {}
+//! webhook-ingress on Lambda: builds the DynamoDB store, the EventBridge bus and the partner
+//! registry (from `PARTNERS_FILE`, else the SSM parameter `PARTNERS_SSM_PARAMETER`, with every
+//! secret resolved) once at cold start, then serves API Gateway HTTP API events.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use chrono::{DateTime, Utc};
+use freightbridge::aws::dynamodb::DynamoStore;
+use freightbridge::aws::eventbridge::EventBridgeBus;
+use freightbridge::aws::secrets::SecretsResolver;
+use freightbridge::aws::{sdk_config, ssm};
+use freightbridge::config::{ConfigError, PartnersFile, Secret, SecretRef};
+use freightbridge::idempotency::{Idempotency, Policy};
+use freightbridge::ingress::Registry;
+use freightbridge::observability::init_json;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use webhook_ingress::Ingress;
+
+type AwsIngress = Ingress<DynamoStore, EventBridgeBus>;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_json();
+    let ingress = match cold_start().await {
+        Ok(ingress) => ingress,
+        Err(error) => {
+            // One clear log line and a non-zero exit: Lambda reports Runtime.ExitError.
+            tracing::error!(%error, "cold start failed");
+            std::process::exit(1);
+        }
+    };
+    run(service_fn(|event| handle(&ingress, event))).await
+}
+
+async fn cold_start() -> Result<AwsIngress, Error> {
+    let config = sdk_config().await;
+    let registry = load_registry(&config).await?;
+    tracing::info!(partners = registry.len(), "partner registry loaded");
+    let store = DynamoStore::from_config(&config, env("IDEMPOTENCY_TABLE")?);
+    let bus = EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?);
+    Ok(Ingress::new(
+        Arc::new(registry),
+        Idempotency::new(store, policy()?),
+        bus,
+    ))
+}
+
+async fn handle(
+    ingress: &AwsIngress,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, Error> {
+    let now = Utc::now();
+    let deadline = deadline(event.context.deadline, now);
+    Ok(ingress.handle_apigw(event.payload, now, deadline).await)
+}
+
+/// The partners file, then its secrets: `Registry::build` resolves synchronously, so every
+/// reference is read first (Secrets Manager ones through the resolver).
+async fn load_registry(config: &aws_config::SdkConfig) -> Result<Registry, Error> {
+    let file = match std::env::var("PARTNERS_FILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        Some(path) => PartnersFile::load(Path::new(&path))?,
+        None => {
+            let name = env("PARTNERS_SSM_PARAMETER")?;
+            let text = ssm::get_parameter(&ssm::Client::new(config), &name).await?;
+            PartnersFile::parse(&text).map_err(|e| format!("SSM parameter {name}: {e}"))?
+        }
+    };
+    let resolver = SecretsResolver::from_config(config);
+    let mut resolved: Vec<(SecretRef, Result<Secret, String>)> = Vec::new();
+    for text in file.partner.iter().flat_map(|p| &p.signature.secrets) {
+        // An unparseable reference is reported by `Registry::build`, with its partner.
+        let Ok(reference) = SecretRef::parse(text) else {
+            continue;
+        };
+        let secret = resolver.resolve(&reference).await.map_err(|e| match e {
+            ConfigError::Secret { message, .. } => message,
+            other => other.to_string(),
+        });
+        resolved.push((reference, secret));
+    }
+    let registry = Registry::build(&file, |reference| {
+        let found = resolved.iter().find(|(r, _)| r == reference);
+        match found.map(|(_, secret)| secret) {
+            Some(Ok(secret)) => Ok(secret.clone()),
+            Some(Err(message)) => Err(ConfigError::Secret {
+                reference: reference.describe(),
+                message: message.clone(),
+            }),
+            None => Err(ConfigError::Secret {
+                reference: reference.describe(),
+                message: "not resolved at cold start".into(),
+            }),
+        }
+    })?;
+    Ok(registry)
+}
+
+fn policy() -> Result<Policy, Error> {
+    match std::env::var("IDEMPOTENCY_TTL_DAYS").ok() {
+        None => Ok(Policy::default()),
+        Some(days) => match days.trim().parse::<i64>() {
+            Ok(days) if days > 0 => Ok(Policy {
+                ttl: chrono::Duration::days(days),
+            }),
+            _ => {
+                Err(format!("IDEMPOTENCY_TTL_DAYS must be a positive integer, not {days:?}").into())
+            }
+        },
+    }
+}
+
+/// The invocation's deadline (ms since the epoch): how long this attempt holds a delivery's key.
+fn deadline(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
+    i64::try_from(deadline_ms)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or(now + chrono::Duration::seconds(10))
+}
+
+fn env(name: &str) -> Result<String, Error> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(format!("environment variable {name} is not set").into()),
+    }
+}

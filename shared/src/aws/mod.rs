@@ -6,6 +6,7 @@ pub mod dynamodb;
 pub mod eventbridge;
 pub mod secrets;
 pub mod sqs;
+pub mod ssm;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

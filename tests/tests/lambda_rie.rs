@@ -1,0 +1,517 @@
+//! The three function binaries under the AWS Lambda Runtime Interface Emulator (what `sam local
+//! invoke` runs inside its container), against moto: each cold-starts from nothing but its
+//! environment, answers the sample events in `events/`, and its effects land in emulated AWS.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use freightbridge::aws::ssm;
+use freightbridge::bus::Envelope;
+use freightbridge::canonical::CanonicalEvent;
+use freightbridge::failure::{Classify, FailureClass};
+use freightbridge::webhook::{ReceivedWebhook, WebhookBody};
+use freightbridge_tests::moto::{self, MotoServer, Queue};
+use serde_json::{Value, json};
+
+const INGRESS: &str = "webhook-ingress";
+const TRANSFORM: &str = "canonical-transform";
+const POSTER: &str = "odoo-poster";
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The watchdog between a test and RIE: RIE is stopped (SIGTERM, which also stops the function
+/// process it runs) when the watchdog's stdin closes — on drop, or when the test process dies.
+/// Both of RIE's ports are chosen here: its Runtime API defaults to 127.0.0.1:9001, which
+/// parallel tests would fight over.
+const WATCHDOG: &str = r#"
+"$0" --runtime-interface-emulator-address "$1" --runtime-api-address "$2" "$3" >"$4" 2>&1 &
+rie=$!
+read -r _ignored
+kill "$rie" 2>/dev/null
+wait "$rie" 2>/dev/null
+exit 0
+"#;
+
+// ---------------------------------------------------------------- the tests
+
+#[tokio::test]
+async fn ingress_binary_accepts_the_sample_webhook_and_publishes_it_on_the_bus() {
+    let moto = MotoServer::shared();
+    let table = moto.create_idempotency_table().await;
+    let route = moto
+        .create_bus_routed_to_queue(&["freightbridge.ingress"], &["partner.webhook.received"])
+        .await;
+    // The registry names the secret only by reference: the sample's signature verifies only
+    // if the function read the secret from Secrets Manager.
+    let secret_name = format!(
+        "freightbridge/test/partners/{}",
+        moto::unique_name("easypost")
+    );
+    create_secret(moto, &secret_name, "sécret").await;
+    let parameter = format!("/freightbridge/{}/partners", moto::unique_name("stage"));
+    let registry = format!(
+        "[[partner]]\nid = \"easypost\"\nformat = \"easypost\"\n[partner.signature]\n\
+         scheme = \"easypost\"\nsecrets = [\"secretsmanager:{secret_name}\"]\n"
+    );
+    put_parameter(moto, &parameter, &registry).await;
+
+    let rie = Rie::start(
+        INGRESS,
+        &[
+            ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("IDEMPOTENCY_TTL_DAYS", "7"),
+            ("EVENT_BUS_NAME", route.bus_name.as_str()),
+            ("PARTNERS_SSM_PARAMETER", parameter.as_str()),
+        ],
+    );
+    let request = sample_event("apigw-webhook-easypost.json");
+    let first = rie.invoke(&request).await;
+    assert_eq!(first["statusCode"], 202, "{first}\n{}", rie.log());
+    let body: Value = serde_json::from_str(first["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["duplicate"], false, "{body}");
+    let event_id = body["event_id"].as_str().unwrap().to_owned();
+
+    let published = receive_all(moto, &route.queue, 1).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    let envelope: Envelope<ReceivedWebhook> = serde_json::from_str(&published[0]).unwrap();
+    assert_eq!(envelope.detail_type, "partner.webhook.received");
+    assert_eq!(envelope.detail.ingress_id.to_string(), event_id);
+    assert_eq!(envelope.detail.partner, "easypost");
+    let sent_body = request["body"].as_str().unwrap().as_bytes();
+    assert_eq!(envelope.detail.body, WebhookBody::from_bytes(sent_body));
+
+    // The same process serves the redelivery (a warm Lambda) and DynamoDB remembers it.
+    let second = rie.invoke(&request).await;
+    assert_eq!(second["statusCode"], 200, "{second}");
+    let body: Value = serde_json::from_str(second["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, json!({"event_id": event_id, "duplicate": true}));
+
+    let log = rie.log();
+    assert!(log.contains("partner registry loaded"), "{log}");
+    assert_eq!(init_reports(&log).len(), 1, "one cold start only:\n{log}");
+    report_cold_start(INGRESS, &log);
+}
+
+#[tokio::test]
+async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
+    let moto = MotoServer::shared();
+    let route = moto
+        .create_bus_routed_to_queue(
+            &["freightbridge.canonical"],
+            &["shipment.status_changed", "shipment.delivered"],
+        )
+        .await;
+    let dlq = moto.create_queue("transform-dlq").await;
+    let rie = Rie::start(
+        TRANSFORM,
+        &[
+            ("EVENT_BUS_NAME", route.bus_name.as_str()),
+            ("DLQ_URL", dlq.url.as_str()),
+            ("MAX_RECEIVE_COUNT", "5"),
+        ],
+    );
+    let batch = sample_event("sqs-transform-batch.json");
+    let response = rie.invoke(&batch).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "\n{}",
+        rie.log()
+    );
+
+    let sample: Envelope<ReceivedWebhook> =
+        serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+    let expected: BTreeSet<String> = canonical_transform::transform(&sample.detail)
+        .unwrap()
+        .iter()
+        .map(|e| e.event_id.to_string())
+        .collect();
+    assert!(!expected.is_empty());
+    let published: BTreeSet<String> = receive_all(moto, &route.queue, expected.len())
+        .await
+        .iter()
+        .map(|body| {
+            let envelope: Envelope<CanonicalEvent> = serde_json::from_str(body).unwrap();
+            assert_eq!(envelope.source, "freightbridge.canonical");
+            envelope.detail.event_id.to_string()
+        })
+        .collect();
+    assert_eq!(published, expected);
+    assert!(receive_all(moto, &dlq, 0).await.is_empty());
+    report_cold_start(TRANSFORM, &rie.log());
+}
+
+#[tokio::test]
+async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
+    let moto = MotoServer::shared();
+    let table = moto.create_idempotency_table().await;
+    let dlq = moto.create_queue("odoo-dlq").await;
+    let rie = Rie::start(
+        POSTER,
+        &[
+            ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("DLQ_URL", dlq.url.as_str()),
+            ("MAX_RECEIVE_COUNT", "5"),
+        ],
+    );
+    let batch = sample_event("sqs-odoo-batch.json");
+    let response = rie.invoke(&batch).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "\n{}",
+        rie.log()
+    );
+
+    let log = rie.log();
+    assert!(log.contains("ODOO_URL is not set: dry-run"), "{log}");
+    let journaled = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("assumed_answer").is_some())
+        .count();
+    assert!(journaled > 0, "no dry-run journal line on stdout:\n{log}");
+
+    let sample: Envelope<CanonicalEvent> =
+        serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+    let item = moto
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key(
+            "id",
+            AttributeValue::S(format!("odoo#{}", sample.detail.event_id)),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the event's idempotency record");
+    assert_eq!(item["status"], AttributeValue::S("COMPLETED".into()));
+    assert!(receive_all(moto, &dlq, 0).await.is_empty());
+    report_cold_start(POSTER, &log);
+}
+
+#[tokio::test]
+async fn ingress_binary_stops_at_cold_start_when_the_registry_parameter_is_missing() {
+    let moto = MotoServer::shared();
+    let table = moto.create_idempotency_table().await;
+    let parameter = format!("/freightbridge/{}/partners", moto::unique_name("missing"));
+    let rie = Rie::start(
+        INGRESS,
+        &[
+            ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("EVENT_BUS_NAME", "unused"),
+            ("PARTNERS_SSM_PARAMETER", parameter.as_str()),
+        ],
+    );
+    let (status, _) = rie
+        .invoke_raw(&sample_event("apigw-webhook-easypost.json"))
+        .await;
+    assert_ne!(status, 200, "{}", rie.log());
+    let log = rie.log();
+    let failure = log
+        .lines()
+        .find(|line| line.contains("cold start failed"))
+        .unwrap_or_else(|| panic!("no cold start failure logged:\n{log}"));
+    assert!(failure.contains(&parameter), "{failure}");
+    assert!(failure.contains("ParameterNotFound"), "{failure}");
+    assert!(log.contains("Runtime.ExitError"), "{log}");
+}
+
+#[tokio::test]
+async fn registry_parameter_is_read_from_ssm_and_a_missing_one_is_a_permanent_error() {
+    let moto = MotoServer::shared();
+    let client = ssm::Client::new(&moto.sdk_config());
+    let name = format!("/freightbridge/{}/partners", moto::unique_name("stage"));
+    put_parameter(moto, &name, "# no partners yet").await;
+    assert_eq!(
+        ssm::get_parameter(&client, &name).await.unwrap(),
+        "# no partners yet"
+    );
+
+    let missing = ssm::get_parameter(&client, &format!("{name}-missing"))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.class(), FailureClass::Permanent);
+    assert_eq!(missing.code(), "ssm_parameter_unreadable");
+    assert!(
+        missing.to_string().contains("ParameterNotFound"),
+        "{missing}"
+    );
+}
+
+// ---------------------------------------------------------------- RIE harness
+
+struct Rie {
+    watchdog: Child,
+    stdin: Option<ChildStdin>,
+    url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Rie {
+    /// RIE on a free port with `binary` as the bootstrap. The environment is exactly: moto's
+    /// endpoint and test credentials, Lambda's settings, and `vars`.
+    fn start(binary: &str, vars: &[(&str, &str)]) -> Rie {
+        let rie = find_rie();
+        let bootstrap = built_binary(binary);
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("rie.log");
+        let port = free_port();
+        let runtime_api_port = free_port();
+        let moto = MotoServer::shared();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg(&rie)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{runtime_api_port}"))
+            .arg(&bootstrap)
+            .arg(&log)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", moto::REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+            .env("AWS_LAMBDA_FUNCTION_TIMEOUT", "10")
+            .env(
+                "RUST_LOG",
+                "info,aws_config=warn,aws_smithy_runtime=warn,hyper_util=warn,rustls=warn",
+            )
+            .envs(vars.iter().copied())
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut watchdog = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", rie.display()));
+        let stdin = watchdog.stdin.take();
+        let rie = Rie {
+            watchdog,
+            stdin,
+            url: format!("http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"),
+            log,
+            _dir: dir,
+        };
+        rie.wait_until_listening(port);
+        rie
+    }
+
+    /// Invoke with `event` and return the function's answer as JSON.
+    async fn invoke(&self, event: &Value) -> Value {
+        let (status, body) = self.invoke_raw(event).await;
+        assert_eq!(status, 200, "RIE answered {status}: {body}\n{}", self.log());
+        serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {body}\n{}", self.log()))
+    }
+
+    async fn invoke_raw(&self, event: &Value) -> (u16, String) {
+        let client = reqwest::Client::builder()
+            .timeout(INVOKE_TIMEOUT)
+            .build()
+            .unwrap();
+        let response = client
+            .post(&self.url)
+            .body(event.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("invoke failed: {e}\n{}", self.log()));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Everything RIE and the function wrote so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_until_listening(&self, port: u16) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("RIE did not listen on {addr}:\n{}", self.log());
+    }
+}
+
+impl Drop for Rie {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.watchdog.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
+    }
+}
+
+/// `$AWS_LAMBDA_RIE`, else the emulator shipped in the aws-sam-cli wheel in `.tools/venv`.
+fn find_rie() -> PathBuf {
+    if let Some(path) = std::env::var_os("AWS_LAMBDA_RIE").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "AWS_LAMBDA_RIE={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    let arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "x86_64",
+    };
+    let lib = workspace_root().join(".tools/venv/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|pythons| {
+        pythons.flatten().find_map(|python| {
+            let rie = python
+                .path()
+                .join("site-packages/samcli/local/rapid")
+                .join(format!("aws-lambda-rie-{arch}"));
+            rie.is_file().then_some(rie)
+        })
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "the Lambda Runtime Interface Emulator (aws-lambda-rie-{arch}) was not found under {}: \
+             run `scripts/tools.sh` (it installs aws-sam-cli, which ships it) or set AWS_LAMBDA_RIE",
+            lib.display()
+        )
+    })
+}
+
+/// The function binaries, built once per test run by cargo into the workspace's target dir
+/// (cheap when they are up to date).
+fn built_binary(name: &str) -> PathBuf {
+    static BINARIES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let binaries = BINARIES.get_or_init(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "--message-format=json"])
+            .args(["-p", INGRESS, "-p", TRANSFORM, "-p", POSTER, "--bins"]);
+        // The same profile as this test, so `cargo test --release` tests release binaries.
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        let output = cargo.stderr(Stdio::inherit()).output().expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "cargo build of the functions failed"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact")
+            .filter_map(|m| {
+                let name = m["target"]["name"].as_str()?.to_owned();
+                let executable = m["executable"].as_str()?;
+                Some((name, PathBuf::from(executable)))
+            })
+            .collect()
+    });
+    binaries
+        .get(name)
+        .unwrap_or_else(|| panic!("cargo built no binary named {name}: {binaries:?}"))
+        .clone()
+}
+
+// ---------------------------------------------------------------- moto and sample helpers
+
+async fn create_secret(moto: &MotoServer, name: &str, value: &str) {
+    moto.secretsmanager()
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn put_parameter(moto: &MotoServer, name: &str, value: &str) {
+    ssm::Client::new(&moto.sdk_config())
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type("String".into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Bodies on `queue`, waiting (briefly) until `expected` have arrived; with `expected` 0 it
+/// checks the queue once.
+async fn receive_all(moto: &MotoServer, queue: &Queue, expected: usize) -> Vec<String> {
+    let client = moto.sqs();
+    let mut bodies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let messages = client
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(if expected == 0 { 0 } else { 1 })
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        bodies.extend(messages.into_iter().filter_map(|m| m.body));
+        if expected == 0 || bodies.len() >= expected || Instant::now() >= deadline {
+            return bodies;
+        }
+    }
+}
+
+fn sample_event(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// RIE's `INIT REPORT(durationMs: …)` lines.
+fn init_reports(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("INIT REPORT")).collect()
+}
+
+/// Shown with `--nocapture`: the cold-start figure of each binary.
+fn report_cold_start(binary: &str, log: &str) {
+    let reports = init_reports(log);
+    assert!(!reports.is_empty(), "no INIT REPORT in the RIE log:\n{log}");
+    for report in reports {
+        let figure = report.split("INIT REPORT").nth(1).unwrap_or(report);
+        eprintln!("{binary}: INIT REPORT{figure}");
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
