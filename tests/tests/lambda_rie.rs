@@ -106,9 +106,11 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
         )
         .await;
     let dlq = moto.create_queue("transform-dlq").await;
+    let partners_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/partners.local.toml");
     let rie = Rie::start(
         TRANSFORM,
         &[
+            ("PARTNERS_FILE", partners_file),
             ("EVENT_BUS_NAME", route.bus_name.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
             ("MAX_RECEIVE_COUNT", "5"),
@@ -125,7 +127,10 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
 
     let sample: Envelope<ReceivedWebhook> =
         serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
-    let expected: BTreeSet<String> = canonical_transform::transform(&sample.detail)
+    let partners =
+        freightbridge::config::PartnersFile::load(std::path::Path::new(partners_file)).unwrap();
+    let adapters = freightbridge::partners::Adapters::from_partners(&partners).unwrap();
+    let expected: BTreeSet<String> = canonical_transform::transform(&adapters, &sample.detail)
         .unwrap()
         .iter()
         .map(|e| e.event_id.to_string())

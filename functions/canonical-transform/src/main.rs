@@ -1,14 +1,17 @@
-//! canonical-transform on Lambda: builds the EventBridge bus and the SQS dead-letter sink once at
-//! cold start, then runs each SQS batch through the transform, answering with a partial batch
+//! canonical-transform on Lambda: builds the EventBridge bus, the partners' adapters (from
+//! `PARTNERS_FILE` or the SSM parameter) and the SQS dead-letter sink once at cold start, then runs each SQS batch through the transform, answering with a partial batch
 //! response.
+
+use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use canonical_transform::Transform;
 use freightbridge::aws::eventbridge::EventBridgeBus;
-use freightbridge::aws::sdk_config;
 use freightbridge::aws::sqs::SqsDeadLetters;
+use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, process_batch};
 use freightbridge::observability::init_json;
+use freightbridge::partners::Adapters;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
 /// Records transformed at once: the event source's whole batch (BatchSize 10 in the template).
@@ -37,7 +40,12 @@ async fn main() -> Result<(), Error> {
 async fn cold_start() -> Result<Function, Error> {
     let config = sdk_config().await;
     Ok(Function {
-        transform: Transform::new(EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?)),
+        transform: Transform::new(
+            EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?),
+            Arc::new(Adapters::from_partners(
+                &ssm::load_partners_file(&config).await?,
+            )?),
+        ),
         dead_letters: SqsDeadLetters::from_config(&config, env("DLQ_URL")?),
         batch: BatchConfig {
             consumer: "canonical-transform".into(),

@@ -2,7 +2,6 @@
 //! registry (from `PARTNERS_FILE`, else the SSM parameter `PARTNERS_SSM_PARAMETER`, with every
 //! secret resolved) once at cold start, then serves API Gateway HTTP API events.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -11,7 +10,7 @@ use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::{sdk_config, ssm};
-use freightbridge::config::{ConfigError, PartnersFile, Secret, SecretRef};
+use freightbridge::config::{ConfigError, Secret, SecretRef};
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::observability::init_json;
@@ -59,17 +58,7 @@ async fn handle(
 /// The partners file, then its secrets: `Registry::build` resolves synchronously, so every
 /// reference is read first (Secrets Manager ones through the resolver).
 async fn load_registry(config: &aws_config::SdkConfig) -> Result<Registry, Error> {
-    let file = match std::env::var("PARTNERS_FILE")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        Some(path) => PartnersFile::load(Path::new(&path))?,
-        None => {
-            let name = env("PARTNERS_SSM_PARAMETER")?;
-            let text = ssm::get_parameter(&ssm::Client::new(config), &name).await?;
-            PartnersFile::parse(&text).map_err(|e| format!("SSM parameter {name}: {e}"))?
-        }
-    };
+    let file = ssm::load_partners_file(config).await?;
     let resolver = SecretsResolver::from_config(config);
     let mut resolved: Vec<(SecretRef, Result<Secret, String>)> = Vec::new();
     for text in file.partner.iter().flat_map(|p| &p.signature.secrets) {

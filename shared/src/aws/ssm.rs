@@ -33,6 +33,28 @@ impl Classify for SsmError {
     }
 }
 
+/// The partners file a function runs with: `PARTNERS_FILE` (a path: local runs, or a file
+/// bundled with the function) when set, else the SSM parameter named by `PARTNERS_SSM_PARAMETER`.
+pub async fn load_partners_file(
+    config: &aws_config::SdkConfig,
+) -> Result<crate::config::PartnersFile, String> {
+    use crate::config::PartnersFile;
+    if let Some(path) = std::env::var("PARTNERS_FILE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return PartnersFile::load(std::path::Path::new(&path)).map_err(|e| e.to_string());
+    }
+    let name = std::env::var("PARTNERS_SSM_PARAMETER")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or("neither PARTNERS_FILE nor PARTNERS_SSM_PARAMETER is set")?;
+    let text = get_parameter(&Client::new(config), &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    PartnersFile::parse(&text).map_err(|e| format!("SSM parameter {name}: {e}"))
+}
+
 /// The value of parameter `name` (decrypted when it is a SecureString).
 pub async fn get_parameter(client: &Client, name: &str) -> Result<String, SsmError> {
     let output = client
