@@ -117,7 +117,11 @@ impl<O: OdooPort + 'static> Chain<O> {
         let idempotency = || Idempotency::new(store.clone(), Policy::default());
         let ingress = Arc::new(Ingress::new(registry, idempotency(), bus.clone()));
         let adapters = Arc::new(Adapters::from_partners(&config.partners)?);
-        let transform = Arc::new(Transform::new(bus.clone(), adapters));
+        let transform = Arc::new(Transform::new(
+            bus.clone(),
+            adapters,
+            QueueDeadLetters(transform_dlq.clone()),
+        ));
         let poster = Arc::new(Poster::new(odoo, idempotency()));
 
         let batch = |consumer: &str| BatchConfig {

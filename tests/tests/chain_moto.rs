@@ -161,7 +161,11 @@ async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
     // 2. rule → transform queue → canonical-transform → EventBridge.
     let partners = PartnersFile::parse(PARTNERS).unwrap();
     let adapters = Arc::new(freightbridge::partners::Adapters::from_partners(&partners).unwrap());
-    let transform = Transform::new(bus.clone(), adapters);
+    let transform = Transform::new(
+        bus.clone(),
+        adapters,
+        SqsDeadLetters::new(moto.sqs(), &deployed.dlq.url),
+    );
     let transformed = drive(
         moto,
         &deployed.transform_queue,

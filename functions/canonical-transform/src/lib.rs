@@ -1,26 +1,40 @@
 //! canonical-transform: consumes accepted webhooks from the transform queue (EventBridge
 //! envelopes in SQS records), turns each into canonical events with the partner's adapter, and
 //! publishes them on the bus. The transformation is deterministic (same input, same event ids),
-//! so a redelivered record republishes identical events that the consumers dedupe.
+//! so a redelivered record republishes identical events that the consumers dedupe. Records of a
+//! body that could not be read (bad CSV rows) go to the dead-letter queue one by one, with their
+//! line, while the rest of the body goes through.
 
-use freightbridge::batch::RecordContext;
+use freightbridge::batch::{DeadLetter, DeadLetterSink, RecordContext};
 use freightbridge::bus::{BusEvent, Envelope, EventBus};
 use freightbridge::canonical::{self, CanonicalEvent};
 use freightbridge::failure::FailureReason;
 use std::sync::Arc;
 
-use freightbridge::partners::{Adapters, PartnerError};
+use freightbridge::partners::{Adapters, PartnerError, RejectedRow, Transformed};
 use freightbridge::webhook::ReceivedWebhook;
 use tracing::Instrument as _;
 
-pub struct Transform<B> {
+/// The consumer name written on dead letters.
+pub const CONSUMER: &str = "canonical-transform";
+
+/// Bad rows dead-lettered one by one per record; past this, one more letter counts the rest, so
+/// a file of thousands of bad rows does not become thousands of copies of itself.
+pub const MAX_ROW_DEAD_LETTERS: usize = 20;
+
+pub struct Transform<B, D> {
     bus: B,
     adapters: Arc<Adapters>,
+    dead_letters: D,
 }
 
-impl<B: EventBus> Transform<B> {
-    pub fn new(bus: B, adapters: Arc<Adapters>) -> Self {
-        Self { bus, adapters }
+impl<B: EventBus, D: DeadLetterSink> Transform<B, D> {
+    pub fn new(bus: B, adapters: Arc<Adapters>, dead_letters: D) -> Self {
+        Self {
+            bus,
+            adapters,
+            dead_letters,
+        }
     }
 
     /// Process one SQS record: parse, transform, publish.
@@ -35,8 +49,8 @@ impl<B: EventBus> Transform<B> {
             ingress_id = %webhook.ingress_id,
         );
         async {
-            let events = match transform(&self.adapters, &webhook) {
-                Ok(events) => events,
+            let Transformed { events, rejected } = match transform(&self.adapters, &webhook) {
+                Ok(transformed) => transformed,
                 // The partner sends more kinds of events than we act on (EasyPost
                 // `batch.updated`, …): acknowledge them, loudly, rather than fill the DLQ.
                 Err(PartnerError::Unsupported { what, .. }) => {
@@ -45,34 +59,83 @@ impl<B: EventBus> Transform<B> {
                 }
                 Err(e) => return Err(FailureReason::from_error(&e)),
             };
-            if events.is_empty() {
+            if !events.is_empty() {
+                self.publish(&events).await?;
+            }
+            if events.is_empty() && rejected.is_empty() {
                 tracing::info!("delivery produced no canonical events");
-                return Ok(());
             }
-            let bus_events = events
-                .iter()
-                .map(|e| BusEvent::new(canonical::BUS_SOURCE, e.event_type(), e))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
-            self.bus
-                .publish(&bus_events)
-                .await
-                .map_err(|e| FailureReason::from_error(&e))?;
-            for event in &events {
-                tracing::info!(event_id = %event.event_id, event_type = event.event_type(), "canonical event published");
-            }
-            Ok(())
+            // After publishing: if the dead-letter queue is down, the record is retried and its
+            // events republished under the same ids, which the consumers dedupe.
+            self.dead_letter_rows(&ctx, &rejected).await
         }
         .instrument(span)
         .await
     }
+
+    async fn publish(&self, events: &[CanonicalEvent]) -> Result<(), FailureReason> {
+        let bus_events = events
+            .iter()
+            .map(|e| BusEvent::new(canonical::BUS_SOURCE, e.event_type(), e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
+        self.bus
+            .publish(&bus_events)
+            .await
+            .map_err(|e| FailureReason::from_error(&e))?;
+        for event in events {
+            tracing::info!(event_id = %event.event_id, event_type = event.event_type(), "canonical event published");
+        }
+        Ok(())
+    }
+
+    /// One dead letter per bad row (code `bad_row`, the line in the message), carrying the
+    /// record's body unchanged: once the file or the mapping is fixed, redriving it republishes
+    /// the good rows under their same ids and reads the fixed ones.
+    async fn dead_letter_rows(
+        &self,
+        ctx: &RecordContext,
+        rejected: &[RejectedRow],
+    ) -> Result<(), FailureReason> {
+        let letter = |message: String| DeadLetter {
+            body: ctx.body.clone(),
+            message_id: ctx.message_id.clone(),
+            reason: FailureReason::permanent("bad_row", message),
+            consumer: CONSUMER.to_owned(),
+            receive_count: ctx.receive_count,
+        };
+        let mut letters: Vec<DeadLetter> = rejected
+            .iter()
+            .take(MAX_ROW_DEAD_LETTERS)
+            .map(|row| letter(format!("line {}: {}", row.line, row.reason)))
+            .collect();
+        if let Some(first_untold) = rejected.get(MAX_ROW_DEAD_LETTERS) {
+            letters.push(letter(format!(
+                "{} more bad rows, from line {}",
+                rejected.len() - MAX_ROW_DEAD_LETTERS,
+                first_untold.line
+            )));
+        }
+        for letter in letters {
+            let message = letter.reason.message.clone();
+            self.dead_letters.send(letter).await.map_err(|e| {
+                FailureReason::retryable(
+                    "dead_letter_unavailable",
+                    format!("could not dead-letter a bad row: {e}"),
+                )
+            })?;
+            tracing::warn!(code = "bad_row", error = %message, "bad row dead-lettered; the other rows went through");
+        }
+        Ok(())
+    }
 }
 
-/// The pure part: an accepted webhook → its canonical events, read by the partner's adapter.
+/// The pure part: an accepted webhook → its canonical events (and the records that could not be
+/// read), read by the partner's adapter.
 pub fn transform(
     adapters: &Adapters,
     webhook: &ReceivedWebhook,
-) -> Result<Vec<CanonicalEvent>, PartnerError> {
+) -> Result<Transformed, PartnerError> {
     let adapter = adapters
         .get(&webhook.partner)
         .ok_or_else(|| PartnerError::UnknownPartner {
@@ -82,5 +145,5 @@ pub fn transform(
         // The partner's format changed since ingress accepted this body.
         return Err(PartnerError::unknown_format(&webhook.format));
     }
-    adapter.to_canonical(webhook)
+    adapter.transform(webhook)
 }

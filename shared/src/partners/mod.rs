@@ -2,7 +2,11 @@
 //! and what identifies the delivery; the canonical transform asks it for the canonical events.
 //! Adapters are pure: bytes in, values or a classified error out.
 
+pub mod canonical_json;
+pub mod csv;
 pub mod easypost;
+pub mod mapped_json;
+mod mapping;
 
 #[cfg(test)]
 mod schema_conformance;
@@ -20,11 +24,19 @@ use crate::webhook::ReceivedWebhook;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     EasyPost,
+    Csv,
+    MappedJson,
+    Canonical,
 }
 
 impl Format {
     /// Every format, for configuration checks and listings.
-    pub const ALL: [Format; 1] = [Format::EasyPost];
+    pub const ALL: [Format; 4] = [
+        Format::EasyPost,
+        Format::Csv,
+        Format::MappedJson,
+        Format::Canonical,
+    ];
 
     /// The format named in partner configuration (`format = "easypost"`).
     pub fn parse(name: &str) -> Option<Format> {
@@ -34,6 +46,9 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::EasyPost => easypost::FORMAT,
+            Format::Csv => csv::FORMAT,
+            Format::MappedJson => mapped_json::FORMAT,
+            Format::Canonical => canonical_json::FORMAT,
         }
     }
 
@@ -41,6 +56,9 @@ impl Format {
     pub fn default_content_types(self) -> &'static [&'static str] {
         match self {
             Format::EasyPost => &["application/json"],
+            Format::Csv => &["text/csv"],
+            Format::MappedJson => &["application/json"],
+            Format::Canonical => &["application/json"],
         }
     }
 }
@@ -58,6 +76,9 @@ pub struct Adapter {
 #[derive(Debug, Clone)]
 enum FormatOptions {
     None,
+    Csv(csv::CsvOptions),
+    MappedJson(mapped_json::MappedOptions),
+    Canonical(canonical_json::CanonicalOptions),
 }
 
 impl Adapter {
@@ -90,6 +111,21 @@ impl Adapter {
                 }
                 FormatOptions::None
             }
+            Format::Csv => {
+                FormatOptions::Csv(csv::CsvOptions::from_table(&cfg.options).map_err(fail)?)
+            }
+            Format::MappedJson => FormatOptions::MappedJson(
+                mapped_json::MappedOptions::from_table(&cfg.options).map_err(fail)?,
+            ),
+            Format::Canonical => {
+                if !cfg.options.is_empty() {
+                    return Err(fail(format!(
+                        "format {} takes no [partner.options]",
+                        format.name()
+                    )));
+                }
+                FormatOptions::Canonical(canonical_json::CanonicalOptions::new(&cfg.id))
+            }
         };
         Ok(Adapter { format, options })
     }
@@ -102,6 +138,16 @@ impl Adapter {
     pub fn inspect(&self, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => easypost::inspect(body),
+            (Format::Csv, FormatOptions::Csv(options)) => csv::inspect(options, body),
+            (Format::MappedJson, FormatOptions::MappedJson(options)) => {
+                mapped_json::inspect(options, body)
+            }
+            (Format::Canonical, FormatOptions::Canonical(options)) => {
+                canonical_json::inspect(options, body)
+            }
+            (format, _) => Err(PartnerError::Unconfigured {
+                format: format.name(),
+            }),
         }
     }
 
@@ -112,8 +158,71 @@ impl Adapter {
     ) -> Result<Vec<CanonicalEvent>, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => to_canonical(self.format, webhook),
+            // A caller that wants every event it can get, and the bad rows apart, uses
+            // `transform`; here a file with a bad row is refused whole.
+            (Format::Csv, FormatOptions::Csv(_)) => {
+                let transformed = self.transform(webhook)?;
+                match transformed.rejected.first() {
+                    None => Ok(transformed.events),
+                    Some(row) => Err(PartnerError::Malformed {
+                        format: csv::FORMAT,
+                        reason: format!("line {}: {}", row.line, row.reason),
+                    }),
+                }
+            }
+            (Format::MappedJson, FormatOptions::MappedJson(options)) => {
+                mapped_json::to_canonical(options, webhook, &webhook_body(self.format, webhook)?)
+            }
+            (Format::Canonical, FormatOptions::Canonical(options)) => {
+                canonical_json::to_canonical(options, webhook, &webhook_body(self.format, webhook)?)
+            }
+            (format, _) => Err(PartnerError::Unconfigured {
+                format: format.name(),
+            }),
         }
     }
+
+    /// Turns an accepted webhook into canonical events, setting apart the records that could not
+    /// be read when the format has records of its own (CSV rows): those are reported, the rest
+    /// go through. For the other formats a body is read whole or refused.
+    pub fn transform(&self, webhook: &ReceivedWebhook) -> Result<Transformed, PartnerError> {
+        match (&self.format, &self.options) {
+            (Format::Csv, FormatOptions::Csv(options)) => {
+                csv::transform(options, webhook, &webhook_body(self.format, webhook)?)
+            }
+            _ => self.to_canonical(webhook).map(|events| Transformed {
+                events,
+                rejected: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// What a webhook became: its events, and the records that could not be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transformed {
+    pub events: Vec<CanonicalEvent>,
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// A record of a multi-record body (a CSV row) that could not become an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// The line of the body the record starts on, counting from 1.
+    pub line: u64,
+    /// Why, naming fields and columns but never their values.
+    pub reason: String,
+}
+
+/// The raw body of an accepted webhook.
+fn webhook_body(format: Format, webhook: &ReceivedWebhook) -> Result<Vec<u8>, PartnerError> {
+    webhook
+        .body
+        .to_bytes()
+        .map_err(|_| PartnerError::Malformed {
+            format: format.name(),
+            reason: "webhook body is not valid base64".into(),
+        })
 }
 
 /// Every configured partner's adapter, by partner id: what the transform reads bodies with.
@@ -154,6 +263,9 @@ pub struct DeliveryKey {
 pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     match format {
         Format::EasyPost => easypost::inspect(body),
+        Format::Csv | Format::MappedJson | Format::Canonical => Err(PartnerError::Unconfigured {
+            format: format.name(),
+        }),
     }
 }
 
@@ -172,6 +284,9 @@ pub fn to_canonical(
         })?;
     match format {
         Format::EasyPost => easypost::to_canonical(webhook, &body),
+        Format::Csv | Format::MappedJson | Format::Canonical => Err(PartnerError::Unconfigured {
+            format: format.name(),
+        }),
     }
 }
 
@@ -190,6 +305,9 @@ pub enum PartnerError {
     UnknownFormat { name: String },
     #[error("no partner {partner} is configured")]
     UnknownPartner { partner: String },
+    /// A configured format read without its partner's configuration (use [`Adapter`]).
+    #[error("format {format} is read with its partner's configuration")]
+    Unconfigured { format: &'static str },
 }
 
 impl Classify for PartnerError {
@@ -203,6 +321,7 @@ impl Classify for PartnerError {
             PartnerError::Unsupported { .. } => "unsupported_event",
             PartnerError::UnknownFormat { .. } => "unknown_format",
             PartnerError::UnknownPartner { .. } => "unknown_partner",
+            PartnerError::Unconfigured { .. } => "unconfigured_format",
         }
     }
 }
