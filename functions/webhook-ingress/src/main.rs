@@ -34,15 +34,15 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn cold_start() -> Result<AwsIngress, Error> {
+    // The environment first: a missing variable fails before any network call.
+    let (table, bus_name, policy) = (env("IDEMPOTENCY_TABLE")?, env("EVENT_BUS_NAME")?, policy()?);
     let config = sdk_config().await;
     let registry = load_registry(&config).await?;
     tracing::info!(partners = registry.len(), "partner registry loaded");
-    let store = DynamoStore::from_config(&config, env("IDEMPOTENCY_TABLE")?);
-    let bus = EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?);
     Ok(Ingress::new(
         Arc::new(registry),
-        Idempotency::new(store, policy()?),
-        bus,
+        Idempotency::new(DynamoStore::from_config(&config, table), policy),
+        EventBridgeBus::from_config(&config, bus_name),
     ))
 }
 
