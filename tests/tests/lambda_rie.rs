@@ -132,6 +132,7 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
     let adapters = freightbridge::partners::Adapters::from_partners(&partners).unwrap();
     let expected: BTreeSet<String> = canonical_transform::transform(&adapters, &sample.detail)
         .unwrap()
+        .events
         .iter()
         .map(|e| e.event_id.to_string())
         .collect();

@@ -18,8 +18,8 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 const CONCURRENCY: usize = 10;
 
 struct Function {
-    transform: Transform<EventBridgeBus>,
-    dead_letters: SqsDeadLetters,
+    transform: Transform<EventBridgeBus, Arc<SqsDeadLetters>>,
+    dead_letters: Arc<SqsDeadLetters>,
     batch: BatchConfig,
 }
 
@@ -39,14 +39,17 @@ async fn main() -> Result<(), Error> {
 
 async fn cold_start() -> Result<Function, Error> {
     let config = sdk_config().await;
+    // One dead-letter sink: the batch helper's (failed records) and the transform's (bad rows).
+    let dead_letters = Arc::new(SqsDeadLetters::from_config(&config, env("DLQ_URL")?));
     Ok(Function {
         transform: Transform::new(
             EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?),
             Arc::new(Adapters::from_partners(
                 &ssm::load_partners_file(&config).await?,
             )?),
+            dead_letters.clone(),
         ),
-        dead_letters: SqsDeadLetters::from_config(&config, env("DLQ_URL")?),
+        dead_letters,
         batch: BatchConfig {
             consumer: "canonical-transform".into(),
             concurrency: CONCURRENCY,
