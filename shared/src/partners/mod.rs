@@ -2,7 +2,10 @@
 //! and what identifies the delivery; the canonical transform asks it for the canonical events.
 //! Adapters are pure: bytes in, values or a classified error out.
 
+pub mod aftership;
 pub mod easypost;
+mod json_fields;
+pub mod shippo;
 
 #[cfg(test)]
 mod schema_conformance;
@@ -20,11 +23,13 @@ use crate::webhook::ReceivedWebhook;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     EasyPost,
+    Shippo,
+    AfterShip,
 }
 
 impl Format {
     /// Every format, for configuration checks and listings.
-    pub const ALL: [Format; 1] = [Format::EasyPost];
+    pub const ALL: [Format; 3] = [Format::EasyPost, Format::Shippo, Format::AfterShip];
 
     /// The format named in partner configuration (`format = "easypost"`).
     pub fn parse(name: &str) -> Option<Format> {
@@ -34,6 +39,8 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::EasyPost => easypost::FORMAT,
+            Format::Shippo => shippo::FORMAT,
+            Format::AfterShip => aftership::FORMAT,
         }
     }
 
@@ -41,6 +48,8 @@ impl Format {
     pub fn default_content_types(self) -> &'static [&'static str] {
         match self {
             Format::EasyPost => &["application/json"],
+            Format::Shippo => &["application/json"],
+            Format::AfterShip => &["application/json"],
         }
     }
 }
@@ -90,6 +99,15 @@ impl Adapter {
                 }
                 FormatOptions::None
             }
+            Format::Shippo | Format::AfterShip => {
+                if !cfg.options.is_empty() {
+                    return Err(fail(format!(
+                        "format {} takes no [partner.options]",
+                        format.name()
+                    )));
+                }
+                FormatOptions::None
+            }
         };
         Ok(Adapter { format, options })
     }
@@ -102,6 +120,8 @@ impl Adapter {
     pub fn inspect(&self, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => easypost::inspect(body),
+            (Format::Shippo, FormatOptions::None) => shippo::inspect(body),
+            (Format::AfterShip, FormatOptions::None) => aftership::inspect(body),
         }
     }
 
@@ -112,6 +132,9 @@ impl Adapter {
     ) -> Result<Vec<CanonicalEvent>, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => to_canonical(self.format, webhook),
+            (Format::Shippo | Format::AfterShip, FormatOptions::None) => {
+                to_canonical(self.format, webhook)
+            }
         }
     }
 }
@@ -154,6 +177,8 @@ pub struct DeliveryKey {
 pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     match format {
         Format::EasyPost => easypost::inspect(body),
+        Format::Shippo => shippo::inspect(body),
+        Format::AfterShip => aftership::inspect(body),
     }
 }
 
@@ -172,6 +197,8 @@ pub fn to_canonical(
         })?;
     match format {
         Format::EasyPost => easypost::to_canonical(webhook, &body),
+        Format::Shippo => shippo::to_canonical(webhook, &body),
+        Format::AfterShip => aftership::to_canonical(webhook, &body),
     }
 }
 
@@ -236,7 +263,9 @@ mod tests {
         }
         assert_eq!(Format::parse("easypost"), Some(Format::EasyPost));
         assert_eq!(Format::parse("EasyPost"), None);
-        assert_eq!(Format::parse("shippo"), None);
+        assert_eq!(Format::parse("Shippo"), None);
+        assert_eq!(Format::parse("shippo"), Some(Format::Shippo));
+        assert_eq!(Format::parse("aftership"), Some(Format::AfterShip));
         assert_eq!(Format::parse(""), None);
     }
 
