@@ -69,10 +69,22 @@ pub async fn post(
     body: Vec<u8>,
 ) -> Result<SendResult, SendError> {
     let mut url = reqwest::Url::parse(url).map_err(|e| SendError::Url(e.to_string()))?;
-    for (name, value) in headers {
-        if let Some(parameter) = query_parameter(name) {
-            url.query_pairs_mut().append_pair(parameter, value);
-        }
+    let parameters: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(name, value)| query_parameter(name).map(|p| (p, value.as_str())))
+        .collect();
+    if !parameters.is_empty() {
+        // A URL copied from the partner's settings may already carry a (stale) token: ours
+        // replaces it rather than sending two, which ingress refuses.
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !parameters.iter().any(|(p, _)| name == p))
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .extend_pairs(parameters);
     }
     let mut request = client.post(url).timeout(Duration::from_secs(30)).body(body);
     for (name, value) in headers {
@@ -132,14 +144,15 @@ mod tests {
             "[[partner]]\nid = \"shippo\"\nformat = \"easypost\"\n[partner.signature]\nscheme = \"query-token\"\nsecrets = [\"tok+en/1\"]\n",
         );
         let headers = partner_headers(&shippo, b"{}", "m").unwrap();
-        let url = format!("http://{addr}/webhooks/shippo?carrier=usps");
+        let url = format!("http://{addr}/webhooks/shippo?carrier=usps&token=stale");
         let result = post(&reqwest::Client::new(), &url, &headers, b"{}".to_vec())
             .await
             .unwrap();
         assert_eq!(result.status, 200);
         let seen = seen.lock().unwrap();
         let (query, names) = &seen[0];
-        // Existing parameters are kept; the token is encoded so that `+` and `/` survive.
+        // Other parameters are kept, a stale token replaced; the token is encoded so that `+`
+        // and `/` survive.
         assert_eq!(query.as_deref(), Some("carrier=usps&token=tok%2Ben%2F1"));
         assert!(names.iter().all(|n| !n.contains("token")), "{names:?}");
         assert!(names.contains(&"content-type".to_owned()));

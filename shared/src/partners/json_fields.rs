@@ -189,8 +189,6 @@ mod tests {
         let map = body.as_object().unwrap();
         let root = Fields::root("test", map);
         let data = root.required_object("data").unwrap();
-        let items = data.get("items").unwrap().as_array().unwrap().len();
-        assert_eq!(items, 2);
         let cases = [
             (
                 data.objects("items").err().unwrap(),

@@ -8,6 +8,7 @@ mod scheme;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -149,7 +150,7 @@ enum Check {
     StandardWebhooks(Vec<PreparedKey>),
     SingleHeader {
         header: HeaderName,
-        prefix: std::borrow::Cow<'static, str>,
+        prefix: Cow<'static, str>,
         encoding: Encoding,
         keys: Vec<PreparedKey>,
     },

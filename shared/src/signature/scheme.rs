@@ -1,6 +1,7 @@
 //! The signature schemes partners use, read from a partner's `[partner.signature]` table.
-//! A scheme is data: which headers carry what, how the secret becomes a key, and how the MAC is
-//! written. `wire` turns it into the one shape the verifier and the signer both work from.
+//! A scheme is data: which headers (or query parameter) carry what, how the secret becomes a key
+//! or credential, and how the MAC is written. `wire` turns it into the one shape the verifier
+//! and the signer both work from.
 
 use std::borrow::Cow;
 
