@@ -65,7 +65,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let now = Utc::now();
             let accepted = registry
-                .evaluate("easypost", black_box(&headers), black_box(&body), now)
+                .evaluate("easypost", black_box(&headers), None, black_box(&body), now)
                 .expect("accepted");
             let webhook = ReceivedWebhook {
                 ingress_id: ingress_id(&accepted.partner, &accepted.delivery_id),
@@ -109,6 +109,7 @@ fn bench(c: &mut Criterion) {
                             .handle(
                                 "easypost",
                                 &headers,
+                                None,
                                 &unique,
                                 now,
                                 now + chrono::Duration::seconds(30),
@@ -129,6 +130,7 @@ fn bench(c: &mut Criterion) {
                         .handle(
                             "easypost",
                             &headers,
+                            None,
                             &body,
                             now,
                             now + chrono::Duration::seconds(30),

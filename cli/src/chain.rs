@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -280,6 +280,7 @@ where
 async fn receive(
     State(ingress): State<Arc<LocalIngress>>,
     Path(partner): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -288,6 +289,7 @@ async fn receive(
         .handle(
             &partner,
             &headers,
+            query.as_deref(),
             &body,
             now,
             now + chrono::Duration::seconds(30),

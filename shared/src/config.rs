@@ -53,7 +53,8 @@ pub struct PartnerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
-    /// `standard-webhooks` | `easypost` | `aftership` | `hmac-sha256`
+    /// `standard-webhooks` | `easypost` | `aftership` | `hmac-sha256` | `shippo` |
+    /// `query-token` | `basic`
     pub scheme: String,
     /// One or two secret references: current first, then the previous one during rotation.
     pub secrets: Vec<String>,
@@ -69,6 +70,9 @@ pub struct SignatureConfig {
     /// Timestamped schemes: allowed clock difference in seconds (default 300).
     #[serde(default)]
     pub tolerance_seconds: Option<u64>,
+    /// `query-token` only: the query parameter carrying the token (default `token`).
+    #[serde(default)]
+    pub query_parameter: Option<String>,
 }
 
 impl PartnersFile {

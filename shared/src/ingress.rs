@@ -93,11 +93,13 @@ impl Registry {
     }
 
     /// Decide about one request. Checks run cheapest and least trusting first: the body is
-    /// only parsed after its signature verified.
+    /// only parsed after its signature verified. `query` is the raw query string, which a
+    /// `query-token` partner's token arrives in; it is never logged.
     pub fn evaluate(
         &self,
         partner_id: &str,
         headers: &HeaderMap,
+        query: Option<&str>,
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Accepted, Rejection> {
@@ -117,7 +119,7 @@ impl Registry {
         }
         partner
             .verifier
-            .verify(headers, body, now)
+            .verify(headers, query, body, now)
             .map_err(Rejection::Unauthorized)?;
         let key = partner
             .adapter
@@ -276,7 +278,7 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     fn signed_easypost_event_is_accepted_with_its_event_id_as_delivery_id() {
         let headers = signed("easypost", "ep-current", BODY.as_bytes());
         let accepted = registry()
-            .evaluate("easypost", &headers, BODY.as_bytes(), now())
+            .evaluate("easypost", &headers, None, BODY.as_bytes(), now())
             .unwrap();
         assert_eq!(accepted.delivery_id, "evt_1");
         assert!(accepted.payload_hash.is_some());
@@ -288,7 +290,7 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
         let headers = signed("easypost", "ep-previous", BODY.as_bytes());
         assert!(
             registry()
-                .evaluate("easypost", &headers, BODY.as_bytes(), now())
+                .evaluate("easypost", &headers, None, BODY.as_bytes(), now())
                 .is_ok()
         );
     }
@@ -301,7 +303,7 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
             BODY.as_bytes(),
         );
         let accepted = registry()
-            .evaluate("tms", &headers, BODY.as_bytes(), now())
+            .evaluate("tms", &headers, None, BODY.as_bytes(), now())
             .unwrap();
         assert_eq!(accepted.delivery_id, "msg_1");
         assert_eq!(accepted.payload_hash, Some(sha256_tag(BODY.as_bytes())));
@@ -381,7 +383,7 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
         let registry = registry();
         for (name, partner, headers, body, status, code) in cases {
             let rejection = registry
-                .evaluate(partner, headers, body, now())
+                .evaluate(partner, headers, None, body, now())
                 .unwrap_err();
             assert_eq!(
                 (rejection.status(), rejection.code()),
@@ -395,7 +397,7 @@ secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
     fn unauthorized_message_does_not_say_which_part_failed() {
         let headers = signed("easypost", "wrong", BODY.as_bytes());
         let rejection = registry()
-            .evaluate("easypost", &headers, BODY.as_bytes(), now())
+            .evaluate("easypost", &headers, None, BODY.as_bytes(), now())
             .unwrap_err();
         assert_eq!(
             rejection.message(),

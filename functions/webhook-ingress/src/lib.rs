@@ -55,17 +55,19 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
         }
     }
 
-    /// Handle one webhook. `lock_until` bounds how long this attempt holds the delivery's key
-    /// (the Lambda deadline).
+    /// Handle one webhook. `query` is the raw query string (a `query-token` partner's token
+    /// is in it, so it is never logged). `lock_until` bounds how long this attempt holds the
+    /// delivery's key (the Lambda deadline).
     pub async fn handle(
         &self,
         partner: &str,
         headers: &HeaderMap,
+        query: Option<&str>,
         body: &[u8],
         now: DateTime<Utc>,
         lock_until: DateTime<Utc>,
     ) -> Reply {
-        let accepted = match self.registry.evaluate(partner, headers, body, now) {
+        let accepted = match self.registry.evaluate(partner, headers, query, body, now) {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 // The precise reason stays in our logs; the partner only gets the code.
@@ -201,7 +203,8 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
     ) -> ApiGatewayV2httpResponse {
         let reply = match decode_apigw(&request) {
             Ok((partner, body)) => {
-                self.handle(&partner, &request.headers, &body, now, lock_until)
+                let query = request.raw_query_string.as_deref();
+                self.handle(&partner, &request.headers, query, &body, now, lock_until)
                     .await
             }
             Err(reply) => reply,

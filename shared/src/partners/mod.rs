@@ -2,11 +2,14 @@
 //! and what identifies the delivery; the canonical transform asks it for the canonical events.
 //! Adapters are pure: bytes in, values or a classified error out.
 
+pub mod aftership;
 pub mod canonical_json;
 pub mod csv;
 pub mod easypost;
+mod json_fields;
 pub mod mapped_json;
 mod mapping;
+pub mod shippo;
 
 #[cfg(test)]
 mod schema_conformance;
@@ -27,12 +30,16 @@ pub enum Format {
     Csv,
     MappedJson,
     Canonical,
+    Shippo,
+    AfterShip,
 }
 
 impl Format {
     /// Every format, for configuration checks and listings.
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 6] = [
         Format::EasyPost,
+        Format::Shippo,
+        Format::AfterShip,
         Format::Csv,
         Format::MappedJson,
         Format::Canonical,
@@ -49,6 +56,8 @@ impl Format {
             Format::Csv => csv::FORMAT,
             Format::MappedJson => mapped_json::FORMAT,
             Format::Canonical => canonical_json::FORMAT,
+            Format::Shippo => shippo::FORMAT,
+            Format::AfterShip => aftership::FORMAT,
         }
     }
 
@@ -59,6 +68,8 @@ impl Format {
             Format::Csv => &["text/csv"],
             Format::MappedJson => &["application/json"],
             Format::Canonical => &["application/json"],
+            Format::Shippo => &["application/json"],
+            Format::AfterShip => &["application/json"],
         }
     }
 }
@@ -111,6 +122,15 @@ impl Adapter {
                 }
                 FormatOptions::None
             }
+            Format::Shippo | Format::AfterShip => {
+                if !cfg.options.is_empty() {
+                    return Err(fail(format!(
+                        "format {} takes no [partner.options]",
+                        format.name()
+                    )));
+                }
+                FormatOptions::None
+            }
             Format::Csv => {
                 FormatOptions::Csv(csv::CsvOptions::from_table(&cfg.options).map_err(fail)?)
             }
@@ -138,6 +158,8 @@ impl Adapter {
     pub fn inspect(&self, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => easypost::inspect(body),
+            (Format::Shippo, FormatOptions::None) => shippo::inspect(body),
+            (Format::AfterShip, FormatOptions::None) => aftership::inspect(body),
             (Format::Csv, FormatOptions::Csv(options)) => csv::inspect(options, body),
             (Format::MappedJson, FormatOptions::MappedJson(options)) => {
                 mapped_json::inspect(options, body)
@@ -158,6 +180,9 @@ impl Adapter {
     ) -> Result<Vec<CanonicalEvent>, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => to_canonical(self.format, webhook),
+            (Format::Shippo | Format::AfterShip, FormatOptions::None) => {
+                to_canonical(self.format, webhook)
+            }
             // A caller that wants every event it can get, and the bad rows apart, uses
             // `transform`; here a file with a bad row is refused whole.
             (Format::Csv, FormatOptions::Csv(_)) => {
@@ -266,6 +291,8 @@ pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError>
         Format::Csv | Format::MappedJson | Format::Canonical => Err(PartnerError::Unconfigured {
             format: format.name(),
         }),
+        Format::Shippo => shippo::inspect(body),
+        Format::AfterShip => aftership::inspect(body),
     }
 }
 
@@ -287,6 +314,8 @@ pub fn to_canonical(
         Format::Csv | Format::MappedJson | Format::Canonical => Err(PartnerError::Unconfigured {
             format: format.name(),
         }),
+        Format::Shippo => shippo::to_canonical(webhook, &body),
+        Format::AfterShip => aftership::to_canonical(webhook, &body),
     }
 }
 
@@ -355,7 +384,9 @@ mod tests {
         }
         assert_eq!(Format::parse("easypost"), Some(Format::EasyPost));
         assert_eq!(Format::parse("EasyPost"), None);
-        assert_eq!(Format::parse("shippo"), None);
+        assert_eq!(Format::parse("Shippo"), None);
+        assert_eq!(Format::parse("shippo"), Some(Format::Shippo));
+        assert_eq!(Format::parse("aftership"), Some(Format::AfterShip));
         assert_eq!(Format::parse(""), None);
     }
 

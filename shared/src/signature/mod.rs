@@ -1,13 +1,14 @@
 //! Webhook signature schemes: verification of raw bodies, and signing for local senders.
 //! A `Verifier` is built once per partner (keys prepared up front, current and previous secret)
-//! and checks each delivery's headers against its exact body bytes; `sign` produces the headers
-//! that partner would send, for `freightctl send` and tests.
+//! and checks each delivery's headers (and, for token partners, its query string) against its
+//! exact body bytes; `sign` produces what that partner would send, for `freightctl send` and tests.
 
 mod key;
 mod scheme;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
@@ -17,19 +18,35 @@ use http::{HeaderMap, HeaderName};
 use subtle::{Choice, ConstantTimeEq as _};
 use thiserror::Error;
 
-use self::key::{MAC_LEN, PreparedKey};
+use self::key::{BasicCredentials, Fingerprint, MAC_LEN, PreparedKey};
 use self::scheme::Wire;
 pub use self::scheme::{
-    AFTERSHIP_SIGNATURE, DEFAULT_TOLERANCE_SECONDS, EASYPOST_SIGNATURE, Encoding, Scheme,
-    WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP, tolerance_from_config,
+    AFTERSHIP_SIGNATURE, AUTHORIZATION, DEFAULT_QUERY_PARAMETER, DEFAULT_TOLERANCE_SECONDS,
+    EASYPOST_SIGNATURE, Encoding, SHIPPO_SIGNATURE, Scheme, WEBHOOK_ID, WEBHOOK_SIGNATURE,
+    WEBHOOK_TIMESTAMP, tolerance_from_config,
 };
 use crate::config::{Secret, SignatureConfig};
 use crate::failure::{Classify, FailureClass};
 
+/// `sign` returns a query-string parameter as a pseudo-header named `?<parameter>` (never a
+/// valid HTTP header name): the sender puts it in the URL instead. See [`query_parameter`].
+pub const QUERY_PARAMETER_MARK: &str = "?";
+
+/// The query parameter a pair from [`sign`] stands for, if it is one rather than a header.
+pub fn query_parameter(name: &str) -> Option<&str> {
+    name.strip_prefix(QUERY_PARAMETER_MARK)
+}
+
 const ID_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_ID);
 const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_TIMESTAMP);
 const SIGNATURE_HEADER: HeaderName = HeaderName::from_static(WEBHOOK_SIGNATURE);
+const AUTHORIZATION_HEADER: HeaderName = HeaderName::from_static(AUTHORIZATION);
 const STANDARD_WEBHOOKS_VERSION: &str = "v1";
+/// Stripe-shaped headers (`t=…,v1=…`): the timestamp and signature keys.
+const TIMESTAMP_KEY: &str = "t";
+const SIGNATURE_KEY: &str = "v1";
+/// Far more than any `user:password` needs; keeps a hostile header from costing a big decode.
+const MAX_BASIC_CREDENTIALS_LEN: usize = 1024;
 
 /// Why a delivery was refused. Messages name headers at most: never a secret, a received
 /// signature or the expected one.
@@ -37,6 +54,8 @@ const STANDARD_WEBHOOKS_VERSION: &str = "v1";
 pub enum SignatureError {
     #[error("missing signature header {0}")]
     MissingHeader(String),
+    #[error("missing query parameter {0}")]
+    MissingQueryParameter(String),
     #[error("signature header is malformed")]
     Malformed,
     #[error("timestamp header is not Unix seconds")]
@@ -57,7 +76,9 @@ impl Classify for SignatureError {
 
     fn code(&self) -> &'static str {
         match self {
-            SignatureError::MissingHeader(_) => "signature_missing",
+            SignatureError::MissingHeader(_) | SignatureError::MissingQueryParameter(_) => {
+                "signature_missing"
+            }
             SignatureError::Malformed => "signature_malformed",
             SignatureError::InvalidTimestamp => "timestamp_malformed",
             SignatureError::Mismatch => "signature_mismatch",
@@ -72,7 +93,7 @@ impl Classify for SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignatureConfigError {
     #[error(
-        "unknown signature scheme \"{0}\" (expected standard-webhooks, easypost, aftership or hmac-sha256)"
+        "unknown signature scheme \"{0}\" (expected standard-webhooks, easypost, aftership, hmac-sha256, shippo, query-token or basic)"
     )]
     UnknownScheme(String),
     #[error("signature scheme {scheme} needs the `{option}` option")]
@@ -117,17 +138,50 @@ impl Classify for SignatureConfigError {
 #[derive(Clone)]
 pub struct Verifier {
     scheme: Scheme,
-    wire: Wire,
-    /// Current secret first, then the previous one while a rotation is under way.
-    keys: Vec<PreparedKey>,
+    check: Check,
     tolerance: Duration,
+}
+
+/// The scheme's wire shape together with the keys prepared for it, so that a verifier can only
+/// hold the kind of key its scheme uses. Every list holds the current secret first, then the
+/// previous one while a rotation is under way.
+#[derive(Clone)]
+enum Check {
+    StandardWebhooks(Vec<PreparedKey>),
+    SingleHeader {
+        header: HeaderName,
+        prefix: Cow<'static, str>,
+        encoding: Encoding,
+        keys: Vec<PreparedKey>,
+    },
+    TimestampedHeader {
+        header: HeaderName,
+        keys: Vec<PreparedKey>,
+    },
+    QueryToken {
+        parameter: String,
+        tokens: Vec<Fingerprint>,
+    },
+    Basic(Vec<BasicCredentials>),
+}
+
+impl Check {
+    fn key_count(&self) -> usize {
+        match self {
+            Check::StandardWebhooks(keys)
+            | Check::SingleHeader { keys, .. }
+            | Check::TimestampedHeader { keys, .. } => keys.len(),
+            Check::QueryToken { tokens, .. } => tokens.len(),
+            Check::Basic(credentials) => credentials.len(),
+        }
+    }
 }
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
             .field("scheme", &self.scheme)
-            .field("keys", &self.keys.len())
+            .field("keys", &self.check.key_count())
             .field("tolerance", &self.tolerance)
             .finish()
     }
@@ -147,16 +201,44 @@ impl Verifier {
         if scheme.is_timestamped() && tolerance < Duration::seconds(1) {
             return Err(SignatureConfigError::InvalidTolerance);
         }
-        let wire = scheme.wire()?;
-        let keys = secrets
-            .iter()
-            .enumerate()
-            .map(|(i, secret)| PreparedKey::prepare(&scheme, secret, i + 1))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Secrets are named by position (1 = current, 2 = previous) in errors.
+        let numbered = || secrets.iter().zip(1..);
+        let mac_keys = || {
+            numbered()
+                .map(|(secret, position)| PreparedKey::prepare(&scheme, secret, position))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let check = match scheme.wire()? {
+            Wire::StandardWebhooks => Check::StandardWebhooks(mac_keys()?),
+            Wire::SingleHeader {
+                header,
+                prefix,
+                encoding,
+            } => Check::SingleHeader {
+                header,
+                prefix,
+                encoding,
+                keys: mac_keys()?,
+            },
+            Wire::TimestampedHeader { header } => Check::TimestampedHeader {
+                header,
+                keys: mac_keys()?,
+            },
+            Wire::QueryToken { parameter } => Check::QueryToken {
+                parameter,
+                tokens: numbered()
+                    .map(|(secret, position)| key::prepare_token(secret, position))
+                    .collect::<Result<_, _>>()?,
+            },
+            Wire::Basic => Check::Basic(
+                numbered()
+                    .map(|(secret, position)| BasicCredentials::prepare(secret, position))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
         Ok(Self {
             scheme,
-            wire,
-            keys,
+            check,
             tolerance,
         })
     }
@@ -172,20 +254,31 @@ impl Verifier {
     }
 
     /// Accepts the delivery if any of its signatures was made with one of our secrets over
-    /// exactly these body bytes (and, for timestamped schemes, within the tolerance of `now`).
+    /// exactly these body bytes (and, for timestamped schemes, within the tolerance of `now`),
+    /// or, for credential schemes, if it carries one of our credentials. `query` is the
+    /// request's raw query string (without `?`); it may hold a token, so it is never logged.
     pub fn verify(
         &self,
         headers: &HeaderMap,
+        query: Option<&str>,
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
-        match &self.wire {
-            Wire::StandardWebhooks => self.verify_standard_webhooks(headers, body, now),
-            Wire::SingleHeader {
+        match &self.check {
+            Check::StandardWebhooks(keys) => {
+                self.verify_standard_webhooks(keys, headers, body, now)
+            }
+            Check::SingleHeader {
                 header,
                 prefix,
                 encoding,
-            } => self.verify_single_header(headers, body, header, prefix, *encoding),
+                keys,
+            } => verify_single_header(keys, headers, body, header, prefix, *encoding),
+            Check::TimestampedHeader { header, keys } => {
+                self.verify_timestamped_header(keys, headers, header, body, now)
+            }
+            Check::QueryToken { parameter, tokens } => verify_query_token(tokens, parameter, query),
+            Check::Basic(credentials) => verify_basic(credentials, headers),
         }
     }
 
@@ -199,6 +292,7 @@ impl Verifier {
 
     fn verify_standard_webhooks(
         &self,
+        keys: &[PreparedKey],
         headers: &HeaderMap,
         body: &[u8],
         now: DateTime<Utc>,
@@ -216,8 +310,7 @@ impl Verifier {
         self.check_window(sent_at, now)?;
 
         // The timestamp is signed as sent, so it is fed to the MAC as text, not re-rendered.
-        let expected: Vec<[u8; MAC_LEN]> = self
-            .keys
+        let expected: Vec<[u8; MAC_LEN]> = keys
             .iter()
             .map(|key| key.mac(&[id.as_bytes(), b".", timestamp.as_bytes(), b".", body]))
             .collect();
@@ -248,27 +341,43 @@ impl Verifier {
         })
     }
 
-    fn verify_single_header(
+    /// `t=<unix>,v1=<hex>[,v1=<hex>…]` (Stripe's shape, used by Shippo): the MAC covers
+    /// `{t}.{body}`; any `v1` may match, other keys (Stripe's `v0`) are ignored.
+    fn verify_timestamped_header(
         &self,
+        keys: &[PreparedKey],
         headers: &HeaderMap,
-        body: &[u8],
         header: &HeaderName,
-        prefix: &str,
-        encoding: Encoding,
+        body: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
         let value = single_value(headers, header)?;
-        let well_formed = value
-            .strip_prefix(prefix)
-            .and_then(|encoded| decode_mac(encoded, encoding))
-            .is_some();
-        if !well_formed {
+        let mut timestamp = None;
+        let mut candidates = Vec::new();
+        for item in value.split(',').map(|item| item.trim_matches(' ')) {
+            let Some((name, text)) = item.split_once('=') else {
+                return Err(SignatureError::Malformed);
+            };
+            match name {
+                TIMESTAMP_KEY if timestamp.is_some() => return Err(SignatureError::Malformed),
+                TIMESTAMP_KEY => timestamp = Some(text),
+                SIGNATURE_KEY => candidates
+                    .push(decode_mac(text, Encoding::Hex).ok_or(SignatureError::Malformed)?),
+                _ => {}
+            }
+        }
+        let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
+        if candidates.is_empty() {
             return Err(SignatureError::Malformed);
         }
-        // The partners' own clients compare the whole header text (prefix and canonical
-        // encoding included), so upper-case hex is refused here as it is there.
-        let matched = self.keys.iter().fold(Choice::from(0), |acc, key| {
-            let expected = render(prefix, encoding, &key.mac(&[body]));
-            acc | value.as_bytes().ct_eq(expected.as_bytes())
+        let sent_at = parse_unix_seconds(timestamp).ok_or(SignatureError::InvalidTimestamp)?;
+        self.check_window(sent_at, now)?;
+        // As with Standard Webhooks, the timestamp is signed as sent.
+        let matched = keys.iter().fold(Choice::from(0), |acc, key| {
+            let expected = key.mac(&[timestamp.as_bytes(), b".", body]);
+            candidates.iter().fold(acc, |acc, candidate| {
+                acc | expected[..].ct_eq(&candidate[..])
+            })
         });
         if bool::from(matched) {
             Ok(())
@@ -290,8 +399,95 @@ impl Verifier {
     }
 }
 
-/// The headers a sender using `scheme` attaches to `body` at `now`. `message_id` becomes the
-/// Standard Webhooks `webhook-id`; the other schemes sign no id.
+fn verify_single_header(
+    keys: &[PreparedKey],
+    headers: &HeaderMap,
+    body: &[u8],
+    header: &HeaderName,
+    prefix: &str,
+    encoding: Encoding,
+) -> Result<(), SignatureError> {
+    let value = single_value(headers, header)?;
+    let well_formed = value
+        .strip_prefix(prefix)
+        .and_then(|encoded| decode_mac(encoded, encoding))
+        .is_some();
+    if !well_formed {
+        return Err(SignatureError::Malformed);
+    }
+    // The partners' own clients compare the whole header text (prefix and canonical
+    // encoding included), so upper-case hex is refused here as it is there.
+    let matched = keys.iter().fold(Choice::from(0), |acc, key| {
+        let expected = render(prefix, encoding, &key.mac(&[body]));
+        acc | value.as_bytes().ct_eq(expected.as_bytes())
+    });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// The token must appear exactly once: with two, what we checked and what a proxy or a later
+/// reader takes could differ.
+fn verify_query_token(
+    tokens: &[Fingerprint],
+    parameter: &str,
+    query: Option<&str>,
+) -> Result<(), SignatureError> {
+    let mut values = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(name, _)| name == parameter)
+        .map(|(_, value)| value);
+    let token = values
+        .next()
+        .ok_or_else(|| SignatureError::MissingQueryParameter(parameter.to_owned()))?;
+    if values.next().is_some() {
+        return Err(SignatureError::Malformed);
+    }
+    let matched = tokens.iter().fold(Choice::from(0), |acc, expected| {
+        acc | expected.matches(token.as_bytes())
+    });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// `Authorization: Basic <base64(user:password)>`; the scheme name is case-insensitive
+/// (RFC 7235), the base64 is standard and padded.
+fn verify_basic(
+    credentials: &[BasicCredentials],
+    headers: &HeaderMap,
+) -> Result<(), SignatureError> {
+    let value = single_value(headers, &AUTHORIZATION_HEADER)?;
+    let (auth_scheme, encoded) = value.split_once(' ').ok_or(SignatureError::Malformed)?;
+    let encoded = encoded.trim_matches(' ');
+    if !auth_scheme.eq_ignore_ascii_case("basic") || encoded.len() > MAX_BASIC_CREDENTIALS_LEN {
+        return Err(SignatureError::Malformed);
+    }
+    let decoded = STANDARD
+        .decode(encoded)
+        .map_err(|_| SignatureError::Malformed)?;
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(SignatureError::Malformed)?;
+    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let matched = credentials.iter().fold(Choice::from(0), |acc, expected| {
+        acc | expected.matches(user, password)
+    });
+    if bool::from(matched) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// What a sender using `scheme` attaches to `body` at `now`: header name and value pairs.
+/// `message_id` becomes the Standard Webhooks `webhook-id`; the other schemes sign no id.
+/// A `query-token` partner's token comes back as a pseudo-header `?<parameter>` (see
+/// [`query_parameter`]) that belongs in the URL's query string, not in the headers.
 pub fn sign(
     scheme: &Scheme,
     secret: &Secret,
@@ -300,9 +496,10 @@ pub fn sign(
     message_id: &str,
 ) -> Result<Vec<(String, String)>, SignatureConfigError> {
     let wire = scheme.wire()?;
-    let key = PreparedKey::prepare(scheme, secret, 1)?;
+    let mac_key = || PreparedKey::prepare(scheme, secret, 1);
     Ok(match wire {
         Wire::StandardWebhooks => {
+            let key = mac_key()?;
             if !is_valid_message_id(message_id) || !message_id.bytes().all(|b| b.is_ascii_graphic())
             {
                 return Err(SignatureConfigError::InvalidMessageId);
@@ -330,8 +527,33 @@ pub fn sign(
             encoding,
         } => vec![(
             header.as_str().to_owned(),
-            render(&prefix, encoding, &key.mac(&[body])),
+            render(&prefix, encoding, &mac_key()?.mac(&[body])),
         )],
+        Wire::TimestampedHeader { header } => {
+            let timestamp = now.timestamp().to_string();
+            let mac = mac_key()?.mac(&[timestamp.as_bytes(), b".", body]);
+            vec![(
+                header.as_str().to_owned(),
+                format!(
+                    "{TIMESTAMP_KEY}={timestamp},{SIGNATURE_KEY}={}",
+                    hex::encode(mac)
+                ),
+            )]
+        }
+        Wire::QueryToken { parameter } => {
+            key::prepare_token(secret, 1)?;
+            vec![(
+                format!("{QUERY_PARAMETER_MARK}{parameter}"),
+                secret.expose().to_owned(),
+            )]
+        }
+        Wire::Basic => {
+            key::split_basic_secret(secret, 1)?;
+            vec![(
+                AUTHORIZATION.to_owned(),
+                format!("Basic {}", STANDARD.encode(secret.expose())),
+            )]
+        }
     })
 }
 

@@ -1,6 +1,7 @@
 //! The signature schemes partners use, read from a partner's `[partner.signature]` table.
-//! A scheme is data: which headers carry what, how the secret becomes a key, and how the MAC is
-//! written. `wire` turns it into the one shape the verifier and the signer both work from.
+//! A scheme is data: which headers (or query parameter) carry what, how the secret becomes a key
+//! or credential, and how the MAC is written. `wire` turns it into the one shape the verifier
+//! and the signer both work from.
 
 use std::borrow::Cow;
 
@@ -21,6 +22,15 @@ pub const EASYPOST_SIGNATURE: &str = "x-hmac-signature";
 const EASYPOST_PREFIX: &str = "hmac-sha256-hex=";
 /// AfterShip Tracking: base64 MAC of the body.
 pub const AFTERSHIP_SIGNATURE: &str = "aftership-hmac-sha256";
+/// Shippo HMAC: `t=<unix>,v1=<hex>` (Stripe's shape). Third-party-reported, see partners.md §3:
+/// Shippo enables HMAC per account through its account manager and publishes no signed example,
+/// so confirm the format against a real delivery before relying on it.
+pub const SHIPPO_SIGNATURE: &str = "shippo-auth-signature";
+/// HTTP Basic credentials (RFC 7617).
+pub const AUTHORIZATION: &str = "authorization";
+/// The query parameter a `query-token` partner puts its token in unless configured otherwise
+/// (Shippo's documented `?token=`).
+pub const DEFAULT_QUERY_PARAMETER: &str = "token";
 
 /// Allowed clock difference for timestamped schemes when the partner entry does not set one
 /// (what every Standard Webhooks reference library uses).
@@ -54,6 +64,14 @@ pub enum Scheme {
         prefix: String,
         encoding: Encoding,
     },
+    /// `Shippo-Auth-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, the MAC over `{t}.{body}`
+    /// keyed with the secret as UTF-8, `t` within the tolerance.
+    Shippo,
+    /// A shared token in the request's query string (`?token=…`), compared in constant time.
+    /// Nothing about the body is signed: only TLS keeps it from being altered.
+    QueryToken { parameter: String },
+    /// `Authorization: Basic base64(user:password)`; the secret is `user:password`.
+    Basic,
 }
 
 /// The scheme in the form verification and signing work from: header names checked once.
@@ -65,6 +83,14 @@ pub(super) enum Wire {
         prefix: Cow<'static, str>,
         encoding: Encoding,
     },
+    /// `t=<unix>,v1=<hex>` in one header, the MAC over `{t}.{body}`.
+    TimestampedHeader {
+        header: HeaderName,
+    },
+    QueryToken {
+        parameter: String,
+    },
+    Basic,
 }
 
 impl Scheme {
@@ -75,6 +101,14 @@ impl Scheme {
             "standard-webhooks" => Scheme::StandardWebhooks,
             "easypost" => Scheme::EasyPost,
             "aftership" => Scheme::AfterShip,
+            "shippo" => Scheme::Shippo,
+            "basic" => Scheme::Basic,
+            "query-token" => Scheme::QueryToken {
+                parameter: cfg
+                    .query_parameter
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_QUERY_PARAMETER.to_owned()),
+            },
             "hmac-sha256" => {
                 let header = cfg
                     .header
@@ -114,6 +148,12 @@ impl Scheme {
                 });
             }
         }
+        if cfg.query_parameter.is_some() && !matches!(scheme, Scheme::QueryToken { .. }) {
+            return Err(SignatureConfigError::UnsupportedOption {
+                scheme: scheme.name(),
+                option: "query_parameter",
+            });
+        }
         if cfg.tolerance_seconds.is_some() && !scheme.is_timestamped() {
             return Err(SignatureConfigError::UnsupportedOption {
                 scheme: scheme.name(),
@@ -131,19 +171,27 @@ impl Scheme {
             Scheme::EasyPost => "easypost",
             Scheme::AfterShip => "aftership",
             Scheme::HmacSha256 { .. } => "hmac-sha256",
+            Scheme::Shippo => "shippo",
+            Scheme::QueryToken { .. } => "query-token",
+            Scheme::Basic => "basic",
         }
     }
 
     /// Whether a timestamp is signed, i.e. whether replays outside the tolerance are refused.
     pub fn is_timestamped(&self) -> bool {
-        matches!(self, Scheme::StandardWebhooks)
+        matches!(self, Scheme::StandardWebhooks | Scheme::Shippo)
     }
 
     /// The header that names the delivery, when the scheme signs one (ingress dedupes on it).
     pub fn delivery_id_header(&self) -> Option<&'static str> {
         match self {
             Scheme::StandardWebhooks => Some(WEBHOOK_ID),
-            Scheme::EasyPost | Scheme::AfterShip | Scheme::HmacSha256 { .. } => None,
+            Scheme::EasyPost
+            | Scheme::AfterShip
+            | Scheme::HmacSha256 { .. }
+            | Scheme::Shippo
+            | Scheme::QueryToken { .. }
+            | Scheme::Basic => None,
         }
     }
 
@@ -184,6 +232,24 @@ impl Scheme {
                     encoding: *encoding,
                 }
             }
+            Scheme::Shippo => Wire::TimestampedHeader {
+                header: HeaderName::from_static(SHIPPO_SIGNATURE),
+            },
+            Scheme::QueryToken { parameter } => {
+                // Unreserved characters only, so the name reads the same encoded or not.
+                let plain =
+                    |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+                if parameter.is_empty() || !parameter.bytes().all(plain) {
+                    return Err(SignatureConfigError::InvalidOption {
+                        option: "query_parameter",
+                        message: "must be non-empty letters, digits, '-', '_', '.' or '~'".into(),
+                    });
+                }
+                Wire::QueryToken {
+                    parameter: parameter.clone(),
+                }
+            }
+            Scheme::Basic => Wire::Basic,
         })
     }
 }
@@ -212,6 +278,7 @@ mod tests {
             prefix: None,
             encoding: None,
             tolerance_seconds: None,
+            query_parameter: None,
         }
     }
 
@@ -221,6 +288,14 @@ mod tests {
             ("standard-webhooks", Scheme::StandardWebhooks),
             ("easypost", Scheme::EasyPost),
             ("aftership", Scheme::AfterShip),
+            ("shippo", Scheme::Shippo),
+            ("basic", Scheme::Basic),
+            (
+                "query-token",
+                Scheme::QueryToken {
+                    parameter: "token".into(),
+                },
+            ),
         ];
         for (name, expected) in cases {
             let scheme = Scheme::from_config(&config(name)).unwrap();
@@ -254,9 +329,21 @@ mod tests {
     }
 
     #[test]
+    fn query_token_parameter_name_is_configurable() {
+        let mut cfg = config("query-token");
+        cfg.query_parameter = Some("shippo_key".into());
+        assert_eq!(
+            Scheme::from_config(&cfg).unwrap(),
+            Scheme::QueryToken {
+                parameter: "shippo_key".into()
+            }
+        );
+    }
+
+    #[test]
     fn bad_scheme_options_are_refused_with_the_option_named() {
         type Edit = fn(&mut SignatureConfig);
-        let cases: [(&str, &str, Edit, &str); 9] = [
+        let cases: [(&str, &str, Edit, &str); 15] = [
             ("unknown scheme", "stripe", |_| {}, "stripe"),
             ("generic without header", "hmac-sha256", |_| {}, "header"),
             (
@@ -307,6 +394,42 @@ mod tests {
                 |c| c.prefix = Some("v1,".into()),
                 "prefix",
             ),
+            (
+                "query parameter on an HMAC scheme",
+                "shippo",
+                |c| c.query_parameter = Some("token".into()),
+                "query_parameter",
+            ),
+            (
+                "header on query-token",
+                "query-token",
+                |c| c.header = Some("x-token".into()),
+                "header",
+            ),
+            (
+                "tolerance on query-token",
+                "query-token",
+                |c| c.tolerance_seconds = Some(60),
+                "tolerance_seconds",
+            ),
+            (
+                "tolerance on basic",
+                "basic",
+                |c| c.tolerance_seconds = Some(60),
+                "tolerance_seconds",
+            ),
+            (
+                "empty query parameter name",
+                "query-token",
+                |c| c.query_parameter = Some(String::new()),
+                "query_parameter",
+            ),
+            (
+                "query parameter name needing encoding",
+                "query-token",
+                |c| c.query_parameter = Some("to ken&x".into()),
+                "query_parameter",
+            ),
         ];
         for (case, scheme, edit, mentions) in cases {
             let mut cfg = config(scheme);
@@ -332,25 +455,42 @@ mod tests {
     }
 
     #[test]
-    fn only_standard_webhooks_is_timestamped_and_names_its_delivery() {
+    fn timestamped_schemes_are_standard_webhooks_and_shippo_and_only_the_first_names_its_delivery()
+    {
         let generic = Scheme::HmacSha256 {
             header: "x-sig".into(),
             prefix: String::new(),
             encoding: Encoding::Hex,
         };
-        for (scheme, timestamped) in [
-            (Scheme::StandardWebhooks, true),
-            (Scheme::EasyPost, false),
-            (Scheme::AfterShip, false),
-            (generic, false),
+        let token = Scheme::QueryToken {
+            parameter: "token".into(),
+        };
+        // (scheme, timestamped, signs a delivery id)
+        for (scheme, timestamped, names_delivery) in [
+            (Scheme::StandardWebhooks, true, true),
+            (Scheme::Shippo, true, false),
+            (Scheme::EasyPost, false, false),
+            (Scheme::AfterShip, false, false),
+            (generic, false, false),
+            (token, false, false),
+            (Scheme::Basic, false, false),
         ] {
             assert_eq!(scheme.is_timestamped(), timestamped, "{}", scheme.name());
             assert_eq!(
                 scheme.delivery_id_header().is_some(),
-                timestamped,
+                names_delivery,
                 "{}",
                 scheme.name()
             );
         }
+    }
+
+    #[test]
+    fn shippo_tolerance_defaults_to_five_minutes_and_can_be_set() {
+        let mut cfg = config("shippo");
+        assert_eq!(tolerance_from_config(&cfg).unwrap(), Duration::seconds(300));
+        cfg.tolerance_seconds = Some(120);
+        assert!(Scheme::from_config(&cfg).is_ok());
+        assert_eq!(tolerance_from_config(&cfg).unwrap(), Duration::seconds(120));
     }
 }

@@ -13,6 +13,12 @@ use crate::config::PartnersFile;
 const SW_LIBRARY_VECTOR: &str =
     include_str!("../../tests/fixtures/signature/standard-webhooks-vector-libraries.json");
 const GITHUB_VECTOR: &str = include_str!("../../tests/fixtures/signature/github-hmac-vector.json");
+const SHIPPO_DELIVERED: &[u8] = include_bytes!(
+    "../../tests/fixtures/partners/shippo-track-updated-test-webhook-delivered.json"
+);
+const AFTERSHIP_IN_TRANSIT: &[u8] = include_bytes!(
+    "../../tests/fixtures/partners/aftership-tracking-update-in-transit-docs-trimmed.json"
+);
 /// The EasyPost official fixture, trailing newline included as published.
 const EASYPOST_EVENT_FILE: &[u8] =
     include_bytes!("../../tests/fixtures/signature/easypost-tracker-updated-in-transit.json");
@@ -30,6 +36,24 @@ fn header_map<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> HeaderMap {
         );
     }
     map
+}
+
+/// Headers and query string of a signed request: `sign` gives query parameters as `?name`
+/// pseudo-headers, which a sender puts in the URL.
+fn request_parts(signed: &[(String, String)]) -> (HeaderMap, Option<String>) {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    let mut has_query = false;
+    let mut headers = Vec::new();
+    for (name, value) in signed {
+        match query_parameter(name) {
+            Some(parameter) => {
+                query.append_pair(parameter, value);
+                has_query = true;
+            }
+            None => headers.push((name.clone(), value.clone())),
+        }
+    }
+    (header_map(&headers), has_query.then(|| query.finish()))
 }
 
 fn at(unix_seconds: i64) -> DateTime<Utc> {
@@ -81,9 +105,9 @@ fn standard_webhooks_library_vector_verifies_at_its_own_time_only() {
     let verifier = verifier(&Scheme::StandardWebhooks, &[secret]);
     let headers = header_map(&sent);
 
-    assert_eq!(verifier.verify(&headers, body, at(ts + 10)), Ok(()));
+    assert_eq!(verifier.verify(&headers, None, body, at(ts + 10)), Ok(()));
     assert_eq!(
-        verifier.verify(&headers, body, at(ts + 301)),
+        verifier.verify(&headers, None, body, at(ts + 301)),
         Err(SignatureError::TimestampTooOld)
     );
     let signed = sign(
@@ -122,7 +146,7 @@ fn standard_webhooks_rust_library_vector_signs_and_verifies() {
         ("webhook-signature", expected),
     ]);
     let verifier = verifier(&Scheme::StandardWebhooks, &[secret]);
-    assert_eq!(verifier.verify(&headers, body, at(ts - 30)), Ok(()));
+    assert_eq!(verifier.verify(&headers, None, body, at(ts - 30)), Ok(()));
     let signed = sign(
         &Scheme::StandardWebhooks,
         &Secret::new(secret),
@@ -142,12 +166,12 @@ fn easypost_official_vector_verifies_with_the_nfkd_secret() {
     let now = Utc::now();
 
     assert_eq!(
-        verifier(&Scheme::EasyPost, &[EASYPOST_SECRET]).verify(&headers, body, now),
+        verifier(&Scheme::EasyPost, &[EASYPOST_SECRET]).verify(&headers, None, body, now),
         Ok(())
     );
     // The decomposed spelling of the same secret is the same key after NFKD.
     assert_eq!(
-        verifier(&Scheme::EasyPost, &["se\u{301}cret"]).verify(&headers, body, now),
+        verifier(&Scheme::EasyPost, &["se\u{301}cret"]).verify(&headers, None, body, now),
         Ok(())
     );
     assert_eq!(
@@ -163,7 +187,12 @@ fn easypost_official_vector_verifies_with_the_nfkd_secret() {
     );
     // The fixture as stored (with its final newline) is a different body.
     assert_eq!(
-        verifier(&Scheme::EasyPost, &[EASYPOST_SECRET]).verify(&headers, EASYPOST_EVENT_FILE, now),
+        verifier(&Scheme::EasyPost, &[EASYPOST_SECRET]).verify(
+            &headers,
+            None,
+            EASYPOST_EVENT_FILE,
+            now
+        ),
         Err(SignatureError::Mismatch)
     );
 }
@@ -179,7 +208,7 @@ fn easypost_official_vector_fails_when_the_secret_is_not_normalised() {
     let body = easypost_body();
     let headers = header_map(&[("X-Hmac-Signature", EASYPOST_EXPECTED)]);
     assert_eq!(
-        verifier(&unnormalised, &[EASYPOST_SECRET]).verify(&headers, body, Utc::now()),
+        verifier(&unnormalised, &[EASYPOST_SECRET]).verify(&headers, None, body, Utc::now()),
         Err(SignatureError::Mismatch)
     );
     let (_, value) = sign(
@@ -210,7 +239,7 @@ fn github_vector_verifies_through_the_generic_scheme() {
     let headers = header_map(&[("X-Hub-Signature-256", expected)]);
 
     assert_eq!(
-        verifier(&github(), &[secret]).verify(&headers, body, Utc::now()),
+        verifier(&github(), &[secret]).verify(&headers, None, body, Utc::now()),
         Ok(())
     );
     assert_eq!(
@@ -243,7 +272,7 @@ prefix = "sha256="
     )]);
     assert_eq!(verifier.scheme(), &github());
     assert_eq!(
-        verifier.verify(&headers, b"Hello, World!", Utc::now()),
+        verifier.verify(&headers, None, b"Hello, World!", Utc::now()),
         Ok(())
     );
 }
@@ -263,10 +292,197 @@ fn aftership_and_base64_generic_sign_what_they_verify() {
         let encoded = value.strip_prefix(prefix).unwrap();
         assert_eq!(STANDARD.decode(encoded).unwrap().len(), 32, "{value}");
         let verifier = verifier(&scheme, &["as-secret"]);
-        assert_eq!(verifier.verify(&header_map(&signed), body, now), Ok(()));
         assert_eq!(
-            verifier.verify(&header_map(&signed), b"{}", now),
+            verifier.verify(&header_map(&signed), None, body, now),
+            Ok(())
+        );
+        assert_eq!(
+            verifier.verify(&header_map(&signed), None, b"{}", now),
             Err(SignatureError::Mismatch)
+        );
+    }
+}
+
+#[test]
+fn stripe_shaped_vector_verifies_as_shippo() {
+    // partners.md §7: Shippo reportedly signs as Stripe does (secret used verbatim, `t.body`).
+    // The vector is locally derived there, so it checks the shape, not Shippo itself.
+    let body = br#"{"id":"evt_test","object":"event"}"#;
+    let value = "t=1700000000,v1=8042376f6ca064adbe037642a718227dfd59047137eb49497a54c49eb0cfb724";
+    let headers = header_map(&[("Shippo-Auth-Signature", value)]);
+    let verifier = verifier(&Scheme::Shippo, &["whsec_test_secret"]);
+    assert_eq!(
+        verifier.verify(&headers, None, body, at(1_700_000_000 + 299)),
+        Ok(())
+    );
+    assert_eq!(
+        verifier.verify(&headers, None, body, at(1_700_000_000 + 301)),
+        Err(SignatureError::TimestampTooOld)
+    );
+    let signed = sign(
+        &Scheme::Shippo,
+        &Secret::new("whsec_test_secret"),
+        body,
+        at(1_700_000_000),
+        "unused",
+    )
+    .unwrap();
+    assert_eq!(
+        signed,
+        vec![("shippo-auth-signature".to_owned(), value.to_owned())]
+    );
+}
+
+#[test]
+fn shippo_fixture_signed_elsewhere_verifies() {
+    // Signed with Python's hmac over the fixture's exact bytes (final newline included).
+    let value = "t=1583919000,v1=b7dc908ef124461a7d2e0efcd65ca87f409977fc38801ef9bbb7fd7a483038ac";
+    let headers = header_map(&[("Shippo-Auth-Signature", value)]);
+    let verifier = verifier(&Scheme::Shippo, &["shippo-local-secret"]);
+    assert_eq!(
+        verifier.verify(&headers, None, SHIPPO_DELIVERED, at(1_583_919_000)),
+        Ok(())
+    );
+    let trimmed = SHIPPO_DELIVERED.strip_suffix(b"\n").unwrap();
+    assert_eq!(
+        verifier.verify(&headers, None, trimmed, at(1_583_919_000)),
+        Err(SignatureError::Mismatch)
+    );
+}
+
+#[test]
+fn aftership_fixture_signed_elsewhere_verifies_with_the_documented_header() {
+    // partners.md §4: `aftership-hmac-sha256` (docs spell it `Aftership-Hmac-Sha256`), base64 of
+    // HMAC-SHA256 over the raw body, secret as UTF-8. Signed with Python's hmac.
+    let value = "ckssKQJEX6AO58OQtXEoGdFs2BPui6qtnfxJrCQGRBY=";
+    let headers = header_map(&[("Aftership-Hmac-Sha256", value)]);
+    let verifier = verifier(&Scheme::AfterShip, &["aftership-local-secret"]);
+    assert_eq!(
+        verifier.verify(&headers, None, AFTERSHIP_IN_TRANSIT, Utc::now()),
+        Ok(())
+    );
+    assert_eq!(
+        sign(
+            &Scheme::AfterShip,
+            &Secret::new("aftership-local-secret"),
+            AFTERSHIP_IN_TRANSIT,
+            Utc::now(),
+            "unused"
+        )
+        .unwrap(),
+        vec![("aftership-hmac-sha256".to_owned(), value.to_owned())]
+    );
+}
+
+#[test]
+fn basic_rfc_7617_example_verifies() {
+    // RFC 7617 §2: "Aladdin" / "open sesame".
+    let headers = header_map(&[("Authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==")]);
+    let verifier = verifier(&Scheme::Basic, &["Aladdin:open sesame"]);
+    assert_eq!(verifier.verify(&headers, None, b"", Utc::now()), Ok(()));
+    assert_eq!(
+        sign(
+            &Scheme::Basic,
+            &Secret::new("Aladdin:open sesame"),
+            b"{}",
+            Utc::now(),
+            "unused"
+        )
+        .unwrap(),
+        vec![(
+            "authorization".to_owned(),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn query_token_partner_from_the_partners_file_reads_its_configured_parameter() {
+    let file = PartnersFile::parse(
+        r#"
+[[partner]]
+id = "shippo"
+format = "shippo"
+[partner.signature]
+scheme = "query-token"
+secrets = ["tok-current", "tok-previous"]
+query_parameter = "shippo_token"
+"#,
+    )
+    .unwrap();
+    let cfg = &file.get("shippo").unwrap().signature;
+    let secrets = [Secret::new("tok-current"), Secret::new("tok-previous")];
+    let verifier = Verifier::from_config(cfg, &secrets).unwrap();
+    let none = HeaderMap::new();
+    let cases = [
+        (Some("shippo_token=tok-current"), Ok(())),
+        (Some("shippo_token=tok-previous"), Ok(())),
+        (
+            Some("token=tok-current"),
+            Err(SignatureError::MissingQueryParameter("shippo_token".into())),
+        ),
+        (
+            Some("shippo_token=tok-other"),
+            Err(SignatureError::Mismatch),
+        ),
+        (
+            None,
+            Err(SignatureError::MissingQueryParameter("shippo_token".into())),
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(
+            verifier.verify(&none, query, BODY, Utc::now()),
+            expected,
+            "{query:?}"
+        );
+    }
+}
+
+#[test]
+fn signing_for_a_query_token_partner_gives_a_query_parameter_not_a_header() {
+    let scheme = Scheme::QueryToken {
+        parameter: "shippo_token".into(),
+    };
+    let signed = sign(&scheme, &Secret::new("a+b&c d"), BODY, Utc::now(), "unused").unwrap();
+    assert_eq!(
+        signed,
+        vec![("?shippo_token".to_owned(), "a+b&c d".to_owned())]
+    );
+    assert_eq!(query_parameter(&signed[0].0), Some("shippo_token"));
+    assert_eq!(query_parameter("x-hmac-signature"), None);
+    assert!(HeaderName::from_bytes(signed[0].0.as_bytes()).is_err());
+    // Encoded as a URL query, the token comes back intact.
+    let (headers, query) = request_parts(&signed);
+    assert!(headers.is_empty());
+    assert_eq!(query.as_deref(), Some("shippo_token=a%2Bb%26c+d"));
+    assert_eq!(
+        verifier(&scheme, &["a+b&c d"]).verify(&headers, query.as_deref(), BODY, Utc::now()),
+        Ok(())
+    );
+}
+
+#[test]
+fn credential_secrets_that_cannot_work_are_refused_when_signing_and_verifying() {
+    let five_minutes = Duration::seconds(300);
+    for (scheme, secret) in [
+        (Scheme::Basic, "no-colon"),
+        (Scheme::Basic, "user:"),
+        (token(), ""),
+    ] {
+        let secrets = [Secret::new(secret)];
+        assert!(
+            matches!(
+                Verifier::new(scheme.clone(), &secrets, five_minutes),
+                Err(SignatureConfigError::InvalidSecret { position: 1, .. })
+            ),
+            "{} {secret:?}",
+            scheme.name()
+        );
+        assert!(
+            sign(&scheme, &secrets[0], BODY, Utc::now(), "unused").is_err(),
+            "{} {secret:?}",
+            scheme.name()
         );
     }
 }
@@ -281,9 +497,22 @@ const MSG_ID: &str = "msg_2mVb3k8Yqk0cT1";
 const NOW: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const BODY: &[u8] = br#"{"id":"evt_1","description":"tracker.updated","result":{"weight":136.0}}"#;
 
+/// `user:password` secrets for the Basic scheme, in the same roles as the three above.
+const BASIC_CURRENT: &str = "carrier:MfKQ9r8GKYqrTwjUPD8ILPZIo2";
+const BASIC_PREVIOUS: &str = "carrier:C2FVsBQIhrscChlQIMV+b5sS";
+const BASIC_UNKNOWN: &str = "carrier:dW5rbm93bi1rZXktdW5rbm93";
+
+fn token() -> Scheme {
+    Scheme::QueryToken {
+        parameter: "token".into(),
+    }
+}
+
 /// One delivery as the receiver sees it.
 struct Delivery {
     headers: HeaderMap,
+    /// The raw query string, without `?`.
+    query: Option<String>,
     body: Vec<u8>,
     signed_at: i64,
 }
@@ -319,6 +548,21 @@ impl Delivery {
             .map(|(n, v)| (n.as_str().to_uppercase(), v.to_str().unwrap().to_owned()))
             .collect();
         self.headers = header_map(&pairs);
+    }
+
+    /// The Shippo `v1=` item another secret would give this delivery.
+    fn shippo_v1_with(&self, secret: &str) -> String {
+        let value = sign(
+            &Scheme::Shippo,
+            &Secret::new(secret),
+            &self.body,
+            at(self.signed_at),
+            MSG_ID,
+        )
+        .unwrap()
+        .remove(0)
+        .1;
+        value.split_once(',').unwrap().1.to_owned()
     }
 
     /// The Standard Webhooks signature another secret would give this delivery.
@@ -373,7 +617,7 @@ fn missing(name: &str) -> Result<(), SignatureError> {
 }
 
 fn cases() -> Vec<Case> {
-    use Scheme::{AfterShip, EasyPost, StandardWebhooks as Sw};
+    use Scheme::{AfterShip, Basic, EasyPost, Shippo, StandardWebhooks as Sw};
     use SignatureError::{InvalidTimestamp, Malformed, Mismatch, TimestampTooNew, TimestampTooOld};
     let ok = Ok(());
     let rotated = |name: &'static str,
@@ -388,6 +632,19 @@ fn cases() -> Vec<Case> {
     let aged = |name: &'static str, age: i64, expected: Result<(), SignatureError>| Case {
         age,
         ..case(name, Sw, untouched, expected)
+    };
+    let shippo_aged = |name: &'static str, age: i64, expected: Result<(), SignatureError>| Case {
+        age,
+        ..case(name, Shippo, untouched, expected)
+    };
+    let basic = |name: &'static str,
+                 receiver: &'static [&'static str],
+                 sender: &'static str,
+                 tamper: fn(&mut Delivery),
+                 expected: Result<(), SignatureError>| Case {
+        receiver,
+        sender,
+        ..case(name, Basic, tamper, expected)
     };
     vec![
         // Standard Webhooks
@@ -912,6 +1169,435 @@ fn cases() -> Vec<Case> {
             CURRENT,
             Err(Mismatch),
         ),
+        // Shippo HMAC (Stripe shape: `t=<unix>,v1=<hex>` over `t.body`)
+        case(
+            "shippo: untouched delivery verifies",
+            Shippo,
+            untouched,
+            ok.clone(),
+        ),
+        rotated(
+            "shippo: wrong secret",
+            Shippo,
+            &[UNKNOWN],
+            CURRENT,
+            Err(Mismatch),
+        ),
+        case(
+            "shippo: one body byte changed",
+            Shippo,
+            |d| d.body[5] ^= 0x04,
+            Err(Mismatch),
+        ),
+        shippo_aged("shippo: t 6 minutes old", 360, Err(TimestampTooOld)),
+        shippo_aged("shippo: t 6 minutes ahead", -360, Err(TimestampTooNew)),
+        shippo_aged("shippo: t exactly 5 minutes old", 300, ok.clone()),
+        shippo_aged("shippo: replayed a day later", 86_400, Err(TimestampTooOld)),
+        case(
+            "shippo: t moved one second within tolerance",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature").replacen(
+                    &format!("t={NOW}"),
+                    &format!("t={}", NOW + 1),
+                    1,
+                );
+                d.set("shippo-auth-signature", &sig);
+            },
+            Err(Mismatch),
+        ),
+        case(
+            "shippo: missing header",
+            Shippo,
+            |d| d.remove("shippo-auth-signature"),
+            missing("shippo-auth-signature"),
+        ),
+        case(
+            "shippo: header names as Shippo spells them",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.headers = header_map(&[("Shippo-Auth-Signature", sig)]);
+            },
+            ok.clone(),
+        ),
+        case(
+            "shippo: the conflicting Shippo-Signature header name is not read",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.headers = header_map(&[("Shippo-Signature", sig)]);
+            },
+            missing("shippo-auth-signature"),
+        ),
+        case(
+            "shippo: no t",
+            Shippo,
+            |d| {
+                let v1 = d.shippo_v1_with(CURRENT);
+                d.set("shippo-auth-signature", &v1);
+            },
+            Err(Malformed),
+        ),
+        case(
+            "shippo: no v1",
+            Shippo,
+            |d| d.set("shippo-auth-signature", &format!("t={NOW}")),
+            Err(Malformed),
+        ),
+        case(
+            "shippo: t twice",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.set("shippo-auth-signature", &format!("t={NOW},{sig}"));
+            },
+            Err(Malformed),
+        ),
+        case(
+            "shippo: t not Unix seconds",
+            Shippo,
+            |d| {
+                let v1 = d.shippo_v1_with(CURRENT);
+                d.set("shippo-auth-signature", &format!("t=2026-01-01,{v1}"));
+            },
+            Err(InvalidTimestamp),
+        ),
+        case(
+            "shippo: v1 mismatch (all zeros)",
+            Shippo,
+            |d| {
+                let zeros = "0".repeat(64);
+                d.set("shippo-auth-signature", &format!("t={NOW},v1={zeros}"));
+            },
+            Err(Mismatch),
+        ),
+        case(
+            "shippo: v1 truncated",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.set("shippo-auth-signature", &sig[..sig.len() - 2]);
+            },
+            Err(Malformed),
+        ),
+        case(
+            "shippo: v1 not hex",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                let (head, _) = sig.split_at(sig.len() - 1);
+                d.set("shippo-auth-signature", &format!("{head}z"));
+            },
+            Err(Malformed),
+        ),
+        case(
+            "shippo: item without '='",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.set("shippo-auth-signature", &format!("{sig},v1"));
+            },
+            Err(Malformed),
+        ),
+        case(
+            "shippo: a stale v1 listed before the valid one",
+            Shippo,
+            |d| {
+                let stale = d.shippo_v1_with(UNKNOWN);
+                let sig = d.value("shippo-auth-signature");
+                let (t, v1) = sig.split_once(',').unwrap();
+                d.set("shippo-auth-signature", &format!("{t},{stale},{v1}"));
+            },
+            ok.clone(),
+        ),
+        case(
+            "shippo: v0 and unknown keys are ignored",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.set("shippo-auth-signature", &format!("{sig},v0=abc,x=1"));
+            },
+            ok.clone(),
+        ),
+        case(
+            "shippo: spaces after the commas",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature").replace(',', ", ");
+                d.set("shippo-auth-signature", &sig);
+            },
+            ok.clone(),
+        ),
+        case(
+            "shippo: several v1, none matches",
+            Shippo,
+            |d| {
+                let a = d.shippo_v1_with(UNKNOWN);
+                let b = d.shippo_v1_with(PREVIOUS);
+                d.set("shippo-auth-signature", &format!("t={NOW},{a},{b}"));
+            },
+            Err(Mismatch),
+        ),
+        case(
+            "shippo: two signature headers",
+            Shippo,
+            |d| {
+                let sig = d.value("shippo-auth-signature");
+                d.add("shippo-auth-signature", &sig);
+            },
+            Err(Malformed),
+        ),
+        rotated(
+            "shippo: signed with the previous secret",
+            Shippo,
+            &[CURRENT, PREVIOUS],
+            PREVIOUS,
+            ok.clone(),
+        ),
+        rotated(
+            "shippo: signed with a third, unknown secret",
+            Shippo,
+            &[CURRENT, PREVIOUS],
+            UNKNOWN,
+            Err(Mismatch),
+        ),
+        // Query token (Shippo's default): nothing about the body is signed
+        case(
+            "token: untouched delivery verifies",
+            token(),
+            untouched,
+            ok.clone(),
+        ),
+        rotated(
+            "token: wrong token",
+            token(),
+            &[UNKNOWN],
+            CURRENT,
+            Err(Mismatch),
+        ),
+        case(
+            "token: no query string",
+            token(),
+            |d| d.query = None,
+            Err(SignatureError::MissingQueryParameter("token".into())),
+        ),
+        case(
+            "token: query without the token parameter",
+            token(),
+            |d| d.query = Some("carrier=shippo&test=true".into()),
+            Err(SignatureError::MissingQueryParameter("token".into())),
+        ),
+        case(
+            "token: parameter name in another case",
+            token(),
+            |d| d.query = Some(format!("TOKEN={CURRENT}")),
+            Err(SignatureError::MissingQueryParameter("token".into())),
+        ),
+        case(
+            "token: sent as a header instead",
+            token(),
+            |d| {
+                d.set("token", CURRENT);
+                d.query = None;
+            },
+            Err(SignatureError::MissingQueryParameter("token".into())),
+        ),
+        case(
+            "token: empty value",
+            token(),
+            |d| d.query = Some("token=".into()),
+            Err(Mismatch),
+        ),
+        case(
+            "token: a prefix of the token",
+            token(),
+            |d| d.query = Some(format!("token={}", &CURRENT[..CURRENT.len() - 1])),
+            Err(Mismatch),
+        ),
+        case(
+            "token: the token with a character added",
+            token(),
+            |d| d.query = Some(format!("token={CURRENT}x")),
+            Err(Mismatch),
+        ),
+        case(
+            "token: given twice",
+            token(),
+            |d| d.query = Some(format!("token={CURRENT}&token={CURRENT}")),
+            Err(Malformed),
+        ),
+        case(
+            "token: among other parameters",
+            token(),
+            |d| d.query = Some(format!("a=1&token={CURRENT}&b=")),
+            ok.clone(),
+        ),
+        case(
+            "token: every character percent-encoded",
+            token(),
+            |d| {
+                let encoded: String = CURRENT.bytes().map(|b| format!("%{b:02X}")).collect();
+                d.query = Some(format!("token={encoded}"));
+            },
+            ok.clone(),
+        ),
+        Case {
+            receiver: &[PREVIOUS],
+            sender: PREVIOUS,
+            ..case(
+                "token: an unencoded '+' in the token reads as a space",
+                token(),
+                // As a sender that pastes the token into the URL without encoding it would.
+                |d| d.query = Some(format!("token={PREVIOUS}")),
+                Err(Mismatch),
+            )
+        },
+        case(
+            "token: the body is not covered, so a changed body still passes",
+            token(),
+            |d| d.body.push(b' '),
+            ok.clone(),
+        ),
+        rotated(
+            "token: the previous token during rotation",
+            token(),
+            &[CURRENT, PREVIOUS],
+            PREVIOUS,
+            ok.clone(),
+        ),
+        rotated(
+            "token: a third, unknown token",
+            token(),
+            &[CURRENT, PREVIOUS],
+            UNKNOWN,
+            Err(Mismatch),
+        ),
+        // HTTP Basic
+        basic(
+            "basic: untouched delivery verifies",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            untouched,
+            ok.clone(),
+        ),
+        basic(
+            "basic: wrong password",
+            &[BASIC_CURRENT],
+            "carrier:not-the-password",
+            untouched,
+            Err(Mismatch),
+        ),
+        basic(
+            "basic: wrong user",
+            &[BASIC_CURRENT],
+            "shipper:MfKQ9r8GKYqrTwjUPD8ILPZIo2",
+            untouched,
+            Err(Mismatch),
+        ),
+        basic(
+            "basic: the whole secret as the password",
+            &[BASIC_CURRENT],
+            ":carrier:MfKQ9r8GKYqrTwjUPD8ILPZIo2",
+            untouched,
+            Err(Mismatch),
+        ),
+        basic(
+            "basic: missing authorization",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| d.remove("authorization"),
+            missing("authorization"),
+        ),
+        basic(
+            "basic: a bearer token instead",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| {
+                let value = d.value("authorization").replacen("Basic", "Bearer", 1);
+                d.set("authorization", &value);
+            },
+            Err(Malformed),
+        ),
+        basic(
+            "basic: scheme name in lower case",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| {
+                let value = d.value("authorization").replacen("Basic", "basic", 1);
+                d.set("authorization", &value);
+            },
+            ok.clone(),
+        ),
+        basic(
+            "basic: no credentials after the scheme",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| d.set("authorization", "Basic"),
+            Err(Malformed),
+        ),
+        basic(
+            "basic: garbled base64",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| d.set("authorization", "Basic Y2Fy*mllcg=="),
+            Err(Malformed),
+        ),
+        basic(
+            "basic: credentials without a colon",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| {
+                let encoded = STANDARD.encode("carrierMfKQ9r8GKYqrTwjUPD8ILPZIo2");
+                d.set("authorization", &format!("Basic {encoded}"));
+            },
+            Err(Malformed),
+        ),
+        basic(
+            "basic: an oversized header",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| d.set("authorization", &format!("Basic {}", "QUFB".repeat(400))),
+            Err(Malformed),
+        ),
+        basic(
+            "basic: two authorization headers",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| {
+                let value = d.value("authorization");
+                d.add("authorization", &value);
+            },
+            Err(Malformed),
+        ),
+        basic(
+            "basic: header names in upper case",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            Delivery::shout_header_names,
+            ok.clone(),
+        ),
+        basic(
+            "basic: the body is not covered, so a changed body still passes",
+            &[BASIC_CURRENT],
+            BASIC_CURRENT,
+            |d| d.body.clear(),
+            ok.clone(),
+        ),
+        basic(
+            "basic: the previous credentials during rotation",
+            &[BASIC_CURRENT, BASIC_PREVIOUS],
+            BASIC_PREVIOUS,
+            untouched,
+            ok.clone(),
+        ),
+        basic(
+            "basic: third, unknown credentials",
+            &[BASIC_CURRENT, BASIC_PREVIOUS],
+            BASIC_UNKNOWN,
+            untouched,
+            Err(Mismatch),
+        ),
     ]
 }
 
@@ -928,14 +1614,17 @@ fn delivery_table_gives_the_expected_verdict_for_every_case() {
             MSG_ID,
         )
         .unwrap();
+        let (headers, query) = request_parts(&signed);
         let mut delivery = Delivery {
-            headers: header_map(&signed),
+            headers,
+            query,
             body: BODY.to_vec(),
             signed_at,
         };
         (case.tamper)(&mut delivery);
         let verdict = verifier(&case.scheme, case.receiver).verify(
             &delivery.headers,
+            delivery.query.as_deref(),
             &delivery.body,
             at(NOW),
         );
@@ -963,17 +1652,24 @@ fn delivery_table_gives_the_expected_verdict_for_every_case() {
                 })
                 .collect();
             for shown in [error.to_string(), format!("{error:?}")] {
-                let leaks = [CURRENT, PREVIOUS, UNKNOWN]
-                    .iter()
-                    .map(|s| s.to_string())
-                    // The MAC itself, without its `v1,` or `sha256=` wrapping.
-                    .chain(expected_signatures.iter().flat_map(|v| {
-                        v.split([',', '='])
-                            .filter(|part| part.len() >= 16)
-                            .map(str::to_owned)
-                            .collect::<Vec<_>>()
-                    }))
-                    .any(|material| shown.contains(&material));
+                let leaks = [
+                    CURRENT,
+                    PREVIOUS,
+                    UNKNOWN,
+                    BASIC_CURRENT,
+                    BASIC_PREVIOUS,
+                    BASIC_UNKNOWN,
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                // The MAC itself, without its `v1,` or `sha256=` wrapping.
+                .chain(expected_signatures.iter().flat_map(|v| {
+                    v.split([',', '='])
+                        .filter(|part| part.len() >= 16)
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                }))
+                .any(|material| shown.contains(&material));
                 if leaks {
                     wrong.push(format!("{}: {shown:?} shows secret material", case.name));
                 }
@@ -994,6 +1690,10 @@ fn error_codes_follow_the_ingress_contract() {
     let cases = [
         (
             SignatureError::MissingHeader("webhook-id".into()),
+            "signature_missing",
+        ),
+        (
+            SignatureError::MissingQueryParameter("token".into()),
             "signature_missing",
         ),
         (SignatureError::Malformed, "signature_malformed"),
@@ -1107,28 +1807,43 @@ fn signing_refuses_message_ids_that_would_make_the_signed_content_ambiguous() {
 
 // ---- Properties ---------------------------------------------------------------------------
 
-fn any_scheme() -> impl Strategy<Value = Scheme> {
+/// Schemes whose signature covers the body.
+fn any_body_scheme() -> impl Strategy<Value = Scheme> {
     prop_oneof![
         Just(Scheme::StandardWebhooks),
         Just(Scheme::EasyPost),
         Just(Scheme::AfterShip),
+        Just(Scheme::Shippo),
         Just(github()),
         Just(generic_base64()),
     ]
 }
 
-/// A secret in the form the scheme expects: `whsec_` + base64 key, or any text.
+/// Every scheme, credential schemes included.
+fn any_scheme() -> impl Strategy<Value = Scheme> {
+    prop_oneof![
+        4 => any_body_scheme(),
+        1 => Just(token()),
+        1 => Just(Scheme::Basic),
+    ]
+}
+
+/// A secret in the form the scheme expects: `whsec_` + base64 key, `user:password`, or any
+/// text (query tokens included: they must survive URL encoding whatever they hold).
 fn any_secret(scheme: &Scheme) -> BoxedStrategy<String> {
     match scheme {
         Scheme::StandardWebhooks => proptest::collection::vec(any::<u8>(), 24..=64)
             .prop_map(|key| format!("whsec_{}", STANDARD.encode(key)))
             .boxed(),
+        Scheme::Basic => "[a-zA-Z0-9_.@-]{0,12}:\\PC{1,30}".boxed(),
         _ => "\\PC{1,40}".boxed(),
     }
 }
 
-fn any_signed_delivery() -> impl Strategy<Value = (Scheme, String, Vec<u8>, i64)> {
-    any_scheme().prop_flat_map(|scheme| {
+fn signed_delivery(
+    schemes: impl Strategy<Value = Scheme>,
+) -> impl Strategy<Value = (Scheme, String, Vec<u8>, i64)> {
+    schemes.prop_flat_map(|scheme| {
         let secret = any_secret(&scheme);
         (
             Just(scheme),
@@ -1142,17 +1857,18 @@ fn any_signed_delivery() -> impl Strategy<Value = (Scheme, String, Vec<u8>, i64)
 proptest! {
     #[test]
     fn every_scheme_verifies_what_it_signs(
-        (scheme, secret, body, clock_skew) in any_signed_delivery()
+        (scheme, secret, body, clock_skew) in signed_delivery(any_scheme())
     ) {
         let signed = sign(&scheme, &Secret::new(secret.clone()), &body, at(NOW), MSG_ID).unwrap();
+        let (headers, query) = request_parts(&signed);
         let verdict = verifier(&scheme, &[&secret])
-            .verify(&header_map(&signed), &body, at(NOW + clock_skew));
+            .verify(&headers, query.as_deref(), &body, at(NOW + clock_skew));
         prop_assert_eq!(verdict, Ok(()));
     }
 
     #[test]
-    fn changing_any_body_byte_breaks_every_scheme(
-        (scheme, secret, mut body, _) in any_signed_delivery(),
+    fn changing_any_body_byte_breaks_every_body_scheme(
+        (scheme, secret, mut body, _) in signed_delivery(any_body_scheme()),
         index in any::<prop::sample::Index>(),
         flip in 1u8..=255,
     ) {
@@ -1160,23 +1876,30 @@ proptest! {
         let signed = sign(&scheme, &Secret::new(secret.clone()), &body, at(NOW), MSG_ID).unwrap();
         let i = index.index(body.len());
         body[i] ^= flip;
-        let verdict = verifier(&scheme, &[&secret]).verify(&header_map(&signed), &body, at(NOW));
+        let verdict = verifier(&scheme, &[&secret]).verify(&header_map(&signed), None, &body, at(NOW));
         prop_assert_eq!(verdict, Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn arbitrary_signature_headers_are_refused_without_panicking(
-        scheme in any_scheme(),
+        scheme in prop_oneof![any_body_scheme(), Just(Scheme::Basic)],
         value in "[ -~]{0,200}",
     ) {
-        let signed = sign(&scheme, &Secret::new(CURRENT), BODY, at(NOW), MSG_ID).unwrap();
+        let secret = if scheme == Scheme::Basic { BASIC_CURRENT } else { CURRENT };
+        let signed = sign(&scheme, &Secret::new(secret), BODY, at(NOW), MSG_ID).unwrap();
         let mut headers = header_map(&signed);
         let signature_header = signed.last().unwrap().0.clone();
         headers.insert(
             HeaderName::from_bytes(signature_header.as_bytes()).unwrap(),
             HeaderValue::from_str(&value).unwrap(),
         );
-        prop_assert!(verifier(&scheme, &[CURRENT]).verify(&headers, BODY, at(NOW)).is_err());
+        prop_assert!(verifier(&scheme, &[secret]).verify(&headers, None, BODY, at(NOW)).is_err());
+    }
+
+    #[test]
+    fn arbitrary_query_strings_are_refused_without_panicking(query in "\\PC{0,200}") {
+        let verdict = verifier(&token(), &[CURRENT]).verify(&HeaderMap::new(), Some(&query), BODY, at(NOW));
+        prop_assert!(verdict.is_err());
     }
 
     #[test]
@@ -1187,7 +1910,18 @@ proptest! {
             .unwrap();
         let mut headers = header_map(&signed);
         headers.insert("webhook-timestamp", HeaderValue::from_str(&value).unwrap());
-        let verdict = verifier(&Scheme::StandardWebhooks, &[CURRENT]).verify(&headers, BODY, at(NOW));
+        let verdict = verifier(&Scheme::StandardWebhooks, &[CURRENT]).verify(&headers, None, BODY, at(NOW));
         prop_assert_eq!(verdict.is_ok(), value == NOW.to_string());
+    }
+
+    #[test]
+    fn arbitrary_shippo_timestamps_never_panic_and_only_the_signed_one_verifies(
+        value in "[ -~&&[^,]]{0,30}",
+    ) {
+        let signed = sign(&Scheme::Shippo, &Secret::new(CURRENT), BODY, at(NOW), MSG_ID).unwrap();
+        let v1 = signed[0].1.split_once(',').unwrap().1;
+        let headers = header_map(&[("shippo-auth-signature", format!("t={value},{v1}"))]);
+        let verdict = verifier(&Scheme::Shippo, &[CURRENT]).verify(&headers, None, BODY, at(NOW));
+        prop_assert_eq!(verdict.is_ok(), value.trim_end_matches(' ') == NOW.to_string());
     }
 }

@@ -282,11 +282,12 @@ fn the_same_body_gives_the_same_events_and_payload_hash() {
 
 #[test]
 fn the_format_takes_no_options_and_the_free_functions_need_the_adapter() {
-    let text = format!("{PARTNERS}\n[partner.options]\nstrict = true\n");
-    let file = PartnersFile::parse(&text).unwrap();
-    let last = file.partner.last().unwrap();
-    assert_eq!(last.id, "tms-bookings");
-    assert!(Adapter::from_config(last).is_err());
+    let file = PartnersFile::parse(PARTNERS).unwrap();
+    let mut bookings = file.get("tms-bookings").unwrap().clone();
+    bookings
+        .options
+        .insert("strict".into(), toml::Value::Boolean(true));
+    assert!(Adapter::from_config(&bookings).is_err());
     assert_eq!(
         crate::partners::inspect(Format::Canonical, BOOKING.as_bytes())
             .unwrap_err()
