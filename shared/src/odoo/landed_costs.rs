@@ -39,7 +39,16 @@ pub async fn allocate(
     if !settings.enabled {
         return Ok(None);
     }
-    let picking = find_picking(odoo, event).await?;
+    let picking = match find_picking(odoo, event).await {
+        Ok(picking) => picking,
+        // No transfer in Odoo carries the shipment: nothing to allocate to (a drop shipment,
+        // or freight Odoo does not track). The match itself stands.
+        Err(e) if e.code == Some("odoo_picking_not_found") => {
+            tracing::warn!(event_id = %event.event_id, "no picking for the shipment; no landed cost");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if picking.type_code.as_deref() != Some("incoming") {
         // Outbound freight is a selling expense, not part of the goods' cost.
         return Ok(None);
