@@ -1643,6 +1643,70 @@ async fn the_edi_210_invoices_become_bills_whose_lines_and_totals_equal_the_docu
     }
 }
 
+// ---- dry-run -------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn in_dry_run_the_finance_operations_journal_what_they_would_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odoo-calls.jsonl");
+    let journal = freightbridge::odoo::DryRunJournal::open(&path)
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let poster = Poster::new(
+        OdooClient::dry_run(journal),
+        Idempotency::new(store, Policy::default()),
+    )
+    .with_finance(Finance::new(FinanceConfig::parse(SETTINGS).unwrap()));
+    let handle = async |e: &CanonicalEvent| {
+        let envelope = json!({"version": "0", "id": "x", "detail-type": e.event_type(),
+                              "source": "freightbridge.canonical",
+                              "time": "2026-11-27T09:00:00Z", "detail": e});
+        let now = Utc::now();
+        let ctx = RecordContext {
+            message_id: "m".into(),
+            body: envelope.to_string(),
+            receive_count: 1,
+        };
+        poster
+            .handle_record(ctx, now, now + Span::seconds(30))
+            .await
+    };
+    handle(&invoice_event("inv-1", ofl_invoice()))
+        .await
+        .unwrap();
+    handle(&estimate_event("est-1", "2026-11-27T09:00:00Z", "900.00"))
+        .await
+        .unwrap();
+    handle(&matched_event("match-1", "OFL-INV-2026-0042"))
+        .await
+        .unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let creates: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["model"] == "account.move" && l["method"] == "create")
+        .collect();
+    assert_eq!(creates.len(), 2, "the bill and the accrual");
+    assert_eq!(
+        creates[0]["kwargs"]["vals_list"][0]["move_type"],
+        "in_invoice"
+    );
+    assert_eq!(
+        creates[1]["kwargs"]["vals_list"][0]["line_ids"][0][2]["debit"],
+        json!(900.0)
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["model"] == "account.move" && l["method"] == "action_post"),
+        "the match posts the (assumed) bill"
+    );
+}
+
 // ---- round trips -------------------------------------------------------------------------------
 
 #[tokio::test]

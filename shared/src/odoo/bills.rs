@@ -439,7 +439,7 @@ pub async fn add_charge(
         .reference()
         .currency(odoo, &added.currency, "the charge's currency")
         .await?;
-    let amount = money::check_total(&[added.charge.amount], added.charge.amount, &currency)?[0];
+    let amount = currency.round(added.charge.amount);
     let booking = finance.charge_booking(odoo, added.charge.kind).await?;
     let tag = event_tag(event);
     let label = format!("{} [{tag}]", line_label(event, &added.charge));
