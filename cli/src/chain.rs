@@ -107,12 +107,17 @@ impl<O: OdooPort + 'static> Chain<O> {
             Some(vec![webhook::DETAIL_TYPE]),
             &transform_queue,
         ));
-        bus.add_rule(rule(
+        let mut to_odoo = rule(
             "canonical-to-odoo",
             canonical::BUS_SOURCE,
-            Some(vec!["shipment.status_changed", "shipment.delivered"]),
+            Some(canonical::EventBody::TYPES.to_vec()),
             &odoo_queue,
-        ));
+        );
+        // The reconciler publishes its outcomes (matched, disputed) under its own source.
+        to_odoo
+            .sources
+            .push(canonical::RECONCILIATION_SOURCE.to_owned());
+        bus.add_rule(to_odoo);
 
         let idempotency = || Idempotency::new(store.clone(), Policy::default());
         let ingress = Arc::new(Ingress::new(registry, idempotency(), bus.clone()));

@@ -13,6 +13,10 @@ pub const SCHEMA: &str = "freightbridge.canonical/v1";
 /// EventBridge `source` of canonical events.
 pub const BUS_SOURCE: &str = "freightbridge.canonical";
 
+/// EventBridge `source` of the reconciler's outcomes (`freight_invoice.matched`, `.disputed`),
+/// which are canonical events too (DESIGN §1).
+pub const RECONCILIATION_SOURCE: &str = "freightbridge.reconciliation";
+
 /// Namespace of the UUIDv5 event ids. Never change it: replays rely on it.
 const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a8e_53d4_4b0f_9a37_c2e1_0d5b_7e42);
 
@@ -70,6 +74,13 @@ pub enum EventBody {
     /// A charge that arrives after the invoice or delivery (late surcharge).
     #[serde(rename = "freight_charge.added")]
     ChargeAdded(ChargeAdded),
+    /// From the reconciler: the invoice agrees with the expected cost and the delivery
+    /// (→ post the vendor bill, reverse the accrual).
+    #[serde(rename = "freight_invoice.matched")]
+    InvoiceMatched(InvoiceMatched),
+    /// From the reconciler: the invoice needs a person (→ activity on the draft bill).
+    #[serde(rename = "freight_invoice.disputed")]
+    InvoiceDisputed(InvoiceDisputed),
 }
 
 impl EventBody {
@@ -80,16 +91,20 @@ impl EventBody {
             EventBody::CostEstimated(_) => "freight_cost.estimated",
             EventBody::InvoiceReceived(_) => "freight_invoice.received",
             EventBody::ChargeAdded(_) => "freight_charge.added",
+            EventBody::InvoiceMatched(_) => "freight_invoice.matched",
+            EventBody::InvoiceDisputed(_) => "freight_invoice.disputed",
         }
     }
 
     /// Every canonical event type, as published on the bus.
-    pub const TYPES: [&'static str; 5] = [
+    pub const TYPES: [&'static str; 7] = [
         "shipment.status_changed",
         "shipment.delivered",
         "freight_cost.estimated",
         "freight_invoice.received",
         "freight_charge.added",
+        "freight_invoice.matched",
+        "freight_invoice.disputed",
     ];
 }
 
@@ -195,7 +210,7 @@ impl Location {
 
 /// What kind of charge a line is. Partners' own codes (X12 L108, …) map to these through
 /// per-partner tables; the code itself is kept on the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeKind {
     BaseFreight,
@@ -204,6 +219,19 @@ pub enum ChargeKind {
     Tax,
     Discount,
     Other,
+}
+
+impl ChargeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChargeKind::BaseFreight => "base_freight",
+            ChargeKind::FuelSurcharge => "fuel_surcharge",
+            ChargeKind::Accessorial => "accessorial",
+            ChargeKind::Tax => "tax",
+            ChargeKind::Discount => "discount",
+            ChargeKind::Other => "other",
+        }
+    }
 }
 
 /// One charge on an estimate or invoice. Negative amounts are credits or discounts.
@@ -277,6 +305,86 @@ pub struct ChargeAdded {
     pub charge: ChargeLine,
 }
 
+/// `freight_invoice.matched`: the reconciler found the carrier's invoice consistent with the
+/// expected cost and the proof of delivery, within the carrier's tolerances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceMatched {
+    /// The carrier's invoice number, as on `freight_invoice.received`.
+    pub invoice_number: String,
+    /// ISO 4217.
+    pub currency: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub invoiced_total: Decimal,
+    /// What the shipment was expected to cost (the latest estimate), when there was one.
+    #[serde(with = "optional_decimal")]
+    pub expected_total: Option<Decimal>,
+}
+
+/// `freight_invoice.disputed`: the invoice cannot be approved as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceDisputed {
+    pub invoice_number: String,
+    /// ISO 4217.
+    pub currency: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub invoiced_total: Decimal,
+    #[serde(with = "optional_decimal")]
+    pub expected_total: Option<Decimal>,
+    /// At least one.
+    pub reasons: Vec<DisputeReason>,
+}
+
+/// Why an invoice is disputed (DESIGN §3.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeReason {
+    pub code: DisputeCode,
+    /// For the person who resolves it.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeCode {
+    /// The invoiced amount differs from the expected cost by more than the tolerance.
+    AmountOverTolerance,
+    /// A charge that arrived after delivery and was not expected.
+    SurchargeAfterDelivery,
+    /// The same invoice (or invoice number) was received before.
+    DuplicateInvoice,
+    /// No shipment is known for the invoice.
+    UnknownShipment,
+    /// The shipment has no proof of delivery.
+    NotDelivered,
+    /// The invoice is in another currency than the estimate.
+    CurrencyMismatch,
+    Other,
+}
+
+impl DisputeCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisputeCode::AmountOverTolerance => "amount_over_tolerance",
+            DisputeCode::SurchargeAfterDelivery => "surcharge_after_delivery",
+            DisputeCode::DuplicateInvoice => "duplicate_invoice",
+            DisputeCode::UnknownShipment => "unknown_shipment",
+            DisputeCode::NotDelivered => "not_delivered",
+            DisputeCode::CurrencyMismatch => "currency_mismatch",
+            DisputeCode::Other => "other",
+        }
+    }
+
+    /// Every code, in the order the JSON Schema lists them.
+    pub const ALL: [DisputeCode; 7] = [
+        DisputeCode::AmountOverTolerance,
+        DisputeCode::SurchargeAfterDelivery,
+        DisputeCode::DuplicateInvoice,
+        DisputeCode::UnknownShipment,
+        DisputeCode::NotDelivered,
+        DisputeCode::CurrencyMismatch,
+        DisputeCode::Other,
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reference {
     /// The partner's qualifier (X12 `BM` bill of lading, `PO`, …).
@@ -303,6 +411,28 @@ pub struct Money {
 
 /// A calendar date as carriers print them on invoices (no time zone).
 pub type InvoiceDate = NaiveDate;
+
+/// An optional decimal string (`"51.65"` or `null`). rust_decimal's own `str_option` cannot
+/// read `null` through the buffered content serde uses for flattened, tagged bodies.
+mod optional_decimal {
+    use std::str::FromStr;
+
+    use rust_decimal::Decimal;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_str(&d.to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| Decimal::from_str(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -381,6 +511,47 @@ mod tests {
         let back: CanonicalEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
         assert!(EventBody::TYPES.contains(&event.event_type()));
+    }
+
+    #[test]
+    fn reconciler_outcomes_round_trip() {
+        let mut event = sample();
+        event.body = EventBody::InvoiceMatched(InvoiceMatched {
+            invoice_number: "3410889".into(),
+            currency: "USD".into(),
+            invoiced_total: "51.65".parse().unwrap(),
+            expected_total: None,
+        });
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "freight_invoice.matched");
+        assert_eq!(json["invoiced_total"], "51.65");
+        assert_eq!(json["expected_total"], serde_json::Value::Null);
+        assert_eq!(
+            serde_json::from_value::<CanonicalEvent>(json).unwrap(),
+            event
+        );
+
+        event.body = EventBody::InvoiceDisputed(InvoiceDisputed {
+            invoice_number: "3410889".into(),
+            currency: "USD".into(),
+            invoiced_total: "51.65".parse().unwrap(),
+            expected_total: Some("40".parse().unwrap()),
+            reasons: vec![DisputeReason {
+                code: DisputeCode::AmountOverTolerance,
+                message: "11.65 over the estimate".into(),
+            }],
+        });
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["type"], "freight_invoice.disputed");
+        assert_eq!(json["expected_total"], "40");
+        assert_eq!(json["reasons"][0]["code"], "amount_over_tolerance");
+        assert_eq!(
+            serde_json::from_value::<CanonicalEvent>(json).unwrap(),
+            event
+        );
+        for kind in EventBody::TYPES {
+            assert_eq!(EventBody::TYPES.iter().filter(|t| **t == kind).count(), 1);
+        }
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! A stateful fake Odoo on 127.0.0.1 for tests: both wire protocols (JSON-RPC and, as version 19,
 //! JSON-2) with the shapes, status codes, exception names and messages of the real transcripts,
 //! a few models with a small domain evaluator, and hooks to seed data, inspect calls and inject
-//! failures.
+//! failures. Accounting (moves, posting, reversals, landed costs, activities, sale orders) lives
+//! in `odoo_double/accounting.rs`. Every call is one transaction: a call that fails leaves no
+//! trace, except the ids it consumed (Postgres sequences are not rolled back).
+
+mod accounting;
+
+pub use accounting::{ACCOUNT_MOVE_MODEL_ID, ReceiptLine, TODO_ACTIVITY_TYPE};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,6 +19,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -29,6 +36,8 @@ pub struct OdooDoubleConfig {
     pub db: String,
     pub login: String,
     pub password: String,
+    /// The server's date (posting dates, future-dated reversals); today's UTC date by default.
+    pub today: Option<NaiveDate>,
 }
 
 impl Default for OdooDoubleConfig {
@@ -39,6 +48,7 @@ impl Default for OdooDoubleConfig {
             db: "test".into(),
             login: "admin".into(),
             password: "admin".into(),
+            today: None,
         }
     }
 }
@@ -175,6 +185,113 @@ impl OdooDouble {
         self.lock().insert("res.partner", id, vals)
     }
 
+    /// A vendor with an internal reference (`res.partner.ref`), as carriers are set up.
+    pub fn seed_vendor(&self, id: Option<i64>, name: &str, reference: &str) -> i64 {
+        let vals = as_map(json!({"name": name, "display_name": name, "ref": reference,
+                                 "is_company": true, "supplier_rank": 1}));
+        self.lock().insert("res.partner", id, vals)
+    }
+
+    /// An external id `module.name` for a record.
+    pub fn seed_xmlid(&self, module: &str, name: &str, model: &str, res_id: i64) -> i64 {
+        let vals = as_map(json!({"module": module, "name": name, "model": model,
+                                 "res_id": res_id, "noupdate": true,
+                                 "complete_name": format!("{module}.{name}")}));
+        self.lock().insert("ir.model.data", None, vals)
+    }
+
+    pub fn seed_user(&self, login: &str, name: &str) -> i64 {
+        let vals = as_map(json!({"name": name, "display_name": name, "login": login}));
+        self.lock().insert("res.users", None, vals)
+    }
+
+    /// A product (service unless told otherwise) with an internal reference.
+    pub fn seed_product(&self, default_code: &str, name: &str) -> i64 {
+        let vals = as_map(
+            json!({"name": name, "display_name": format!("[{default_code}] {name}"),
+                                 "default_code": default_code, "type": "service",
+                                 "supplier_taxes_id": [], "standard_price": 0.0,
+                                 "weight": 0.0, "volume": 0.0}),
+        );
+        self.lock().insert("product.product", None, vals)
+    }
+
+    /// Makes an inactive currency (EUR, JPY) usable.
+    pub fn activate_currency(&self, code: &str) {
+        let mut state = self.lock();
+        if let Some(table) = state.models.get_mut("res.currency") {
+            for record in table.records.values_mut() {
+                if record["name"] == code {
+                    record.insert("active".into(), json!(true));
+                }
+            }
+        }
+    }
+
+    /// The receipt's stock moves and its products' costing method (`fifo`, `average`,
+    /// `standard`); landed costs are refused unless FIFO or average.
+    pub fn seed_receipt(&self, picking: i64, costing: &str, lines: &[accounting::ReceiptLine]) {
+        self.lock().seed_receipt(picking, costing, lines);
+    }
+
+    /// A confirmed sale order of `partner` whose deliveries are `pickings`.
+    pub fn seed_sale_order(&self, name: &str, partner: i64, pickings: &[i64]) -> i64 {
+        let mut state = self.lock();
+        let vals = as_map(json!({"name": name, "partner_id": partner, "state": "sale",
+                                 "picking_ids": pickings, "invoice_ids": [],
+                                 "invoice_status": "to invoice"}));
+        state
+            .create_record("sale.order", vals)
+            .expect("a seeded sale order is valid")
+    }
+
+    /// A draft customer invoice of the order, for `amount` without tax.
+    pub fn seed_customer_invoice(&self, order: i64, amount: f64) -> i64 {
+        self.lock().seed_customer_invoice(order, amount)
+    }
+
+    /// The id of the account with `code` in this version's chart.
+    pub fn account(&self, code: &str) -> i64 {
+        self.lock()
+            .chart_account(code)
+            .unwrap_or_else(|| panic!("no account {code} in the double's chart"))
+    }
+
+    /// Every record of `model`, by id, with all its fields (computed links refreshed).
+    pub fn records(&self, model: &str) -> Vec<Map<String, Value>> {
+        let state = self.lock();
+        state.models[model]
+            .records
+            .values()
+            .map(|record| {
+                let mut row = record.clone();
+                state.refresh_display(model, &mut row);
+                row
+            })
+            .collect()
+    }
+
+    pub fn record(&self, model: &str, id: i64) -> Option<Map<String, Value>> {
+        self.records(model)
+            .into_iter()
+            .find(|r| r["id"].as_i64() == Some(id))
+    }
+
+    /// Records of `model` matching a domain, as `search_read` would return them.
+    pub fn find(&self, model: &str, domain: Value) -> Vec<Map<String, Value>> {
+        let state = self.lock();
+        let ids = state
+            .search(model, &domain, &Value::Null, &Value::Null, &Value::Null)
+            .expect("a valid domain");
+        ids.into_iter()
+            .map(|id| {
+                let mut row = state.models[model].records[&id].clone();
+                state.refresh_display(model, &mut row);
+                row
+            })
+            .collect()
+    }
+
     /// Chatter messages on a picking, oldest first.
     pub fn messages_on(&self, picking_id: i64) -> Vec<Map<String, Value>> {
         let state = self.lock();
@@ -233,6 +350,7 @@ struct Injection {
     failure: InjectedFailure,
 }
 
+#[derive(Clone)]
 struct ModelTable {
     fields: &'static [&'static str],
     records: BTreeMap<i64, Map<String, Value>>,
@@ -244,6 +362,10 @@ struct DoubleState {
     models: BTreeMap<&'static str, ModelTable>,
     calls: Vec<(String, String)>,
     failures: VecDeque<Injection>,
+    /// Last number used per sequence prefix (`BILL/2026/11`, `LC/2026`).
+    sequences: BTreeMap<String, u32>,
+    /// Costing method of the products on a receipt (landed costs need `fifo` or `average`).
+    costing: BTreeMap<i64, String>,
 }
 
 const PICKING_FIELDS: &[&str] = &[
@@ -289,7 +411,29 @@ const PARTNER_FIELDS: &[&str] = &[
 const USER_FIELDS: &[&str] = &["id", "name", "display_name", "login", "partner_id"];
 
 /// Models whose records have a chatter.
-const THREAD_MODELS: &[&str] = &["stock.picking", "res.partner"];
+const THREAD_MODELS: &[&str] = &["stock.picking", "res.partner", "account.move", "sale.order"];
+
+/// Methods that exist only on some models (everything else is on every model).
+const MODEL_METHODS: &[(&str, &[&str])] = &[
+    ("context_get", &["res.users"]),
+    ("action_post", &["account.move"]),
+    ("button_draft", &["account.move"]),
+    ("button_cancel", &["account.move"]),
+    ("reverse_moves", &["account.move.reversal"]),
+    ("compute_landed_cost", &["stock.landed.cost"]),
+    ("button_validate", &["stock.landed.cost"]),
+    ("button_create_landed_costs", &["account.move"]),
+];
+
+fn method_on(model: &str, method: &str) -> bool {
+    if method == "message_post" {
+        return THREAD_MODELS.contains(&model);
+    }
+    MODEL_METHODS
+        .iter()
+        .find(|(m, _)| *m == method)
+        .is_none_or(|(_, models)| models.contains(&model))
+}
 
 impl DoubleState {
     fn new(cfg: OdooDoubleConfig) -> Self {
@@ -303,11 +447,16 @@ impl DoubleState {
         models.insert("mail.message", table(MESSAGE_FIELDS));
         models.insert("res.partner", table(PARTNER_FIELDS));
         models.insert("res.users", table(USER_FIELDS));
+        for (model, fields) in accounting::MODELS {
+            models.insert(model, table(fields));
+        }
         let mut state = Self {
             cfg,
             models,
             calls: Vec::new(),
             failures: VecDeque::new(),
+            sequences: BTreeMap::new(),
+            costing: BTreeMap::new(),
         };
         let company =
             json!({"name": "My Company", "display_name": "My Company", "is_company": true});
@@ -317,7 +466,14 @@ impl DoubleState {
         let user = json!({"name": "Administrator", "display_name": "Administrator",
                           "login": state.cfg.login, "partner_id": [3, "Administrator"]});
         state.insert("res.users", Some(ADMIN_UID), as_map(user));
+        state.seed_chart_of_accounts();
         state
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.cfg
+            .today
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
     }
 
     fn insert(&mut self, model: &str, id: Option<i64>, mut vals: Map<String, Value>) -> i64 {
@@ -507,6 +663,13 @@ fn signature(method: &str) -> Option<(&'static [&'static str], bool)> {
             ][..],
             true,
         ),
+        "action_post"
+        | "button_draft"
+        | "button_cancel"
+        | "compute_landed_cost"
+        | "button_validate"
+        | "button_create_landed_costs" => (&[][..], true),
+        "reverse_moves" => (&["is_modify"][..], true),
         _ => return None,
     })
 }
@@ -534,10 +697,15 @@ impl DoubleState {
                 ),
             });
         }
-        let known = signature(method).filter(|_| {
-            (method != "context_get" || model == "res.users")
-                && (method != "message_post" || THREAD_MODELS.contains(&model))
-        });
+        if method.starts_with('_') {
+            // Transcripts 073 / 109.
+            return Err(Fault::new(
+                "odoo.exceptions.AccessError",
+                403,
+                format!("Private methods (such as '{model}.{method}') cannot be called remotely."),
+            ));
+        }
+        let known = signature(method).filter(|_| method_on(model, method));
         let Some((params, on_records)) = known else {
             return Err(match wire {
                 Wire::JsonRpc => Fault::new(
@@ -566,6 +734,29 @@ impl DoubleState {
             )));
         }
         self.calls.push((model.to_owned(), method.to_owned()));
+        // One transaction per call: a failure rolls back everything but the sequences.
+        let before = self.models.clone();
+        let sequences = self.sequences.clone();
+        let outcome = self.execute(wire, model, method, ids, &kwargs);
+        if outcome.is_err() {
+            let mut restored = before;
+            for (name, table) in restored.iter_mut() {
+                table.next_id = table.next_id.max(self.models[name].next_id);
+            }
+            self.models = restored;
+            self.sequences = sequences;
+        }
+        outcome
+    }
+
+    fn execute(
+        &mut self,
+        wire: Wire,
+        model: &str,
+        method: &str,
+        ids: Vec<i64>,
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, Fault> {
         let arg = |name: &str| kwargs.get(name).cloned().unwrap_or(Value::Null);
         match method {
             "search_read" => {
@@ -607,14 +798,22 @@ impl DoubleState {
             "write" => self.write(model, &ids, arg("vals")),
             "unlink" => {
                 self.ensure_exist(model, &ids)?;
+                self.before_unlink(model, &ids)?;
                 let table = self.models.get_mut(model).expect("model checked above");
                 for id in &ids {
                     table.records.remove(id);
                 }
                 Ok(json!(true))
             }
-            "message_post" => self.message_post(model, &ids, &kwargs),
+            "message_post" => self.message_post(model, &ids, kwargs),
             "context_get" => Ok(json!({"lang": "en_US", "tz": false, "uid": ADMIN_UID})),
+            "action_post" => self.action_post(&ids),
+            "button_draft" => self.button_draft(&ids),
+            "button_cancel" => self.button_cancel(&ids),
+            "reverse_moves" => self.reverse_moves(&ids),
+            "compute_landed_cost" => self.compute_landed_cost(&ids),
+            "button_validate" => self.validate_landed_cost(&ids),
+            "button_create_landed_costs" => self.button_create_landed_costs(&ids),
             _ => unreachable!("signature() lists every method handled here"),
         }
     }
@@ -672,15 +871,10 @@ impl DoubleState {
         for vals in &list {
             self.check_vals(model, vals)?;
         }
-        let ids: Vec<i64> = list
-            .into_iter()
-            .map(|mut vals| {
-                if let Some(name) = vals.get("name").cloned() {
-                    vals.insert("display_name".into(), name);
-                }
-                self.insert(model, None, vals)
-            })
-            .collect();
+        let mut ids = Vec::with_capacity(list.len());
+        for vals in list {
+            ids.push(self.create_record(model, vals)?);
+        }
         // A dict over JSON-RPC gives an int; JSON-2 always returns the recordset as a list.
         Ok(if single && wire == Wire::JsonRpc {
             json!(ids[0])
@@ -706,6 +900,9 @@ impl DoubleState {
                 422,
                 "You cannot create recursive Partner hierarchies.",
             ));
+        }
+        if accounting::has_relations(model) {
+            return self.write_records(model, ids, vals);
         }
         let table = self
             .models
@@ -796,6 +993,7 @@ impl DoubleState {
                         record.get(*field).cloned().unwrap_or(Value::Bool(false)),
                     );
                 }
+                self.refresh_display(model, &mut row);
                 Value::Object(row)
             })
             .collect();
@@ -824,7 +1022,13 @@ impl DoubleState {
         let expr = parse_domain(model, table.fields, &domain)?;
         let mut rows: Vec<&Map<String, Value>> =
             table.records.values().filter(|r| expr.matches(r)).collect();
-        let order = order.as_str().unwrap_or("id");
+        // account.move's `_order` (transcript 142 lists the newer duplicate first).
+        let default_order = match model {
+            "account.move" => "date desc, name desc, id desc",
+            "account.journal" => "sequence, type, code",
+            _ => "id",
+        };
+        let order = order.as_str().unwrap_or(default_order);
         for part in order.split(',').rev() {
             let mut words = part.split_whitespace();
             let field = words.next().unwrap_or("id");
@@ -975,8 +1179,20 @@ impl Expr {
 /// The comparable part of a stored value: a many2one compares by id.
 fn scalar(value: &Value) -> &Value {
     match value {
-        Value::Array(pair) if pair.len() == 2 && pair[0].is_i64() => &pair[0],
+        Value::Array(pair) if is_many2one(pair) => &pair[0],
         other => other,
+    }
+}
+
+fn is_many2one(pair: &[Value]) -> bool {
+    pair.len() == 2 && pair[0].is_i64() && pair[1].is_string()
+}
+
+/// The ids of a one2many / many2many value (`[3, 4]`), `None` for anything else.
+fn x2many(value: &Value) -> Option<Vec<i64>> {
+    match value {
+        Value::Array(items) if !is_many2one(items) => items.iter().map(Value::as_i64).collect(),
+        _ => None,
     }
 }
 
@@ -1024,6 +1240,15 @@ fn leaf_matches(stored: &Value, op: &str, wanted: &Value) -> bool {
             .cloned()
             .unwrap_or_else(|| vec![wanted.clone()])
     };
+    // On a one2many / many2many, `=` and `in` ask whether any linked id is among the values.
+    if let Some(linked) = x2many(stored)
+        && matches!(op, "=" | "!=" | "in" | "not in")
+    {
+        let hit = list().iter().any(|w| {
+            w.as_i64().is_some_and(|id| linked.contains(&id)) || (is_empty(w) && linked.is_empty())
+        });
+        return hit == matches!(op, "=" | "in");
+    }
     match op {
         "=" => equal(stored, wanted),
         "!=" => !equal(stored, wanted),

@@ -3,6 +3,8 @@
 //! attempt may have written to Odoo (an SQS redelivery, or a key taken over from a failed or
 //! timed-out attempt) the operation first looks for its own earlier write, which closes the
 //! window between an Odoo write that committed and an idempotency record never completed.
+//! Finance operations also look up their natural key (vendor + invoice number, the shipment's
+//! accrual references) before every write, so even a lost record never makes a second one.
 
 use chrono::{DateTime, Utc};
 use freightbridge::batch::RecordContext;
@@ -10,9 +12,9 @@ use freightbridge::bus::Envelope;
 use freightbridge::canonical::{CanonicalEvent, EventBody};
 use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
-use freightbridge::odoo::OdooPort;
-use freightbridge::odoo::milestones;
-use serde_json::json;
+use freightbridge::odoo::accruals::{self, Accrued, Reversal};
+use freightbridge::odoo::{Finance, FinanceError, OdooPort, bills, delivery, milestones};
+use serde_json::{Value, json};
 use tracing::Instrument as _;
 
 /// What the poster does in Odoo for an event.
@@ -20,20 +22,70 @@ use tracing::Instrument as _;
 enum Operation {
     /// Chatter note on the shipment's picking.
     MilestoneNote,
+    /// Proof-of-delivery note, and the customer invoice's release when configured.
+    DeliveryConfirmation,
+    /// Accrual entry for the (revised) expected cost.
+    Accrual,
+    /// Draft vendor bill for the carrier's invoice.
+    VendorBill,
+    /// Late charge on the draft bill, or on a separate draft bill.
+    LateCharge,
+    /// Post the bill, reverse the accrual, allocate inbound freight.
+    SettleMatched,
+    /// Activity for accounts payable on the draft bill.
+    Dispute,
+}
+
+impl Operation {
+    fn for_event(body: &EventBody) -> Operation {
+        match body {
+            EventBody::StatusChanged(_) => Operation::MilestoneNote,
+            EventBody::Delivered(_) => Operation::DeliveryConfirmation,
+            EventBody::CostEstimated(_) => Operation::Accrual,
+            EventBody::InvoiceReceived(_) => Operation::VendorBill,
+            EventBody::ChargeAdded(_) => Operation::LateCharge,
+            EventBody::InvoiceMatched(_) => Operation::SettleMatched,
+            EventBody::InvoiceDisputed(_) => Operation::Dispute,
+        }
+    }
+
+    fn is_finance(self) -> bool {
+        !matches!(
+            self,
+            Operation::MilestoneNote | Operation::DeliveryConfirmation
+        )
+    }
 }
 
 pub struct Poster<O, S> {
     odoo: O,
     idempotency: Idempotency<S>,
+    /// Finance settings and their cached reference data; without them finance events are
+    /// refused and deliveries get their note only.
+    finance: Option<Finance>,
 }
 
 impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
     pub fn new(odoo: O, idempotency: Idempotency<S>) -> Self {
-        Self { odoo, idempotency }
+        Self {
+            odoo,
+            idempotency,
+            finance: None,
+        }
+    }
+
+    /// Enables the finance operations (see `FinanceConfig::from_env`).
+    pub fn with_finance(mut self, finance: Finance) -> Self {
+        self.finance = Some(finance);
+        self
     }
 
     pub fn odoo(&self) -> &O {
         &self.odoo
+    }
+
+    pub fn finance(&self) -> Option<&Finance> {
+        self.finance.as_ref()
     }
 
     /// Process one SQS record carrying a canonical event.
@@ -64,22 +116,18 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
         now: DateTime<Utc>,
         lock_until: DateTime<Utc>,
     ) -> Result<(), FailureReason> {
-        let operation = match &event.body {
-            EventBody::StatusChanged(_) | EventBody::Delivered(_) => Operation::MilestoneNote,
-            // The SAM rules route only shipment milestones here for now; anything else is a
-            // routing mistake, kept in the DLQ with its reason rather than acknowledged.
-            EventBody::CostEstimated(_)
-            | EventBody::InvoiceReceived(_)
-            | EventBody::ChargeAdded(_) => {
-                return Err(FailureReason::permanent(
-                    "no_odoo_operation",
-                    format!(
-                        "the poster has no Odoo operation for {}",
-                        event.event_type()
-                    ),
-                ));
-            }
-        };
+        let operation = Operation::for_event(&event.body);
+        if operation.is_finance() && self.finance.is_none() {
+            // Kept in the DLQ with its reason, not acknowledged: a redrive applies it once the
+            // finance settings are deployed.
+            return Err(FailureReason::permanent(
+                "finance_not_configured",
+                format!(
+                    "{} needs the finance settings (ODOO_FINANCE_CONFIG)",
+                    event.event_type()
+                ),
+            ));
+        }
         let key = format!("odoo#{}", event.event_id);
         let payload = serde_json::to_vec(event)
             .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
@@ -109,21 +157,7 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
             Begin::Proceed { prior_attempt } => prior_attempt,
         };
         let check_existing = redelivery || prior_attempt;
-        let outcome = match operation {
-            Operation::MilestoneNote => {
-                milestones::post_milestone_note(&self.odoo, event, check_existing)
-                    .await
-                    .map(|note| {
-                        tracing::info!(
-                            picking_id = note.picking_id,
-                            message_id = ?note.message_id,
-                            already_posted = note.already_posted,
-                            "milestone note on picking"
-                        );
-                        json!({"picking_id": note.picking_id, "message_id": note.message_id})
-                    })
-            }
-        };
+        let outcome = self.run(operation, event, check_existing).await;
         match outcome {
             Ok(result) => {
                 if let Err(e) = self
@@ -144,6 +178,96 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
                 }
                 Err(FailureReason::from_error(&e))
             }
+        }
+    }
+
+    /// Applies `operation`; the JSON is what the idempotency record keeps as the result.
+    async fn run(
+        &self,
+        operation: Operation,
+        event: &CanonicalEvent,
+        check_existing: bool,
+    ) -> Result<Value, FinanceError> {
+        let odoo = &self.odoo;
+        let finance = self.finance.as_ref();
+        let unrouted = || {
+            FinanceError::refused(
+                "no_odoo_operation",
+                format!("no Odoo operation for {}", event.event_type()),
+            )
+        };
+        match (operation, &event.body, finance) {
+            (Operation::MilestoneNote, _, _) => {
+                let note = milestones::post_milestone_note(odoo, event, check_existing).await?;
+                tracing::info!(
+                    picking_id = note.picking_id,
+                    message_id = ?note.message_id,
+                    already_posted = note.already_posted,
+                    "milestone note on picking"
+                );
+                Ok(json!({"picking_id": note.picking_id, "message_id": note.message_id}))
+            }
+            (Operation::DeliveryConfirmation, _, _) => {
+                let done = delivery::confirm_delivery(odoo, finance, event, check_existing).await?;
+                Ok(json!({
+                    "picking_id": done.note.picking_id,
+                    "message_id": done.note.message_id,
+                    "released_invoices": done.released_invoices,
+                }))
+            }
+            (Operation::Accrual, EventBody::CostEstimated(c), Some(f)) => {
+                Ok(match accruals::accrue(odoo, f, event, &c.estimate).await? {
+                    Accrued::Posted {
+                        move_id,
+                        difference,
+                        accrued,
+                    } => json!({"accrual": "posted", "move_id": move_id,
+                                "difference": difference.to_string(), "accrued": accrued.to_string()}),
+                    Accrued::AlreadyApplied { move_id } => {
+                        json!({"accrual": "already_applied", "move_id": move_id})
+                    }
+                    Accrued::Unchanged { accrued } => {
+                        json!({"accrual": "unchanged", "accrued": accrued.to_string()})
+                    }
+                    Accrued::Stale => json!({"accrual": "stale"}),
+                    Accrued::Closed => json!({"accrual": "closed"}),
+                })
+            }
+            (Operation::VendorBill, EventBody::InvoiceReceived(r), Some(f)) => {
+                let bill = bills::receive_invoice(odoo, f, event, &r.invoice).await?;
+                Ok(json!({"bill_id": bill.bill_id, "created": bill.created}))
+            }
+            (Operation::LateCharge, EventBody::ChargeAdded(c), Some(f)) => {
+                let applied = bills::add_charge(odoo, f, event, c, check_existing).await?;
+                Ok(json!({"bill_id": applied.bill_id,
+                          "on_original_bill": applied.on_original_bill,
+                          "already_applied": applied.already_applied}))
+            }
+            (Operation::SettleMatched, EventBody::InvoiceMatched(m), Some(f)) => {
+                let settled = bills::settle_matched(odoo, f, event, m).await?;
+                let accrual = match &settled.accrual {
+                    Reversal::Reversed {
+                        accrual_ids,
+                        reversal_id,
+                    } => json!({"reversed": accrual_ids, "reversal_id": reversal_id}),
+                    Reversal::AlreadyReversed => json!("already_reversed"),
+                    Reversal::NothingAccrued => json!("nothing_accrued"),
+                };
+                Ok(json!({
+                    "bill_id": settled.bill_id,
+                    "posted_now": settled.posted_now,
+                    "accrual": accrual,
+                    "landed_cost_id": settled.landed_cost.map(|l| l.landed_cost_id),
+                }))
+            }
+            (Operation::Dispute, EventBody::InvoiceDisputed(d), Some(f)) => {
+                let opened = bills::open_dispute(odoo, f, event, d, check_existing).await?;
+                Ok(
+                    json!({"bill_id": opened.bill_id, "activity_id": opened.activity_id,
+                          "already_open": opened.already_open}),
+                )
+            }
+            _ => Err(unrouted()),
         }
     }
 }

@@ -77,7 +77,11 @@ pub fn note_body(event: &CanonicalEvent) -> String {
             }
         }
         // Finance events are not milestones; the poster routes them to their own operations.
-        EventBody::CostEstimated(_) | EventBody::InvoiceReceived(_) | EventBody::ChargeAdded(_) => {
+        EventBody::CostEstimated(_)
+        | EventBody::InvoiceReceived(_)
+        | EventBody::ChargeAdded(_)
+        | EventBody::InvoiceMatched(_)
+        | EventBody::InvoiceDisputed(_) => {
             sentences.push(format!("Freight event {}", event.event_type()));
         }
     }
@@ -104,7 +108,8 @@ pub async fn post_milestone_note(
     check_existing: bool,
 ) -> Result<NotePosted, OdooError> {
     let event_id = event.event_id;
-    let (picking_id, picking_name) = find_picking(odoo, event).await?;
+    let picking = find_picking(odoo, event).await?;
+    let (picking_id, picking_name) = (picking.id, picking.name);
     let marker = note_marker(event);
 
     if check_existing {
@@ -148,12 +153,22 @@ pub async fn post_milestone_note(
     })
 }
 
+/// A transfer found for a shipment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picking {
+    pub id: i64,
+    pub name: String,
+    /// `incoming` (a receipt), `outgoing` (a delivery) or `internal`.
+    pub type_code: Option<String>,
+    pub state: Option<String>,
+}
+
 /// The picking whose `carrier_tracking_ref` holds the tracking number as one of its
 /// comma-separated entries, else the one named like `shipment.reference`. Several: the newest.
-async fn find_picking(
+pub async fn find_picking(
     odoo: &impl OdooPort,
     event: &CanonicalEvent,
-) -> Result<(i64, String), OdooError> {
+) -> Result<Picking, OdooError> {
     let tracking = event.shipment.tracking_number.trim();
     let event_id = event.event_id;
     let dry_run_picking = json!([{"id": 0, "name": "(dry-run)", "carrier_tracking_ref": tracking}]);
@@ -200,14 +215,27 @@ async fn find_picking(
     if count > 1 {
         tracing::warn!(%event_id, picking_id, count, "several pickings carry this tracking number; using the most recent");
     }
-    let name = text(picking.get("name")).unwrap_or_default().to_owned();
-    Ok((picking_id, name))
+    Ok(Picking {
+        id: picking_id,
+        name: text(picking.get("name")).unwrap_or_default().to_owned(),
+        type_code: text(picking.get("picking_type_code")).map(str::to_owned),
+        state: text(picking.get("state")).map(str::to_owned),
+    })
 }
 
 fn picking_search(domain: Value) -> OdooCall {
     OdooCall::new("stock.picking", "search_read")
         .with_arg("domain", domain)
-        .with_arg("fields", json!(["id", "name", "carrier_tracking_ref"]))
+        .with_arg(
+            "fields",
+            json!([
+                "id",
+                "name",
+                "carrier_tracking_ref",
+                "picking_type_code",
+                "state"
+            ]),
+        )
         .with_arg("order", "id desc")
         .with_arg("limit", PICKING_SEARCH_LIMIT)
 }

@@ -2,13 +2,21 @@
 //! Business code builds `OdooCall`s and talks to the `OdooPort`; which wire protocol carries them
 //! (or whether they are only journaled) is decided once, when the client is built.
 
+pub mod accruals;
+pub mod bills;
 pub mod config;
+pub mod delivery;
 pub mod dry_run;
 pub mod error;
+pub mod finance;
+pub mod finance_config;
 mod http;
 pub mod json2;
 pub mod jsonrpc;
+pub mod landed_costs;
 pub mod milestones;
+pub mod money;
+pub mod reference;
 pub mod values;
 
 use std::future::Future;
@@ -18,6 +26,8 @@ use serde_json::{Map, Value, json};
 pub use config::{OdooConfig, Transport};
 pub use dry_run::DryRunJournal;
 pub use error::{OdooError, OdooErrorKind};
+pub use finance::{Finance, FinanceError};
+pub use finance_config::FinanceConfig;
 pub use json2::Json2Client;
 pub use jsonrpc::JsonRpcClient;
 

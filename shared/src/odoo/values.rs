@@ -39,6 +39,23 @@ pub fn records(value: Value) -> Result<Vec<Map<String, Value>>, OdooError> {
         .collect()
 }
 
+/// The id of a many2one (`[id, "name"]`), `None` for `false`.
+pub fn many2one_id(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Array(pair) if pair.len() == 2 => pair[0].as_i64(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// The ids of a one2many / many2many (`[3, 4]`).
+pub fn id_list(value: Option<&Value>) -> Vec<i64> {
+    value
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
 /// The `id` of a record.
 pub fn record_id(record: &Map<String, Value>) -> Option<i64> {
     record.get("id").and_then(Value::as_i64)
@@ -65,6 +82,18 @@ mod tests {
         assert_eq!(text(Some(&json!(""))), None);
         assert_eq!(text(None), None);
         assert_eq!(text(Some(&json!("WH/OUT/00001"))), Some("WH/OUT/00001"));
+    }
+
+    #[test]
+    fn relations_are_read_from_their_odoo_shapes() {
+        assert_eq!(
+            many2one_id(Some(&json!([6, "Oceanic Freight Lines Ltd"]))),
+            Some(6)
+        );
+        assert_eq!(many2one_id(Some(&json!(false))), None);
+        assert_eq!(many2one_id(None), None);
+        assert_eq!(id_list(Some(&json!([3, 4]))), vec![3, 4]);
+        assert_eq!(id_list(Some(&json!(false))), Vec::<i64>::new());
     }
 
     #[test]

@@ -224,7 +224,9 @@ fn every_event_type_the_model_has_is_in_the_schema() {
             | EventBody::Delivered(_)
             | EventBody::CostEstimated(_)
             | EventBody::InvoiceReceived(_)
-            | EventBody::ChargeAdded(_) => {}
+            | EventBody::ChargeAdded(_)
+            | EventBody::InvoiceMatched(_)
+            | EventBody::InvoiceDisputed(_) => {}
         }
         model.push(body.event_type());
     }
@@ -240,6 +242,8 @@ fn every_event_type_the_model_has_is_in_the_schema() {
         "freight_cost.estimated",
         "freight_invoice.received",
         "freight_charge.added",
+        "freight_invoice.matched",
+        "freight_invoice.disputed",
     ]);
     assert_eq!(listed, model);
     assert_eq!(listed, EventBody::TYPES);
@@ -430,8 +434,8 @@ fn money_definition_accepts_serialised_money_and_refuses_floats() {
 #[test]
 fn finance_events_validate() {
     use crate::canonical::{
-        ChargeAdded, ChargeKind, ChargeLine, CostEstimate, Estimate, EstimateKind, Invoice,
-        InvoiceReceived, Party, Reference,
+        ChargeAdded, ChargeKind, ChargeLine, CostEstimate, DisputeCode, DisputeReason, Estimate,
+        EstimateKind, Invoice, InvoiceDisputed, InvoiceMatched, InvoiceReceived, Party, Reference,
     };
     let line = |kind, amount: &str| ChargeLine {
         kind,
@@ -475,6 +479,22 @@ fn finance_events_validate() {
             currency: "USD".into(),
             charge: line(ChargeKind::FuelSurcharge, "4.10"),
         }),
+        EventBody::InvoiceMatched(InvoiceMatched {
+            invoice_number: "3410889".into(),
+            currency: "USD".into(),
+            invoiced_total: "51.65".parse().unwrap(),
+            expected_total: Some("50.00".parse().unwrap()),
+        }),
+        EventBody::InvoiceDisputed(InvoiceDisputed {
+            invoice_number: "3410889".into(),
+            currency: "USD".into(),
+            invoiced_total: "51.65".parse().unwrap(),
+            expected_total: None,
+            reasons: vec![DisputeReason {
+                code: DisputeCode::UnknownShipment,
+                message: "no booking for this tracking number".into(),
+            }],
+        }),
     ];
     let validator = validator();
     for body in bodies {
@@ -487,9 +507,69 @@ fn finance_events_validate() {
         let amount = match event.body {
             EventBody::CostEstimated(_) => &mut float["estimate"]["total"],
             EventBody::InvoiceReceived(_) => &mut float["invoice"]["total"],
+            EventBody::InvoiceMatched(_) | EventBody::InvoiceDisputed(_) => {
+                &mut float["invoiced_total"]
+            }
             _ => &mut float["charge"]["amount"],
         };
         *amount = serde_json::json!(51.65);
         assert!(!validator.is_valid(&float), "{}", event.event_type());
+    }
+}
+
+#[test]
+fn every_dispute_code_the_model_has_is_in_the_schema_and_a_dispute_needs_a_reason() {
+    use crate::canonical::{DisputeCode, DisputeReason, InvoiceDisputed};
+    let schema = schema();
+    let listed: Vec<&str> = schema["$defs"]["dispute_code"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let model: Vec<&str> = DisputeCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, model);
+    for code in DisputeCode::ALL {
+        // `as_str` and serde agree.
+        assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+    }
+
+    let validator = validator();
+    let mut event = status_change_with(ShipmentStatus::Booked);
+    event.body = EventBody::InvoiceDisputed(InvoiceDisputed {
+        invoice_number: "0000001808WW308".into(),
+        currency: "USD".into(),
+        invoiced_total: "17.00".parse().unwrap(),
+        expected_total: Some("12.00".parse().unwrap()),
+        reasons: vec![DisputeReason {
+            code: DisputeCode::AmountOverTolerance,
+            message: "invoiced 17.00, expected 12.00".into(),
+        }],
+    });
+    let valid = serde_json::to_value(&event).unwrap();
+    assert_valid(&validator, &valid);
+    let cases: Vec<(&str, Edit)> = vec![
+        ("no reasons", Box::new(|e| e["reasons"] = json!([]))),
+        (
+            "unknown reason code",
+            Box::new(|e| e["reasons"][0]["code"] = json!("too_expensive")),
+        ),
+        (
+            "reason without message",
+            Box::new(|e| drop(e["reasons"][0].as_object_mut().unwrap().remove("message"))),
+        ),
+        (
+            "missing expected_total",
+            Box::new(|e| drop(e.as_object_mut().unwrap().remove("expected_total"))),
+        ),
+        (
+            "matched typed with reasons",
+            Box::new(|e| e["type"] = json!("freight_invoice.matched")),
+        ),
+    ];
+    for (case, edit) in cases {
+        let mut bad = valid.clone();
+        edit(&mut bad);
+        assert!(!validator.is_valid(&bad), "schema accepted {case}: {bad:#}");
     }
 }
