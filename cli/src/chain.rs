@@ -23,7 +23,7 @@ use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
-use freightbridge::odoo::OdooPort;
+use freightbridge::odoo::{Finance, FinanceConfig, OdooPort};
 use freightbridge::partners::Adapters;
 use freightbridge::{canonical, webhook};
 use odoo_poster::Poster;
@@ -46,6 +46,8 @@ pub struct ChainConfig {
     pub max_receive_count: u32,
     /// How long one handler invocation may hold an idempotency key (the Lambda timeout).
     pub handler_timeout: Duration,
+    /// Finance settings for the poster; without them finance events are dead-lettered.
+    pub finance: Option<FinanceConfig>,
 }
 
 impl ChainConfig {
@@ -56,6 +58,7 @@ impl ChainConfig {
             visibility_timeout: Duration::from_secs(2),
             max_receive_count: 3,
             handler_timeout: Duration::from_secs(30),
+            finance: None,
         }
     }
 }
@@ -127,7 +130,11 @@ impl<O: OdooPort + 'static> Chain<O> {
             adapters,
             QueueDeadLetters(transform_dlq.clone()),
         ));
-        let poster = Arc::new(Poster::new(odoo, idempotency()));
+        let poster = Poster::new(odoo, idempotency());
+        let poster = Arc::new(match config.finance.clone() {
+            Some(finance) => poster.with_finance(Finance::new(finance)),
+            None => poster,
+        });
 
         let batch = |consumer: &str| BatchConfig {
             consumer: consumer.to_owned(),

@@ -261,7 +261,7 @@ impl fmt::Display for DemoReport {
                 .unwrap_or_default();
             writeln!(
                 f,
-                "  {:>3}  {:<10} {:<48} {} {}",
+                "  {:>3}  {:<12} {:<48} {} {}",
                 s.status, s.partner, s.file, s.note, detail
             )?;
         }

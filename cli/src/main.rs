@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use freightbridge::config::PartnersFile;
+use freightbridge::odoo::FinanceConfig;
 use freightctl::chain::{Chain, ChainConfig};
 use freightctl::demo::{self, CountingOdoo};
 use freightctl::{odoo_from_env, send, transform_body};
 
 const DEFAULT_PARTNERS: &str = "events/partners.local.toml";
 const DEFAULT_SAMPLES: &str = "events/partners";
+const DEFAULT_FINANCE: &str = "events/odoo.local.toml";
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +43,9 @@ enum Command {
         /// Dry-run journal of Odoo calls, used when ODOO_URL is not set.
         #[arg(long, default_value = "target/freightctl/odoo-journal.jsonl")]
         odoo_journal: PathBuf,
+        /// Finance settings of the poster (accounts, journals, carriers); see docs/odoo.md.
+        #[arg(long, default_value = DEFAULT_FINANCE)]
+        odoo_finance: PathBuf,
     },
     /// Sign a body as the partner would and post it.
     Send {
@@ -73,6 +78,8 @@ enum Command {
         event_log: PathBuf,
         #[arg(long, default_value = "target/freightctl/demo-odoo-journal.jsonl")]
         odoo_journal: PathBuf,
+        #[arg(long, default_value = DEFAULT_FINANCE)]
+        odoo_finance: PathBuf,
     },
 }
 
@@ -101,12 +108,14 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             partners,
             event_log,
             odoo_journal,
+            odoo_finance,
         } => {
             let partners = load_partners(&partners)?;
             prepare(&[&event_log, &odoo_journal])?;
             let odoo = CountingOdoo::new(odoo_from_env(&odoo_journal).await?);
             let mut config = ChainConfig::new(partners);
             config.event_log = Some(event_log.clone());
+            config.finance = Some(load_finance(&odoo_finance)?);
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;
             let (addr, server) = chain
                 .listen(port)
@@ -167,6 +176,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             samples,
             event_log,
             odoo_journal,
+            odoo_finance,
         } => {
             let partners = load_partners(&partners)?;
             prepare(&[&event_log, &odoo_journal])?;
@@ -177,6 +187,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             let odoo = CountingOdoo::new(odoo_from_env(&odoo_journal).await?);
             let mut config = ChainConfig::new(partners.clone());
             config.event_log = Some(event_log.clone());
+            config.finance = Some(load_finance(&odoo_finance)?);
             config.visibility_timeout = Duration::from_millis(500);
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;
             let (addr, _server) = chain.listen(0).await.map_err(|e| e.to_string())?;
@@ -195,6 +206,10 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             })
         }
     }
+}
+
+fn load_finance(path: &Path) -> Result<FinanceConfig, String> {
+    FinanceConfig::load(path).map_err(|e| e.to_string())
 }
 
 fn load_partners(path: &Path) -> Result<PartnersFile, String> {

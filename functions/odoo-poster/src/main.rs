@@ -5,14 +5,14 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use freightbridge::aws::dynamodb::DynamoStore;
-use freightbridge::aws::sdk_config;
 use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::sqs::SqsDeadLetters;
+use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, process_batch};
 use freightbridge::config::SecretRef;
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::observability::init_json;
-use freightbridge::odoo::{DryRunJournal, OdooClient, OdooConfig};
+use freightbridge::odoo::{DryRunJournal, Finance, FinanceConfig, OdooClient, OdooConfig};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use odoo_poster::Poster;
 
@@ -40,11 +40,49 @@ async fn main() -> Result<(), Error> {
     run(service_fn(|event| handle(&function, event))).await
 }
 
+/// Finance settings from `ODOO_FINANCE_CONFIG` (a path) or the SSM parameter named by
+/// `ODOO_FINANCE_SSM_PARAMETER`. Without either, finance events are refused with
+/// `finance_not_configured` (they wait in the DLQ) and milestones still get their notes.
+async fn with_finance(
+    poster: Poster<OdooClient, DynamoStore>,
+    config: &aws_config::SdkConfig,
+) -> Result<Poster<OdooClient, DynamoStore>, Error> {
+    let finance = match FinanceConfig::from_env()? {
+        Some(finance) => Some(finance),
+        None => match std::env::var("ODOO_FINANCE_SSM_PARAMETER")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+        {
+            Some(name) => match ssm::get_parameter(&ssm::Client::new(config), &name).await {
+                Ok(text) => Some(
+                    FinanceConfig::parse(&text)
+                        .map_err(|e| format!("SSM parameter {name}: {e}"))?,
+                ),
+                // Not created yet (a fresh stack): run without finance rather than not at all.
+                Err(e) if e.detail.starts_with("ParameterNotFound") => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        },
+    };
+    Ok(match finance {
+        Some(finance) => poster.with_finance(Finance::new(finance)),
+        None => {
+            tracing::warn!("no finance configuration: finance events will be refused");
+            poster
+        }
+    })
+}
+
 async fn cold_start() -> Result<Function, Error> {
     let config = sdk_config().await;
     let store = DynamoStore::from_config(&config, env("IDEMPOTENCY_TABLE")?);
     Ok(Function {
-        poster: Poster::new(odoo(&config).await?, Idempotency::new(store, policy()?)),
+        poster: with_finance(
+            Poster::new(odoo(&config).await?, Idempotency::new(store, policy()?)),
+            &config,
+        )
+        .await?,
         dead_letters: SqsDeadLetters::from_config(&config, env("DLQ_URL")?),
         batch: BatchConfig {
             consumer: "odoo-poster".into(),
