@@ -3,6 +3,7 @@
 //! Adapters are pure: bytes in, values or a classified error out.
 
 pub mod easypost;
+pub mod x12;
 
 #[cfg(test)]
 mod schema_conformance;
@@ -20,11 +21,12 @@ use crate::webhook::ReceivedWebhook;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     EasyPost,
+    X12,
 }
 
 impl Format {
     /// Every format, for configuration checks and listings.
-    pub const ALL: [Format; 1] = [Format::EasyPost];
+    pub const ALL: [Format; 2] = [Format::EasyPost, Format::X12];
 
     /// The format named in partner configuration (`format = "easypost"`).
     pub fn parse(name: &str) -> Option<Format> {
@@ -34,6 +36,7 @@ impl Format {
     pub fn name(self) -> &'static str {
         match self {
             Format::EasyPost => easypost::FORMAT,
+            Format::X12 => x12::FORMAT,
         }
     }
 
@@ -41,6 +44,7 @@ impl Format {
     pub fn default_content_types(self) -> &'static [&'static str] {
         match self {
             Format::EasyPost => &["application/json"],
+            Format::X12 => &x12::CONTENT_TYPES,
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct Adapter {
 #[derive(Debug, Clone)]
 enum FormatOptions {
     None,
+    X12(x12::Options),
 }
 
 impl Adapter {
@@ -90,6 +95,9 @@ impl Adapter {
                 }
                 FormatOptions::None
             }
+            Format::X12 => {
+                FormatOptions::X12(x12::Options::from_table(&cfg.options).map_err(fail)?)
+            }
         };
         Ok(Adapter { format, options })
     }
@@ -102,6 +110,9 @@ impl Adapter {
     pub fn inspect(&self, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => easypost::inspect(body),
+            (Format::X12, FormatOptions::X12(options)) => x12::inspect(body, options),
+            // `Adapter::new` gives a format its default options.
+            (format, _) => inspect(*format, body),
         }
     }
 
@@ -112,6 +123,10 @@ impl Adapter {
     ) -> Result<Vec<CanonicalEvent>, PartnerError> {
         match (&self.format, &self.options) {
             (Format::EasyPost, FormatOptions::None) => to_canonical(self.format, webhook),
+            (Format::X12, FormatOptions::X12(options)) => {
+                x12::to_canonical(webhook, &webhook_body(self.format, webhook)?, options)
+            }
+            (format, _) => to_canonical(*format, webhook),
         }
     }
 }
@@ -154,6 +169,7 @@ pub struct DeliveryKey {
 pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     match format {
         Format::EasyPost => easypost::inspect(body),
+        Format::X12 => x12::inspect(body, &x12::Options::default()),
     }
 }
 
@@ -172,7 +188,19 @@ pub fn to_canonical(
         })?;
     match format {
         Format::EasyPost => easypost::to_canonical(webhook, &body),
+        Format::X12 => x12::to_canonical(webhook, &body, &x12::Options::default()),
     }
+}
+
+/// The raw bytes of a webhook's body, for adapters called with their own options.
+fn webhook_body(format: Format, webhook: &ReceivedWebhook) -> Result<Vec<u8>, PartnerError> {
+    webhook
+        .body
+        .to_bytes()
+        .map_err(|_| PartnerError::Malformed {
+            format: format.name(),
+            reason: "webhook body is not valid base64".into(),
+        })
 }
 
 /// Why a partner body could not be read. Never retryable: the same bytes give the same answer.
