@@ -1487,3 +1487,165 @@ fn a_replayed_body_gives_the_same_events() {
     let ids: std::collections::HashSet<_> = first.iter().map(|e| e.event_id).collect();
     assert_eq!(ids.len(), first.len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Demo samples and the local partner
+
+const DEMO_PARTNERS: &str = include_str!("../../../../events/partners.local.toml");
+const DEMO_214: &[u8] = include_bytes!("../../../../events/partners/x12-214-shipment-status.edi");
+const DEMO_210: &[u8] = include_bytes!("../../../../events/partners/x12-210-freight-invoice.edi");
+
+fn demo_partner() -> PartnersFile {
+    let file = PartnersFile::parse(DEMO_PARTNERS).unwrap();
+    PartnersFile {
+        partner: vec![file.get("x12").unwrap().clone()],
+    }
+}
+
+#[test]
+fn demo_samples_are_signed_accepted_and_identified_at_ingress() {
+    use crate::config::resolve_local;
+    use crate::ingress::Registry;
+    use crate::signature::{Scheme, sign};
+
+    let partners = demo_partner();
+    let cfg = &partners.partner[0];
+    assert_eq!(cfg.signature.scheme, "hmac-sha256");
+    let registry = Registry::build(&partners, resolve_local).unwrap();
+    let scheme = Scheme::from_config(&cfg.signature).unwrap();
+    let secret =
+        resolve_local(&crate::config::SecretRef::parse(&cfg.signature.secrets[0]).unwrap())
+            .unwrap();
+    let now = time("2024-08-05T09:00:00Z");
+    for (body, delivery_id) in [
+        (DEMO_214, "x12:FBRELAY:000000501"),
+        (DEMO_210, "x12:FBRELAY:000000502"),
+    ] {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in sign(&scheme, &secret, body, now, "m").unwrap() {
+            assert_eq!(name, "x-signature");
+            assert!(value.starts_with("sha256="), "{value}");
+            headers.insert(
+                http::HeaderName::try_from(name).unwrap(),
+                http::HeaderValue::try_from(value).unwrap(),
+            );
+        }
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/edi-x12"),
+        );
+        let accepted = registry.evaluate("x12", &headers, body, now).unwrap();
+        assert_eq!(accepted.format, Format::X12);
+        assert_eq!(accepted.delivery_id, delivery_id);
+    }
+}
+
+/// (status, raw status, occurred at, eta)
+type StatusSummary<'a> = (
+    ShipmentStatus,
+    Option<&'a str>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+#[test]
+fn demo_214_sample_reports_pickup_transit_estimate_and_weather_delay() {
+    let adapter = Adapter::from_config(&demo_partner().partner[0]).unwrap();
+    let events = adapter.to_canonical(&webhook_for(DEMO_214)).unwrap();
+    let strict_ok = inspect(DEMO_214, &strict());
+    assert!(strict_ok.is_ok(), "{strict_ok:?}");
+    let summary: Vec<StatusSummary> = events
+        .iter()
+        .map(|e| {
+            let change = status_change(e);
+            (
+                change.status,
+                change.raw_status.as_deref(),
+                e.occurred_at,
+                change.eta,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                ShipmentStatus::PickedUp,
+                None,
+                time("2024-08-01T12:15:00Z"),
+                None
+            ),
+            (
+                ShipmentStatus::InTransit,
+                None,
+                time("2024-08-01T17:30:00Z"),
+                None
+            ),
+            (
+                ShipmentStatus::InTransit,
+                Some("AG"),
+                time("2024-08-02T10:05:00Z"),
+                Some(time("2024-08-02T20:00:00Z"))
+            ),
+            (
+                ShipmentStatus::Delayed,
+                Some("X1/AO"),
+                time("2024-08-02T13:30:00Z"),
+                None
+            ),
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.shipment.tracking_number, "PRO7781234");
+        assert_eq!(event.shipment.carrier.as_deref(), Some("ABCD"));
+        assert_eq!(event.shipment.reference.as_deref(), Some("WH/OUT/00042"));
+    }
+}
+
+#[test]
+fn demo_210_sample_bills_freight_fuel_liftgate_and_a_discount() {
+    let adapter = Adapter::from_config(&demo_partner().partner[0]).unwrap();
+    let events = adapter.to_canonical(&webhook_for(DEMO_210)).unwrap();
+    let strict_ok = inspect(DEMO_210, &strict());
+    assert!(strict_ok.is_ok(), "{strict_ok:?}");
+    let [event] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(event.shipment.tracking_number, "PRO7781234");
+    assert_eq!(event.shipment.reference.as_deref(), Some("SO-00042"));
+    let invoice = invoice(event);
+    assert_eq!(invoice.number, "INV-20240805-17");
+    assert_eq!(invoice.total, money("216.75"));
+    assert_eq!(invoice.delivered_on, Some(date("2024-08-02")));
+    let lines: Vec<(ChargeKind, &str, Option<&str>, Decimal)> = invoice
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.kind,
+                l.code.as_deref().unwrap(),
+                l.description.as_deref(),
+                l.amount,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (ChargeKind::BaseFreight, "400", None, money("161.50")),
+            (ChargeKind::FuelSurcharge, "FUE", None, money("28.26")),
+            (
+                ChargeKind::Accessorial,
+                "LFT",
+                Some("LIFTGATE DELIVERY"),
+                money("45.00")
+            ),
+            (
+                ChargeKind::Discount,
+                "DSC",
+                Some("CONTRACT DISCOUNT"),
+                money("-18.01")
+            ),
+        ]
+    );
+}
