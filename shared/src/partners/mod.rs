@@ -10,6 +10,7 @@ mod json_fields;
 pub mod mapped_json;
 mod mapping;
 pub mod shippo;
+pub mod x12;
 
 #[cfg(test)]
 mod schema_conformance;
@@ -32,14 +33,16 @@ pub enum Format {
     Canonical,
     Shippo,
     AfterShip,
+    X12,
 }
 
 impl Format {
     /// Every format, for configuration checks and listings.
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::EasyPost,
         Format::Shippo,
         Format::AfterShip,
+        Format::X12,
         Format::Csv,
         Format::MappedJson,
         Format::Canonical,
@@ -58,6 +61,7 @@ impl Format {
             Format::Canonical => canonical_json::FORMAT,
             Format::Shippo => shippo::FORMAT,
             Format::AfterShip => aftership::FORMAT,
+            Format::X12 => x12::FORMAT,
         }
     }
 
@@ -70,6 +74,7 @@ impl Format {
             Format::Canonical => &["application/json"],
             Format::Shippo => &["application/json"],
             Format::AfterShip => &["application/json"],
+            Format::X12 => &x12::CONTENT_TYPES,
         }
     }
 }
@@ -90,15 +95,18 @@ enum FormatOptions {
     Csv(csv::CsvOptions),
     MappedJson(mapped_json::MappedOptions),
     Canonical(canonical_json::CanonicalOptions),
+    X12(x12::Options),
 }
 
 impl Adapter {
     /// An adapter for a format that takes no options.
+    /// (X12 gets its default options; the configured formats need `from_config`.)
     pub fn new(format: Format) -> Adapter {
-        Adapter {
-            format,
-            options: FormatOptions::None,
-        }
+        let options = match format {
+            Format::X12 => FormatOptions::X12(x12::Options::default()),
+            _ => FormatOptions::None,
+        };
+        Adapter { format, options }
     }
 
     pub fn from_config(cfg: &PartnerConfig) -> Result<Adapter, ConfigError> {
@@ -146,6 +154,9 @@ impl Adapter {
                 }
                 FormatOptions::Canonical(canonical_json::CanonicalOptions::new(&cfg.id))
             }
+            Format::X12 => {
+                FormatOptions::X12(x12::Options::from_table(&cfg.options).map_err(fail)?)
+            }
         };
         Ok(Adapter { format, options })
     }
@@ -167,6 +178,7 @@ impl Adapter {
             (Format::Canonical, FormatOptions::Canonical(options)) => {
                 canonical_json::inspect(options, body)
             }
+            (Format::X12, FormatOptions::X12(options)) => x12::inspect(body, options),
             (format, _) => Err(PartnerError::Unconfigured {
                 format: format.name(),
             }),
@@ -200,6 +212,9 @@ impl Adapter {
             }
             (Format::Canonical, FormatOptions::Canonical(options)) => {
                 canonical_json::to_canonical(options, webhook, &webhook_body(self.format, webhook)?)
+            }
+            (Format::X12, FormatOptions::X12(options)) => {
+                x12::to_canonical(webhook, &webhook_body(self.format, webhook)?, options)
             }
             (format, _) => Err(PartnerError::Unconfigured {
                 format: format.name(),
@@ -293,6 +308,7 @@ pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError>
         }),
         Format::Shippo => shippo::inspect(body),
         Format::AfterShip => aftership::inspect(body),
+        Format::X12 => x12::inspect(body, &x12::Options::default()),
     }
 }
 
@@ -316,6 +332,7 @@ pub fn to_canonical(
         }),
         Format::Shippo => shippo::to_canonical(webhook, &body),
         Format::AfterShip => aftership::to_canonical(webhook, &body),
+        Format::X12 => x12::to_canonical(webhook, &body, &x12::Options::default()),
     }
 }
 
