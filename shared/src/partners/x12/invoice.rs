@@ -2,6 +2,8 @@
 //! (number, dates, total), C3 (currency), N1 (parties), N9/L11 (references) and one charge
 //! line per L1, with the L1 sum checked against L3 and B3.
 
+use std::collections::HashSet;
+
 use chrono::NaiveTime;
 use rust_decimal::Decimal;
 
@@ -147,16 +149,13 @@ fn references(b3: &Segment<'_>, body: &[Segment<'_>]) -> Vec<Reference> {
         qualifier: SHIPMENT_ID_QUALIFIER.to_owned(),
         value,
     });
-    let mut references: Vec<Reference> = Vec::new();
-    for reference in shipment_id
+    // A set so that a body of thousands of N9s costs linear time, not quadratic.
+    let mut seen = HashSet::new();
+    shipment_id
         .into_iter()
         .chain(body.iter().filter_map(qualified_reference))
-    {
-        if !references.contains(&reference) {
-            references.push(reference);
-        }
-    }
-    references
+        .filter(|r| seen.insert((r.qualifier.clone(), r.value.clone())))
+        .collect()
 }
 
 /// N901 qualifier and N902 value, or L1102 qualifier and L1101 value.
