@@ -123,7 +123,10 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
                             &accepted.delivery_id
                         ))
                     });
-                tracing::info!(event_id = %event_id, "duplicate delivery");
+                tracing::info!(
+                    event_id = event_id.as_str().unwrap_or_default(),
+                    "duplicate delivery"
+                );
                 Reply {
                     status: 200,
                     body: json!({"event_id": event_id, "duplicate": true}),
