@@ -7,6 +7,7 @@ pub mod batch;
 pub mod bus;
 pub mod canonical;
 pub mod config;
+pub mod environment;
 pub mod failure;
 pub mod idempotency;
 pub mod ingress;

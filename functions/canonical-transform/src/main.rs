@@ -10,6 +10,7 @@ use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::sqs::SqsDeadLetters;
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, process_batch};
+use freightbridge::environment;
 use freightbridge::observability::init_json;
 use freightbridge::partners::Adapters;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -40,10 +41,13 @@ async fn main() -> Result<(), Error> {
 async fn cold_start() -> Result<Function, Error> {
     let config = sdk_config().await;
     // One dead-letter sink: the batch helper's (failed records) and the transform's (bad rows).
-    let dead_letters = Arc::new(SqsDeadLetters::from_config(&config, env("DLQ_URL")?));
+    let dead_letters = Arc::new(SqsDeadLetters::from_config(
+        &config,
+        environment::required("DLQ_URL")?,
+    ));
     Ok(Function {
         transform: Transform::new(
-            EventBridgeBus::from_config(&config, env("EVENT_BUS_NAME")?),
+            EventBridgeBus::from_config(&config, environment::required("EVENT_BUS_NAME")?),
             Arc::new(Adapters::from_partners(
                 &ssm::load_partners_file(&config).await?,
             )?),
@@ -53,7 +57,7 @@ async fn cold_start() -> Result<Function, Error> {
         batch: BatchConfig {
             consumer: "canonical-transform".into(),
             concurrency: CONCURRENCY,
-            max_receive_count: max_receive_count()?,
+            max_receive_count: environment::max_receive_count()?,
         },
     })
 }
@@ -65,20 +69,4 @@ async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRe
     })
     .await;
     Ok(report.response)
-}
-
-/// The queue's `maxReceiveCount`: on that receive a failing record is dead-lettered by us.
-fn max_receive_count() -> Result<u32, Error> {
-    let text = env("MAX_RECEIVE_COUNT")?;
-    match text.trim().parse::<u32>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("MAX_RECEIVE_COUNT must be a positive integer, not {text:?}").into()),
-    }
-}
-
-fn env(name: &str) -> Result<String, Error> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(format!("environment variable {name} is not set").into()),
-    }
 }

@@ -3,14 +3,15 @@
 //! cold start, then applies each SQS batch, answering with a partial batch response.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::sqs::SqsDeadLetters;
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, process_batch};
 use freightbridge::config::SecretRef;
-use freightbridge::idempotency::{Idempotency, Policy};
+use freightbridge::environment;
+use freightbridge::idempotency::Idempotency;
 use freightbridge::observability::init_json;
 use freightbridge::odoo::{DryRunJournal, Finance, FinanceConfig, OdooClient, OdooConfig};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -76,25 +77,29 @@ async fn with_finance(
 
 async fn cold_start() -> Result<Function, Error> {
     let config = sdk_config().await;
-    let store = DynamoStore::from_config(&config, env("IDEMPOTENCY_TABLE")?);
+    let store = DynamoStore::from_config(&config, environment::required("IDEMPOTENCY_TABLE")?);
     Ok(Function {
         poster: with_finance(
-            Poster::new(odoo(&config).await?, Idempotency::new(store, policy()?)),
+            Poster::new(
+                odoo(&config).await?,
+                Idempotency::new(store, environment::idempotency_policy()?),
+            ),
             &config,
         )
         .await?,
-        dead_letters: SqsDeadLetters::from_config(&config, env("DLQ_URL")?),
+        dead_letters: SqsDeadLetters::from_config(&config, environment::required("DLQ_URL")?),
         batch: BatchConfig {
             consumer: "odoo-poster".into(),
             concurrency: CONCURRENCY,
-            max_receive_count: max_receive_count()?,
+            max_receive_count: environment::max_receive_count()?,
         },
     })
 }
 
 async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let now = Utc::now();
-    let lock_until = deadline(event.context.deadline, now);
+    let lock_until =
+        environment::deadline(event.context.deadline, now, chrono::Duration::seconds(60));
     let records = event.payload.records;
     let report = process_batch(records, &f.batch, &f.dead_letters, |ctx| {
         f.poster.handle_record(ctx, now, lock_until)
@@ -106,13 +111,13 @@ async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRe
 /// Odoo from `ODOO_URL` & co., its API key from the secret `ODOO_API_KEY_SECRET_ARN` names
 /// (or `ODOO_API_KEY` when run by hand); without `ODOO_URL`, a dry-run journal on stdout.
 async fn odoo(config: &aws_config::SdkConfig) -> Result<OdooClient, Error> {
-    if optional_env("ODOO_URL").is_none() {
+    if environment::optional("ODOO_URL").is_none() {
         tracing::warn!(
             "ODOO_URL is not set: dry-run, the Odoo calls are written to stdout and nothing reaches Odoo"
         );
         return Ok(OdooClient::dry_run(DryRunJournal::stdout()));
     }
-    let api_key = match optional_env("ODOO_API_KEY_SECRET_ARN") {
+    let api_key = match environment::optional("ODOO_API_KEY_SECRET_ARN") {
         Some(arn) => Some(
             SecretsResolver::from_config(config)
                 .resolve(&SecretRef::SecretsManager(arn))
@@ -128,45 +133,4 @@ async fn odoo(config: &aws_config::SdkConfig) -> Result<OdooClient, Error> {
     let client = OdooClient::connect(&odoo_config).await?;
     tracing::info!(transport = ?client.transport(), "Odoo client ready");
     Ok(client)
-}
-
-fn policy() -> Result<Policy, Error> {
-    match std::env::var("IDEMPOTENCY_TTL_DAYS").ok() {
-        None => Ok(Policy::default()),
-        Some(days) => match days.trim().parse::<i64>() {
-            Ok(days) if days > 0 => Ok(Policy {
-                ttl: chrono::Duration::days(days),
-            }),
-            _ => {
-                Err(format!("IDEMPOTENCY_TTL_DAYS must be a positive integer, not {days:?}").into())
-            }
-        },
-    }
-}
-
-/// The queue's `maxReceiveCount`: on that receive a failing record is dead-lettered by us.
-fn max_receive_count() -> Result<u32, Error> {
-    let text = env("MAX_RECEIVE_COUNT")?;
-    match text.trim().parse::<u32>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("MAX_RECEIVE_COUNT must be a positive integer, not {text:?}").into()),
-    }
-}
-
-/// The invocation's deadline (ms since the epoch): how long this attempt holds an event's key.
-fn deadline(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
-    i64::try_from(deadline_ms)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(now + chrono::Duration::seconds(60))
-}
-
-fn env(name: &str) -> Result<String, Error> {
-    optional_env(name).ok_or_else(|| format!("environment variable {name} is not set").into())
-}
-
-fn optional_env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
 }

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::config::{ConfigError, Secret, SecretRef};
-use freightbridge::idempotency::{Idempotency, Policy};
+use freightbridge::environment;
+use freightbridge::idempotency::Idempotency;
 use freightbridge::ingress::Registry;
 use freightbridge::observability::init_json;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -35,7 +36,11 @@ async fn main() -> Result<(), Error> {
 
 async fn cold_start() -> Result<AwsIngress, Error> {
     // The environment first: a missing variable fails before any network call.
-    let (table, bus_name, policy) = (env("IDEMPOTENCY_TABLE")?, env("EVENT_BUS_NAME")?, policy()?);
+    let (table, bus_name, policy) = (
+        environment::required("IDEMPOTENCY_TABLE")?,
+        environment::required("EVENT_BUS_NAME")?,
+        environment::idempotency_policy()?,
+    );
     let config = sdk_config().await;
     let registry = load_registry(&config).await?;
     tracing::info!(partners = registry.len(), "partner registry loaded");
@@ -51,7 +56,8 @@ async fn handle(
     event: LambdaEvent<ApiGatewayV2httpRequest>,
 ) -> Result<ApiGatewayV2httpResponse, Error> {
     let now = Utc::now();
-    let deadline = deadline(event.context.deadline, now);
+    let deadline =
+        environment::deadline(event.context.deadline, now, chrono::Duration::seconds(10));
     Ok(ingress.handle_apigw(event.payload, now, deadline).await)
 }
 
@@ -87,33 +93,4 @@ async fn load_registry(config: &aws_config::SdkConfig) -> Result<Registry, Error
         }
     })?;
     Ok(registry)
-}
-
-fn policy() -> Result<Policy, Error> {
-    match std::env::var("IDEMPOTENCY_TTL_DAYS").ok() {
-        None => Ok(Policy::default()),
-        Some(days) => match days.trim().parse::<i64>() {
-            Ok(days) if days > 0 => Ok(Policy {
-                ttl: chrono::Duration::days(days),
-            }),
-            _ => {
-                Err(format!("IDEMPOTENCY_TTL_DAYS must be a positive integer, not {days:?}").into())
-            }
-        },
-    }
-}
-
-/// The invocation's deadline (ms since the epoch): how long this attempt holds a delivery's key.
-fn deadline(deadline_ms: u64, now: DateTime<Utc>) -> DateTime<Utc> {
-    i64::try_from(deadline_ms)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or(now + chrono::Duration::seconds(10))
-}
-
-fn env(name: &str) -> Result<String, Error> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(format!("environment variable {name} is not set").into()),
-    }
 }
