@@ -3,6 +3,8 @@
 //! Adapters are pure: bytes in, values or a classified error out.
 
 pub mod aftership;
+#[cfg(test)]
+mod arbitrary_json;
 pub mod canonical_json;
 pub mod csv;
 pub mod easypost;

@@ -818,49 +818,31 @@ fn demo_samples_transform_as_documented() {
 
 /// Any JSON value, nested a few levels, biased towards AfterShip's own words.
 fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-        prop::sample::select(vec![
-            "InTransit",
-            "Delivered",
-            "Exception",
-            "Exception_010",
-            "2021-01-14T00:52:00",
-            "2021-01-14T00:52:00+08:00",
-            "2021-01-14",
-        ])
-        .prop_map(Value::from),
+    const WORDS: &[&str] = &[
+        "InTransit",
+        "Delivered",
+        "Exception",
+        "Exception_010",
+        "2021-01-14T00:52:00",
+        "2021-01-14T00:52:00+08:00",
+        "2021-01-14",
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map(
-                prop::sample::select(vec![
-                    "tracking_number",
-                    "slug",
-                    "tag",
-                    "subtag",
-                    "signed_by",
-                    "return_to_sender",
-                    "checkpoints",
-                    "checkpoint_time",
-                    "expected_delivery",
-                    "aftership_estimated_delivery_date",
-                    "estimated_delivery_date",
-                    "city",
-                    "x",
-                ])
-                .prop_map(str::to_owned),
-                inner,
-                0..6,
-            )
-            .prop_map(|map| Value::Object(map.into_iter().collect())),
-        ]
-    })
+    const KEYS: &[&str] = &[
+        "tracking_number",
+        "slug",
+        "tag",
+        "subtag",
+        "signed_by",
+        "return_to_sender",
+        "checkpoints",
+        "checkpoint_time",
+        "expected_delivery",
+        "aftership_estimated_delivery_date",
+        "estimated_delivery_date",
+        "city",
+        "x",
+    ];
+    crate::partners::arbitrary_json::json_with(WORDS, KEYS)
 }
 
 fn never_panics(body: &[u8]) {

@@ -589,48 +589,30 @@ fn demo_samples_transform_as_documented() {
 
 /// Any JSON value, nested a few levels, biased towards Shippo's own words.
 fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(Value::from),
-        ".{0,12}".prop_map(Value::from),
-        prop::sample::select(vec![
-            "track_updated",
-            "TRANSIT",
-            "DELIVERED",
-            "UNKNOWN",
-            "out_for_delivery",
-            "2020-03-11T07:44:06.471Z",
-            "SHIPPO_DELIVERED",
-        ])
-        .prop_map(Value::from),
+    const WORDS: &[&str] = &[
+        "track_updated",
+        "TRANSIT",
+        "DELIVERED",
+        "UNKNOWN",
+        "out_for_delivery",
+        "2020-03-11T07:44:06.471Z",
+        "SHIPPO_DELIVERED",
     ];
-    leaf.prop_recursive(4, 48, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
-            prop::collection::btree_map(
-                prop::sample::select(vec![
-                    "tracking_number",
-                    "carrier",
-                    "tracking_status",
-                    "status",
-                    "substatus",
-                    "code",
-                    "status_date",
-                    "object_id",
-                    "location",
-                    "zip",
-                    "eta",
-                    "x",
-                ])
-                .prop_map(str::to_owned),
-                inner,
-                0..6,
-            )
-            .prop_map(|map| Value::Object(map.into_iter().collect())),
-        ]
-    })
+    const KEYS: &[&str] = &[
+        "tracking_number",
+        "carrier",
+        "tracking_status",
+        "status",
+        "substatus",
+        "code",
+        "status_date",
+        "object_id",
+        "location",
+        "zip",
+        "eta",
+        "x",
+    ];
+    crate::partners::arbitrary_json::json_with(WORDS, KEYS)
 }
 
 fn never_panics(body: &[u8]) {
