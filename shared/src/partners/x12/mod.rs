@@ -11,10 +11,11 @@ pub mod tokenizer;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::{DeliveryKey, PartnerError};
+use super::{DeliveryKey, PartnerError, printable_prefix};
 use crate::canonical::{self, CanonicalEvent, ChargeKind, EventBody, ShipmentRef};
 use crate::idempotency::sha256_tag;
 use crate::webhook::ReceivedWebhook;
@@ -38,6 +39,10 @@ pub struct Options {
     pub default_currency: String,
     /// L108 charge code → kind, consulted before [`DEFAULT_CHARGE_CODES`].
     pub charge_codes: BTreeMap<String, ChargeKind>,
+    /// The partner's clock, for times with time code `LT`, with no code, and GS04/GS05. UTC by
+    /// default, because a sender's zone cannot be guessed. Zone codes (`ET`, `PT`, …) and
+    /// explicit ones (`ED`, `UT`, …) carry their own clock and do not use it.
+    pub local_time_zone: Tz,
 }
 
 impl Default for Options {
@@ -46,6 +51,7 @@ impl Default for Options {
             strict: false,
             default_currency: "USD".to_owned(),
             charge_codes: BTreeMap::new(),
+            local_time_zone: Tz::UTC,
         }
     }
 }
@@ -60,11 +66,13 @@ struct OptionsFile {
     default_currency: Option<String>,
     #[serde(default)]
     charge_codes: BTreeMap<String, ChargeKind>,
+    #[serde(default)]
+    local_time_zone: Option<String>,
 }
 
 impl Options {
     /// Reads `[partner.options]`, e.g. `strict = true`, `default_currency = "CAD"`,
-    /// `[partner.options.charge_codes] "295" = "discount"`.
+    /// `local_time_zone = "America/Chicago"`, `[partner.options.charge_codes] "295" = "discount"`.
     pub fn from_table(table: &toml::Table) -> Result<Options, String> {
         let file: OptionsFile = toml::Value::Table(table.clone())
             .try_into()
@@ -75,6 +83,17 @@ impl Options {
                 .ok_or("default_currency must be a three-letter ISO 4217 code")?,
             None => defaults.default_currency,
         };
+        let local_time_zone = match file.local_time_zone {
+            // IANA names only: a fixed offset would be wrong for half the year in any zone that
+            // keeps daylight saving, which is the point of naming the zone.
+            Some(name) => name.trim().parse::<Tz>().map_err(|_| {
+                format!(
+                    "local_time_zone {:?} is not an IANA time zone name such as \"America/Chicago\"",
+                    printable_prefix(&name)
+                )
+            })?,
+            None => defaults.local_time_zone,
+        };
         if file.charge_codes.keys().any(|code| code.trim().is_empty()) {
             return Err("charge_codes has an empty code".to_owned());
         }
@@ -82,6 +101,7 @@ impl Options {
             strict: file.strict.unwrap_or(defaults.strict),
             default_currency,
             charge_codes: file.charge_codes,
+            local_time_zone,
         })
     }
 
@@ -188,7 +208,12 @@ fn read(body: &[u8], options: &Options) -> Result<Reading, PartnerError> {
         match set.kind.as_str() {
             "214" => {
                 check_functional_id(set, &["QM"], &mut checks)?;
-                drafts.extend(status::read(set, &mut status_position, &mut checks)?);
+                drafts.extend(status::read(
+                    set,
+                    &mut status_position,
+                    options,
+                    &mut checks,
+                )?);
             }
             "210" => {
                 // EdiFabric's published sample says `IN`; it is accepted as well as `IM`.

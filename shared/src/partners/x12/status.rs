@@ -3,11 +3,12 @@
 //! and B10/L11 name the shipment.
 
 use chrono::{DateTime, NaiveTime, Utc};
+use chrono_tz::Tz;
 
 use super::datetime::{self, TimeCode};
 use super::envelope::TransactionSet;
 use super::tokenizer::Segment;
-use super::{Checks, Draft, malformed, shipment_reference, source_event_id};
+use super::{Checks, Draft, Options, malformed, shipment_reference, source_event_id};
 use crate::canonical::{
     Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef, ShipmentStatus, StatusChange,
 };
@@ -225,6 +226,7 @@ pub fn map_status(status: &str, reason: Option<&str>) -> StatusMapping {
 pub(super) fn read(
     set: &TransactionSet<'_, '_>,
     next_position: &mut u32,
+    options: &Options,
     checks: &mut Checks,
 ) -> Result<Vec<Draft>, PartnerError> {
     let body = set.body();
@@ -274,7 +276,7 @@ pub(super) fn read(
         *next_position = next_position
             .checked_add(1)
             .ok_or_else(|| malformed("too many AT7 segments in one body"))?;
-        let (occurred_at, event) = event_of(set, at7, location, checks)?;
+        let (occurred_at, event) = event_of(set, at7, location, options.local_time_zone, checks)?;
         drafts.push(Draft {
             source_event_id: source_event_id.clone(),
             position,
@@ -291,6 +293,7 @@ fn event_of(
     set: &TransactionSet<'_, '_>,
     at7: &Segment<'_>,
     location: Option<Location>,
+    local_zone: Tz,
     checks: &mut Checks,
 ) -> Result<(DateTime<Utc>, EventBody), PartnerError> {
     let mapping = match (at7.text(1), at7.text(3)) {
@@ -310,10 +313,10 @@ fn event_of(
             )));
         }
     };
-    let reported = reported_time(at7, checks)?;
+    let reported = reported_time(at7, local_zone, checks)?;
     let (occurred_at, eta) = match (mapping.milestone, reported) {
         // An estimate's time is the estimate; the news itself is as old as the group.
-        (Eta, eta) => (group_time(set)?, eta),
+        (Eta, eta) => (group_time(set, local_zone)?, eta),
         (_, Some(at)) => (at, None),
         (_, None) => {
             checks.failed(
@@ -323,7 +326,7 @@ fn event_of(
                     at7.position
                 ),
             )?;
-            (group_time(set)?, None)
+            (group_time(set, local_zone)?, None)
         }
     };
     let body = match mapping.milestone {
@@ -352,9 +355,11 @@ fn event_of(
     Ok((occurred_at, body))
 }
 
-/// AT705 date, AT706 time (midnight when absent), AT707 time code; `None` without a date.
+/// AT705 date, AT706 time (midnight when absent), AT707 time code (`local_zone` for `LT` or
+/// none); `None` without a date.
 fn reported_time(
     at7: &Segment<'_>,
+    local_zone: Tz,
     checks: &mut Checks,
 ) -> Result<Option<DateTime<Utc>>, PartnerError> {
     if at7.text(5).is_none() {
@@ -385,18 +390,19 @@ fn reported_time(
             ),
         )?;
     }
-    datetime::to_utc(date, time, code)
+    datetime::to_utc(date, time, code, local_zone)
         .map(Some)
         .ok_or_else(|| malformed(format!("AT7 at segment {} has no UTC time", at7.position)))
 }
 
-/// GS04 date and GS05 time. GS carries no time code, so it is read as UTC.
-fn group_time(set: &TransactionSet<'_, '_>) -> Result<DateTime<Utc>, PartnerError> {
+/// GS04 date and GS05 time. GS carries no time code: it is the sender's clock, read in the
+/// partner's `local_time_zone` (UTC unless configured).
+fn group_time(set: &TransactionSet<'_, '_>, local_zone: Tz) -> Result<DateTime<Utc>, PartnerError> {
     let gs = set.group;
     let date = datetime::date(gs.element(4));
     let time = datetime::time(gs.element(5));
     match (date, time) {
-        (Some(date), Some(time)) => datetime::to_utc(date, time, TimeCode::Local),
+        (Some(date), Some(time)) => datetime::to_utc(date, time, TimeCode::Local, local_zone),
         _ => None,
     }
     .ok_or_else(|| {

@@ -362,8 +362,9 @@ fn canadapost_214_gives_one_event_per_at7_with_the_section_9_statuses() {
         assert_eq!(event.received_at, time("2024-08-02T19:26:53Z"));
     }
 
-    // (set, status, detail, raw status, UTC time, city): AT707 empty in set 1 (read as UTC),
-    // PT −8, MT −7, CS −6.
+    // (set, status, detail, raw status, UTC time, city): AT707 empty in set 1 (read as UTC, the
+    // default local zone); PT and MT on 2019-11-02 are still daylight time (−7, −6), MT on
+    // 2019-11-03 after 02:00 standard time (−7); CS is −6 whatever the date.
     let expected = [
         (
             0,
@@ -378,7 +379,7 @@ fn canadapost_214_gives_one_event_per_at7_with_the_section_9_statuses() {
             ShipmentStatus::Exception,
             "delivery_attempted; consignee_related",
             Some("AH/AG"),
-            "2019-11-03T00:25:00Z",
+            "2019-11-02T23:25:00Z",
             "DRILL",
         ),
         (
@@ -386,7 +387,7 @@ fn canadapost_214_gives_one_event_per_at7_with_the_section_9_statuses() {
             ShipmentStatus::Cancelled,
             "shipment_cancelled; returned_to_shipper",
             Some("CA/BT"),
-            "2019-11-03T01:52:00Z",
+            "2019-11-03T00:52:00Z",
             "SAW",
         ),
         (
@@ -427,9 +428,9 @@ fn canadapost_214_gives_one_event_per_at7_with_the_section_9_statuses() {
 
     let delivered = &events[3];
     assert_eq!(delivered.event_type(), "shipment.delivered");
-    assert_eq!(delivered.occurred_at, time("2019-11-02T23:48:00Z"));
+    assert_eq!(delivered.occurred_at, time("2019-11-02T22:48:00Z"));
     let delivered = delivery(delivered);
-    assert_eq!(delivered.pod.delivered_at, time("2019-11-02T23:48:00Z"));
+    assert_eq!(delivered.pod.delivered_at, time("2019-11-02T22:48:00Z"));
     assert_eq!(delivered.pod.signed_by, None);
     assert_eq!(
         delivered.location,
@@ -571,7 +572,7 @@ fn terminators_and_separators_come_from_each_isa_header() {
         assert_eq!(transformed.events, reference.events, "{name}");
     }
     let event = &reference.events[0];
-    assert_eq!(event.occurred_at, time("2024-08-01T14:30:00Z"));
+    assert_eq!(event.occurred_at, time("2024-08-01T13:30:00Z"), "09:30 EDT");
     let change = status_change(event);
     assert_eq!(change.status, ShipmentStatus::InTransit);
     assert_eq!(change.raw_status, None, "X6 maps exactly");
@@ -1158,7 +1159,7 @@ fn estimates_report_in_transit_with_the_eta_and_the_group_time() {
     assert_eq!(event.occurred_at, time("2024-08-01T12:00:00Z"), "GS04/GS05");
     let change = status_change(event);
     assert_eq!(change.status, ShipmentStatus::InTransit);
-    assert_eq!(change.eta, Some(time("2024-08-03T23:00:00Z")));
+    assert_eq!(change.eta, Some(time("2024-08-03T22:00:00Z")), "17:00 CDT");
     assert_eq!(change.raw_status.as_deref(), Some("AG"));
 }
 
@@ -1384,6 +1385,7 @@ fn options_are_read_from_the_partners_file() {
         [partner.options]
         strict = true
         default_currency = "cad"
+        local_time_zone = "America/Chicago"
         [partner.options.charge_codes]
         "295" = "discount"
         "#,
@@ -1397,6 +1399,7 @@ fn options_are_read_from_the_partners_file() {
             strict: true,
             default_currency: "CAD".into(),
             charge_codes: [("295".to_owned(), ChargeKind::Discount)].into(),
+            local_time_zone: chrono_tz::Tz::America__Chicago,
         }
     );
     let adapter = Adapter::from_config(cfg).unwrap();
@@ -1428,6 +1431,17 @@ fn bad_options_are_configuration_errors() {
             "invalid x12 options",
         ),
         ("[charge_codes]\n\" \" = \"tax\"", "empty code"),
+        (
+            "local_time_zone = \"Central\"",
+            "not an IANA time zone name",
+        ),
+        (
+            "local_time_zone = \"america/chicago\"",
+            "not an IANA time zone name",
+        ),
+        ("local_time_zone = \"-06:00\"", "not an IANA time zone name"),
+        ("local_time_zone = \"\"", "not an IANA time zone name"),
+        ("local_time_zone = 6", "invalid x12 options"),
     ];
     for (text, expected) in cases {
         let table: toml::Table = toml::from_str(text).unwrap();
@@ -1438,6 +1452,93 @@ fn bad_options_are_configuration_errors() {
         Options::from_table(&toml::Table::new()).unwrap(),
         Options::default()
     );
+}
+
+fn partner_with_options(options: &str) -> PartnersFile {
+    PartnersFile::parse(&format!(
+        r#"
+        [[partner]]
+        id = "relay"
+        format = "x12"
+        [partner.signature]
+        scheme = "hmac-sha256"
+        secrets = ["local-secret"]
+        header = "x-signature"
+        prefix = "sha256="
+        [partner.options]
+        {options}
+        "#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn an_unknown_local_time_zone_is_refused_when_the_partners_file_is_loaded() {
+    let file = partner_with_options("local_time_zone = \"US/Centrall\"");
+    let error = Adapter::from_config(file.get("relay").unwrap()).unwrap_err();
+    assert!(
+        matches!(&error, crate::config::ConfigError::Partner { partner, .. } if partner == "relay"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "partner relay: local_time_zone \"US/Centrall\" is not an IANA time zone name such as \
+         \"America/Chicago\""
+    );
+    let registry = crate::ingress::Registry::build(&file, crate::config::resolve_local);
+    assert!(registry.is_err(), "the registry refuses it too");
+
+    let file = partner_with_options("local_time_zone = \"America/Chicago\"");
+    assert!(Adapter::from_config(file.get("relay").unwrap()).is_ok());
+}
+
+#[test]
+fn local_times_use_the_partners_zone_and_zone_codes_their_own() {
+    // (AT707, local_time_zone option, expected occurred_at) for AT7 on 2024-08-01 at 09:30.
+    let cases = [
+        ("LT", None, "2024-08-01T09:30:00Z"),
+        ("", None, "2024-08-01T09:30:00Z"),
+        ("LT", Some("America/Chicago"), "2024-08-01T14:30:00Z"),
+        ("", Some("America/Chicago"), "2024-08-01T14:30:00Z"),
+        ("LT", Some("America/New_York"), "2024-08-01T13:30:00Z"),
+        ("ET", None, "2024-08-01T13:30:00Z"),
+        ("ET", Some("America/Los_Angeles"), "2024-08-01T13:30:00Z"),
+        ("ES", Some("America/Chicago"), "2024-08-01T14:30:00Z"),
+        ("UT", Some("America/Chicago"), "2024-08-01T09:30:00Z"),
+    ];
+    for (code, zone, expected) in cases {
+        let options = zone.map_or(String::new(), |zone| {
+            format!("local_time_zone = \"{zone}\"")
+        });
+        let file = partner_with_options(&options);
+        let adapter = Adapter::from_config(file.get("relay").unwrap()).unwrap();
+        let at7 = format!("AT7*X6*NS***20240801*0930*{code}");
+        let bytes = body(TILDE, &status_body(&[&at7, MS1_ATLANTA]));
+        let events = adapter.to_canonical(&webhook_for(&bytes)).unwrap();
+        assert_eq!(
+            events[0].occurred_at,
+            time(expected),
+            "{code:?} in {zone:?}"
+        );
+    }
+}
+
+#[test]
+fn the_group_time_of_an_estimate_is_read_in_the_partners_zone() {
+    // GS04/GS05 is 2024-08-01 12:00 on the sender's clock; the estimate itself says CT.
+    let bytes = body(
+        TILDE,
+        &status_body(&["AT7*AG*NS***20240803*1700*CT", MS1_ATLANTA]),
+    );
+    let options = Options {
+        local_time_zone: chrono_tz::Tz::America__Denver,
+        ..Options::default()
+    };
+    let event = &transform(&webhook_for(&bytes), &bytes, &options)
+        .unwrap()
+        .events[0];
+    assert_eq!(event.occurred_at, time("2024-08-01T18:00:00Z"));
+    assert_eq!(status_change(event).eta, Some(time("2024-08-03T22:00:00Z")));
 }
 
 #[test]
