@@ -14,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use canonical_transform::Transform;
+use canonical_transform::{SeenHistory, Transform};
 use chrono::Utc;
 use freightbridge::batch::{BatchConfig, RecordContext, process_batch};
 use freightbridge::bus::memory::{MemoryBus, Rule};
@@ -25,6 +25,7 @@ use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::odoo::{Finance, FinanceConfig, OdooPort};
 use freightbridge::partners::Adapters;
+use freightbridge::seen::MemorySeen;
 use freightbridge::{canonical, webhook};
 use odoo_poster::Poster;
 use tokio::task::JoinHandle;
@@ -129,6 +130,10 @@ impl<O: OdooPort + 'static> Chain<O> {
             bus.clone(),
             adapters,
             QueueDeadLetters(transform_dlq.clone()),
+            SeenHistory {
+                store: MemorySeen::new(),
+                ttl: Policy::default().ttl,
+            },
         ));
         let poster = Poster::new(odoo, idempotency());
         let poster = Arc::new(match config.finance.clone() {

@@ -46,6 +46,21 @@ impl CanonicalEvent {
     pub fn event_type(&self) -> &'static str {
         self.body.event_type()
     }
+
+    /// What two events with one id must agree on to be the same fact: the event without how we
+    /// heard of it (`received_at`, and the delivery it came in, `correlation_id`) and without a
+    /// status change's delivery estimate. A scan that a later delivery repeats keeps its id but
+    /// arrives at another time, in another delivery, with a revised estimate; it is still the
+    /// same scan.
+    pub fn fact(&self) -> CanonicalEvent {
+        let mut fact = self.clone();
+        fact.received_at = DateTime::UNIX_EPOCH;
+        fact.correlation_id.clear();
+        if let EventBody::StatusChanged(change) = &mut fact.body {
+            change.eta = None;
+        }
+        fact
+    }
 }
 
 /// Which shipment an event is about.
@@ -460,6 +475,40 @@ mod tests {
                 message: None,
                 eta: None,
             }),
+        }
+    }
+
+    #[test]
+    fn the_fact_leaves_out_how_we_heard_of_it_and_nothing_else() {
+        let event = sample();
+        let mut heard_again = event.clone();
+        heard_again.received_at = "2024-08-03T08:00:00Z".parse().unwrap();
+        heard_again.correlation_id = "evt_2".into();
+        if let EventBody::StatusChanged(change) = &mut heard_again.body {
+            change.eta = Some("2024-08-05T00:00:00Z".parse().unwrap());
+        }
+        assert_ne!(heard_again, event);
+        assert_eq!(heard_again.fact(), event.fact());
+
+        let edits: [fn(&mut CanonicalEvent); 5] = [
+            |e| e.occurred_at = "2024-08-02T18:51:00Z".parse().unwrap(),
+            |e| e.shipment.tracking_number = "2".into(),
+            |e| e.source_event_id = "evt_9".into(),
+            |e| {
+                if let EventBody::StatusChanged(change) = &mut e.body {
+                    change.status = ShipmentStatus::Delayed;
+                }
+            },
+            |e| {
+                if let EventBody::StatusChanged(change) = &mut e.body {
+                    change.message = Some("Arrived".into());
+                }
+            },
+        ];
+        for edit in edits {
+            let mut other = event.clone();
+            edit(&mut other);
+            assert_ne!(other.fact(), event.fact(), "{other:?}");
         }
     }
 

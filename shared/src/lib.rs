@@ -14,5 +14,6 @@ pub mod ingress;
 pub mod observability;
 pub mod odoo;
 pub mod partners;
+pub mod seen;
 pub mod signature;
 pub mod webhook;

@@ -24,6 +24,7 @@ use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{
     Begin, Idempotency, IdempotencyRecord, IdempotencyStore, Policy, PutOutcome, Status, StoreError,
 };
+use freightbridge::seen::{MemorySeen, SeenStore};
 use freightbridge_tests::moto::{MotoServer, unique_name};
 use serde_json::{Value, json};
 
@@ -333,6 +334,105 @@ async fn missing_table_is_unavailable_not_absent() {
         matches!(&err, StoreError::Unavailable(m) if m.contains("ResourceNotFound")),
         "{err:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seen scan histories: the same cases on memory and on DynamoDB (the idempotency table).
+
+fn entries(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+async fn seen_entries_accumulate_per_scope_until_they_expire<S: SeenStore>(store: S) {
+    let now = t(NOW).timestamp();
+    assert!(store.seen("easypost#1", now).await.unwrap().is_empty());
+    store
+        .mark("easypost#1", &entries(&["a", "b"]), now + 60)
+        .await
+        .unwrap();
+    store
+        .mark("easypost#1", &entries(&["b", "c"]), now + 120)
+        .await
+        .unwrap();
+    store.mark("easypost#1", &[], now + 10).await.unwrap();
+    let seen: BTreeSet<String> = store
+        .seen("easypost#1", now + 90)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(seen, BTreeSet::from(["a".into(), "b".into(), "c".into()]));
+    assert!(store.seen("easypost#2", now).await.unwrap().is_empty());
+    assert!(store.seen("shippo#1", now).await.unwrap().is_empty());
+    // Expired but not yet removed by TTL: as good as gone.
+    assert!(
+        store
+            .seen("easypost#1", now + 120)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn seen_scan_histories_behave_alike_on_memory_and_dynamodb() {
+    seen_entries_accumulate_per_scope_until_they_expire(MemorySeen::new()).await;
+    seen_entries_accumulate_per_scope_until_they_expire(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn a_seen_set_is_one_item_with_a_string_set_and_the_table_ttl() {
+    let store = dynamo_store().await;
+    let now = t(NOW).timestamp();
+    store
+        .mark(
+            "aftership#0000000000000000",
+            &entries(&["x", "y"]),
+            now + 60,
+        )
+        .await
+        .unwrap();
+    let item = moto()
+        .dynamodb()
+        .get_item()
+        .table_name(store.table())
+        .key(
+            "id",
+            AttributeValue::S("seen#aftership#0000000000000000".into()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item["expiration"],
+        AttributeValue::N((now + 60).to_string())
+    );
+    let AttributeValue::Ss(set) = &item["entries"] else {
+        panic!("{item:?}");
+    };
+    assert_eq!(
+        set.iter().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from(["x".into(), "y".into()])
+    );
+
+    // A scope too long for a key is stored under its digest and still found.
+    let long = format!("easypost#{}", "9".repeat(3000));
+    store.mark(&long, &entries(&["z"]), now + 60).await.unwrap();
+    assert!(store.seen(&long, now).await.unwrap().contains("z"));
+}
+
+#[tokio::test]
+async fn an_unreachable_seen_set_is_unavailable() {
+    let store = DynamoStore::new(moto().dynamodb(), unique_name("no-such-table"));
+    let err = store.seen("easypost#1", 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = store
+        .mark("easypost#1", &entries(&["a"]), 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::encodings::Body;
-use canonical_transform::Transform;
+use canonical_transform::{SeenHistory, Transform};
 use chrono::{Duration, Utc};
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
@@ -105,7 +105,33 @@ where
     Fut: std::future::Future<Output = Result<(), FailureReason>>,
 {
     let sqs = SqsQueue::new(moto.sqs(), &queue.url);
+    let mut bodies = Vec::new();
+    loop {
+        let batch = drive_batch(moto, &sqs, queue, dlq, consumer, &handler).await;
+        if batch.is_empty() {
+            return bodies;
+        }
+        bodies.extend(batch);
+    }
+}
+
+/// One receive and its batch.
+async fn drive_batch<F, Fut>(
+    moto: &MotoServer,
+    sqs: &SqsQueue,
+    queue: &Queue,
+    dlq: &Queue,
+    consumer: &str,
+    handler: &F,
+) -> Vec<String>
+where
+    F: Fn(RecordContext) -> Fut,
+    Fut: std::future::Future<Output = Result<(), FailureReason>>,
+{
     let messages = sqs.receive(10, 1, None).await.unwrap();
+    if messages.is_empty() {
+        return Vec::new();
+    }
     let records = messages
         .iter()
         .map(|m| to_lambda_message(m, &queue.arn, "us-east-1"))
@@ -130,6 +156,9 @@ where
         .map(|m| m.body().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// Scans in the sample EasyPost tracker (`events/partners/easypost-tracker-updated-in-transit.json`).
+const SCANS: usize = 7;
 
 #[tokio::test]
 async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
@@ -165,6 +194,10 @@ async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
         bus.clone(),
         adapters,
         SqsDeadLetters::new(moto.sqs(), &deployed.dlq.url),
+        SeenHistory {
+            store: store.clone(),
+            ttl: Policy::default().ttl,
+        },
     );
     let transformed = drive(
         moto,
@@ -202,22 +235,53 @@ async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
         post,
     )
     .await;
-    assert_eq!(posted.len(), 1);
+    // The sample tracker lists seven scans: one canonical event each.
+    assert_eq!(posted.len(), SCANS);
     let calls_after_first = std::fs::read_to_string(&journal_path)
         .unwrap()
         .lines()
         .count();
-    assert_eq!(calls_after_first, 2, "lookup + message_post");
-
-    // The canonical event arrived in its EventBridge envelope.
-    let envelope: Envelope<CanonicalEvent> = serde_json::from_str(&posted[0]).unwrap();
-    assert_eq!(envelope.source, canonical::BUS_SOURCE);
-    assert_eq!(envelope.detail_type, "shipment.status_changed");
-    let event = envelope.detail;
-    assert_eq!(event.shipment.tracking_number, "1");
-    assert!(
-        matches!(&event.body, EventBody::StatusChanged(s) if s.status == ShipmentStatus::InTransit)
+    assert_eq!(
+        calls_after_first,
+        2 * SCANS,
+        "lookup + message_post per scan"
     );
+
+    // The canonical events arrived in their EventBridge envelopes.
+    let events: Vec<CanonicalEvent> = posted
+        .iter()
+        .map(|body| {
+            let envelope: Envelope<CanonicalEvent> = serde_json::from_str(body).unwrap();
+            assert_eq!(envelope.source, canonical::BUS_SOURCE);
+            assert_eq!(envelope.detail_type, "shipment.status_changed");
+            envelope.detail
+        })
+        .collect();
+    assert!(events.iter().all(|e| e.shipment.tracking_number == "1"));
+    assert!(events.iter().any(
+        |e| matches!(&e.body, EventBody::StatusChanged(s) if s.status == ShipmentStatus::InTransit)
+    ));
+
+    // The transform record redelivered: its scans are in the seen set (DynamoDB), so nothing
+    // is published again.
+    SqsQueue::new(moto.sqs(), &deployed.transform_queue.url)
+        .send(&transformed[0])
+        .await
+        .unwrap();
+    let retransformed = drive(
+        moto,
+        &deployed.transform_queue,
+        &deployed.dlq,
+        "canonical-transform",
+        |ctx| transform.handle_record(ctx),
+    )
+    .await;
+    assert_eq!(retransformed.len(), 1);
+    let nothing_new = SqsQueue::new(moto.sqs(), &deployed.odoo_queue.url)
+        .receive(10, 1, None)
+        .await
+        .unwrap();
+    assert!(nothing_new.is_empty(), "no scan published twice");
 
     // 4. A second delivery of the same event is suppressed by the DynamoDB record.
     SqsQueue::new(moto.sqs(), &deployed.odoo_queue.url)
@@ -238,7 +302,8 @@ async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
         .lines()
         .count();
     assert_eq!(
-        calls_after_second, 2,
+        calls_after_second,
+        2 * SCANS,
         "the redelivered event made no Odoo call"
     );
 

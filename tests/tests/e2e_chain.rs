@@ -98,12 +98,20 @@ async fn signed_webhook_posts_one_note_on_the_right_picking(version: u8) {
     assert_eq!(first["duplicate"], false);
     s.drained().await;
     let notes = s.double.messages_on(picking);
-    assert_eq!(notes.len(), 1);
-    let body = notes[0]["body"].as_str().unwrap_or_default().to_owned();
-    assert!(body.contains("EDISON"), "note carries the location: {body}");
+    assert_eq!(notes.len(), SCANS, "one note per scan of the tracker");
+    let bodies: Vec<String> = notes
+        .iter()
+        .map(|note| note["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert!(
-        body.contains("freightbridge event"),
-        "note carries its marker: {body}"
+        bodies.iter().any(|body| body.contains("EDISON")),
+        "the newest scan's note carries its location: {bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .all(|body| body.contains("freightbridge event")),
+        "every note carries its marker: {bodies:?}"
     );
     assert!(s.double.messages_on(other).is_empty());
 
@@ -113,9 +121,41 @@ async fn signed_webhook_posts_one_note_on_the_right_picking(version: u8) {
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["event_id"], first["event_id"]);
     s.drained().await;
-    assert_eq!(s.double.messages_on(picking).len(), 1);
+    assert_eq!(s.double.messages_on(picking).len(), SCANS);
+
+    // The tracker's next update repeats the seven scans and adds one: one more note.
+    let mut next: Value = serde_json::from_slice(IN_TRANSIT).unwrap();
+    next["id"] = "evt_e2e_next".into();
+    next["result"]["status"] = "out_for_delivery".into();
+    next["result"]["tracking_details"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "status": "out_for_delivery",
+            "status_detail": "out_for_delivery",
+            "datetime": "2024-08-03T08:05:00Z",
+            "message": "On FedEx vehicle for delivery",
+            "tracking_location": {"city": "EDISON", "state": "NJ", "zip": "08817"},
+        }));
+    let (status, _) = s
+        .send("easypost", &serde_json::to_vec(&next).unwrap())
+        .await;
+    assert_eq!(status, 202);
+    s.drained().await;
+    let notes = s.double.messages_on(picking);
+    assert_eq!(notes.len(), SCANS + 1, "only the new scan was posted");
+    assert!(
+        notes.iter().any(|note| note["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Shipment out for delivery")),
+        "{notes:?}"
+    );
     assert!(s.chain.odoo_dlq.is_empty() && s.chain.transform_dlq.is_empty());
 }
+
+/// Scans in `events/partners/easypost-tracker-updated-in-transit.json`.
+const SCANS: usize = 7;
 
 #[tokio::test]
 async fn signed_webhook_posts_one_note_on_the_right_picking_json2_odoo19() {
@@ -184,11 +224,21 @@ async fn odoo_outage_is_retried_until_the_note_lands_once() {
     assert_eq!(status, 202);
     s.drained().await;
     let notes = s.double.messages_on(picking);
-    assert_eq!(notes.len(), 1, "retried after the outage, posted once");
-    let body = notes[0]["body"].as_str().unwrap_or_default();
-    assert!(
-        body.contains("John Tester"),
-        "proof of delivery in the note: {body}"
+    // Four scans, the newest the delivery; every note posted once despite the outage.
+    assert_eq!(notes.len(), 4, "retried after the outage, each posted once");
+    let signed: Vec<_> = notes
+        .iter()
+        .filter(|note| {
+            note["body"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("John Tester")
+        })
+        .collect();
+    assert_eq!(
+        signed.len(),
+        1,
+        "proof of delivery in the delivery's note: {notes:?}"
     );
     assert!(s.chain.odoo_dlq.is_empty());
 }
@@ -200,13 +250,15 @@ async fn event_for_an_unknown_picking_is_dead_lettered_with_its_reason() {
     assert_eq!(status, 202);
     s.drained().await;
     let letters = s.chain.odoo_dlq.snapshot();
-    assert_eq!(letters.len(), 1);
-    let code = letters[0]
-        .attributes
-        .iter()
-        .find(|(k, _)| k == "fb-error-code")
-        .map(|(_, v)| v.as_str());
-    assert_eq!(code, Some("odoo_picking_not_found"));
+    assert_eq!(letters.len(), SCANS, "each scan's event dead-lettered");
+    for letter in &letters {
+        let code = letter
+            .attributes
+            .iter()
+            .find(|(k, _)| k == "fb-error-code")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(code, Some("odoo_picking_not_found"));
+    }
     // The dead letter keeps the original body, so it can be redriven once the picking exists.
     assert!(letters[0].body.contains("shipment.status_changed"));
 }

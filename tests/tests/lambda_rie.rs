@@ -106,11 +106,13 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
         )
         .await;
     let dlq = moto.create_queue("transform-dlq").await;
+    let table = moto.create_idempotency_table().await;
     let partners_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/partners.local.toml");
     let rie = Rie::start(
         TRANSFORM,
         &[
             ("PARTNERS_FILE", partners_file),
+            ("IDEMPOTENCY_TABLE", table.as_str()),
             ("EVENT_BUS_NAME", route.bus_name.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
             ("MAX_RECEIVE_COUNT", "5"),
@@ -130,13 +132,34 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
     let partners =
         freightbridge::config::PartnersFile::load(std::path::Path::new(partners_file)).unwrap();
     let adapters = freightbridge::partners::Adapters::from_partners(&partners).unwrap();
-    let expected: BTreeSet<String> = canonical_transform::transform(&adapters, &sample.detail)
-        .unwrap()
+    let transformed = canonical_transform::transform(&adapters, &sample.detail).unwrap();
+    let expected: BTreeSet<String> = transformed
         .events
         .iter()
         .map(|e| e.event_id.to_string())
         .collect();
     assert!(!expected.is_empty());
+    // The scans published are remembered in the table, under the shipment's scope.
+    let history = transformed
+        .history
+        .expect("the sample is an EasyPost tracker with scans");
+    let item = moto
+        .dynamodb()
+        .get_item()
+        .table_name(&table)
+        .key("id", AttributeValue::S(format!("seen#{}", history.scope)))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the shipment's seen scans");
+    let AttributeValue::Ss(seen) = &item["entries"] else {
+        panic!("entries is not a string set: {item:?}");
+    };
+    let seen: BTreeSet<String> = seen.iter().cloned().collect();
+    let entries: BTreeSet<String> = history.entries.iter().map(|id| id.to_string()).collect();
+    assert_eq!(seen, entries);
     let published: BTreeSet<String> = receive_all(moto, &route.queue, expected.len())
         .await
         .iter()

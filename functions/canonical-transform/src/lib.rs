@@ -3,15 +3,18 @@
 //! publishes them on the bus. The transformation is deterministic (same input, same event ids),
 //! so a redelivered record republishes identical events that the consumers dedupe. Records of a
 //! body that could not be read (bad CSV rows) go to the dead-letter queue one by one, with their
-//! line, while the rest of the body goes through.
+//! line, while the rest of the body goes through. Aggregators repeat a shipment's whole scan
+//! history in every delivery: only the scans not published before are (`freightbridge::seen`).
 
+use chrono::{DateTime, Duration, Utc};
 use freightbridge::batch::{DeadLetter, DeadLetterSink, RecordContext};
 use freightbridge::bus::{BusEvent, Envelope, EventBus};
 use freightbridge::canonical::{self, CanonicalEvent};
 use freightbridge::failure::FailureReason;
 use std::sync::Arc;
 
-use freightbridge::partners::{Adapters, PartnerError, RejectedRow, Transformed};
+use freightbridge::partners::{Adapters, History, PartnerError, RejectedRow, Transformed};
+use freightbridge::seen::SeenStore;
 use freightbridge::webhook::ReceivedWebhook;
 use tracing::Instrument as _;
 
@@ -22,23 +25,42 @@ pub const CONSUMER: &str = "canonical-transform";
 /// a file of thousands of bad rows does not become thousands of copies of itself.
 pub const MAX_ROW_DEAD_LETTERS: usize = 20;
 
-pub struct Transform<B, D> {
+/// Where the scans already published are remembered, and for how long after a shipment's last
+/// delivery (the idempotency records' time to live: a scan forgotten is published again, and
+/// the poster must still know it).
+pub struct SeenHistory<S> {
+    pub store: S,
+    pub ttl: Duration,
+}
+
+pub struct Transform<B, D, S> {
     bus: B,
     adapters: Arc<Adapters>,
     dead_letters: D,
+    seen: SeenHistory<S>,
 }
 
-impl<B: EventBus, D: DeadLetterSink> Transform<B, D> {
-    pub fn new(bus: B, adapters: Arc<Adapters>, dead_letters: D) -> Self {
+impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
+    pub fn new(bus: B, adapters: Arc<Adapters>, dead_letters: D, seen: SeenHistory<S>) -> Self {
         Self {
             bus,
             adapters,
             dead_letters,
+            seen,
         }
     }
 
     /// Process one SQS record: parse, transform, publish.
     pub async fn handle_record(&self, ctx: RecordContext) -> Result<(), FailureReason> {
+        self.handle_record_at(ctx, Utc::now()).await
+    }
+
+    /// [`Self::handle_record`] at a given time (the seen histories' expiry).
+    pub async fn handle_record_at(
+        &self,
+        ctx: RecordContext,
+        now: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
         let envelope: Envelope<ReceivedWebhook> = serde_json::from_str(&ctx.body)
             .map_err(|e| FailureReason::permanent("malformed_envelope", e.to_string()))?;
         let webhook = envelope.detail;
@@ -49,7 +71,11 @@ impl<B: EventBus, D: DeadLetterSink> Transform<B, D> {
             ingress_id = %webhook.ingress_id,
         );
         async {
-            let Transformed { events, rejected } = match transform(&self.adapters, &webhook) {
+            let Transformed {
+                events,
+                rejected,
+                history,
+            } = match transform(&self.adapters, &webhook) {
                 Ok(transformed) => transformed,
                 // The partner sends more kinds of events than we act on (EasyPost
                 // `batch.updated`, …): acknowledge them, loudly, rather than fill the DLQ.
@@ -59,11 +85,18 @@ impl<B: EventBus, D: DeadLetterSink> Transform<B, D> {
                 }
                 Err(e) => return Err(FailureReason::from_error(&e)),
             };
+            let events = match &history {
+                Some(history) => self.unseen(history, events, now).await?,
+                None => events,
+            };
             if !events.is_empty() {
                 self.publish(&events).await?;
             }
+            if let Some(history) = &history {
+                self.mark_seen(history, &events, now).await?;
+            }
             if events.is_empty() && rejected.is_empty() {
-                tracing::info!("delivery produced no canonical events");
+                tracing::info!("delivery produced no new canonical events");
             }
             // After publishing: if the dead-letter queue is down, the record is retried and its
             // events republished under the same ids, which the consumers dedupe.
@@ -71,6 +104,60 @@ impl<B: EventBus, D: DeadLetterSink> Transform<B, D> {
         }
         .instrument(span)
         .await
+    }
+
+    /// The events without the history entries published before.
+    async fn unseen(
+        &self,
+        history: &History,
+        events: Vec<CanonicalEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CanonicalEvent>, FailureReason> {
+        let seen = self
+            .seen
+            .store
+            .seen(&history.scope, now.timestamp())
+            .await
+            .map_err(|e| FailureReason::from_error(&e))?;
+        let total = events.len();
+        let fresh: Vec<CanonicalEvent> = events
+            .into_iter()
+            .filter(|event| {
+                !(history.entries.contains(&event.event_id)
+                    && seen.contains(&event.event_id.to_string()))
+            })
+            .collect();
+        if fresh.len() < total {
+            tracing::info!(
+                scans_seen_before = total - fresh.len(),
+                "scans published before are not published again"
+            );
+        }
+        Ok(fresh)
+    }
+
+    /// Remembers the history entries just published. If that fails the record is retried: its
+    /// events are published again under the same ids (duplicates to the poster), and marked.
+    async fn mark_seen(
+        &self,
+        history: &History,
+        published: &[CanonicalEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
+        let entries: Vec<String> = published
+            .iter()
+            .filter(|event| history.entries.contains(&event.event_id))
+            .map(|event| event.event_id.to_string())
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let expires_at = (now + self.seen.ttl).timestamp();
+        self.seen
+            .store
+            .mark(&history.scope, &entries, expires_at)
+            .await
+            .map_err(|e| FailureReason::from_error(&e))
     }
 
     async fn publish(&self, events: &[CanonicalEvent]) -> Result<(), FailureReason> {

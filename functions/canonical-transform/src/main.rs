@@ -1,11 +1,13 @@
 //! canonical-transform on Lambda: builds the EventBridge bus, the partners' adapters (from
-//! `PARTNERS_FILE` or the SSM parameter) and the SQS dead-letter sink once at cold start, then runs each SQS batch through the transform, answering with a partial batch
-//! response.
+//! `PARTNERS_FILE` or the SSM parameter), the SQS dead-letter sink and the seen scan histories
+//! (in the idempotency table) once at cold start, then runs each SQS batch through the
+//! transform, answering with a partial batch response.
 
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use canonical_transform::Transform;
+use canonical_transform::{SeenHistory, Transform};
+use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::sqs::SqsDeadLetters;
 use freightbridge::aws::{sdk_config, ssm};
@@ -19,7 +21,7 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 const CONCURRENCY: usize = 10;
 
 struct Function {
-    transform: Transform<EventBridgeBus, Arc<SqsDeadLetters>>,
+    transform: Transform<EventBridgeBus, Arc<SqsDeadLetters>, DynamoStore>,
     dead_letters: Arc<SqsDeadLetters>,
     batch: BatchConfig,
 }
@@ -39,6 +41,11 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn cold_start() -> Result<Function, Error> {
+    // The environment first: a missing variable fails before any network call.
+    let (table, policy) = (
+        environment::required("IDEMPOTENCY_TABLE")?,
+        environment::idempotency_policy()?,
+    );
     let config = sdk_config().await;
     // One dead-letter sink: the batch helper's (failed records) and the transform's (bad rows).
     let dead_letters = Arc::new(SqsDeadLetters::from_config(
@@ -52,6 +59,11 @@ async fn cold_start() -> Result<Function, Error> {
                 &ssm::load_partners_file(&config).await?,
             )?),
             dead_letters.clone(),
+            // Seen scan histories live in the idempotency table, as long as its records.
+            SeenHistory {
+                store: DynamoStore::from_config(&config, table),
+                ttl: policy.ttl,
+            },
         ),
         dead_letters,
         batch: BatchConfig {

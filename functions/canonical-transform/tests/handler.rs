@@ -3,15 +3,19 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use canonical_transform::{MAX_ROW_DEAD_LETTERS, Transform};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use canonical_transform::{MAX_ROW_DEAD_LETTERS, SeenHistory, Transform};
 use freightbridge::batch::{MemoryDeadLetters, RecordContext};
 use freightbridge::bus::Envelope;
 use freightbridge::bus::memory::MemoryBus;
 use freightbridge::canonical::{self, CanonicalEvent};
 use freightbridge::config::PartnersFile;
 use freightbridge::failure::FailureClass;
-use freightbridge::idempotency::sha256_tag;
+use freightbridge::idempotency::{Policy, StoreError, sha256_tag};
 use freightbridge::partners::Adapters;
+use freightbridge::seen::{MemorySeen, SeenStore};
 use freightbridge::webhook::{ReceivedWebhook, WebhookBody, ingress_id};
 use serde_json::Value;
 
@@ -29,15 +33,87 @@ fn record_body() -> String {
     event.records[0].body.clone().unwrap()
 }
 
+/// The in-memory seen set, which can be made to fail.
+#[derive(Default)]
+struct Seen {
+    inner: MemorySeen,
+    reads_fail: AtomicBool,
+    marks_fail: AtomicBool,
+}
+
+impl SeenStore for Seen {
+    async fn seen(&self, scope: &str, now: i64) -> Result<HashSet<String>, StoreError> {
+        if self.reads_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("seen set down".into()));
+        }
+        self.inner.seen(scope, now).await
+    }
+
+    async fn mark(
+        &self,
+        scope: &str,
+        entries: &[String],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        if self.marks_fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("seen set down".into()));
+        }
+        self.inner.mark(scope, entries, expires_at).await
+    }
+}
+
+type TestTransform = Transform<Arc<MemoryBus>, Arc<MemoryDeadLetters>, Arc<Seen>>;
+
 /// A transform whose dead letters can be read back.
-fn transform_with(
-    bus: Arc<MemoryBus>,
-) -> (
-    Transform<Arc<MemoryBus>, Arc<MemoryDeadLetters>>,
-    Arc<MemoryDeadLetters>,
-) {
+fn transform_with(bus: Arc<MemoryBus>) -> (TestTransform, Arc<MemoryDeadLetters>) {
+    let (transform, dlq, _) = transform_with_seen(bus);
+    (transform, dlq)
+}
+
+fn transform_with_seen(bus: Arc<MemoryBus>) -> (TestTransform, Arc<MemoryDeadLetters>, Arc<Seen>) {
     let dlq = Arc::new(MemoryDeadLetters::new());
-    (Transform::new(bus, adapters(), dlq.clone()), dlq)
+    let seen = Arc::new(Seen::default());
+    let history = SeenHistory {
+        store: seen.clone(),
+        ttl: Policy::default().ttl,
+    };
+    (
+        Transform::new(bus, adapters(), dlq.clone(), history),
+        dlq,
+        seen,
+    )
+}
+
+fn published_events(bus: &MemoryBus) -> Vec<CanonicalEvent> {
+    bus.published()
+        .iter()
+        .map(|event| serde_json::from_value(event.detail.clone()).unwrap())
+        .collect()
+}
+
+/// The sample record with its EasyPost body edited.
+fn easypost_record(edit: impl Fn(&mut Value)) -> String {
+    let mut envelope: Envelope<Value> = serde_json::from_str(&record_body()).unwrap();
+    let webhook: ReceivedWebhook = serde_json::from_value(envelope.detail.clone()).unwrap();
+    let mut body: Value = serde_json::from_slice(&webhook.body.to_bytes().unwrap()).unwrap();
+    edit(&mut body);
+    envelope.detail["body"] = serde_json::json!({"text": body.to_string()});
+    serde_json::to_string(&envelope).unwrap()
+}
+
+/// The next delivery for the sample's tracker: a new Event with one more scan.
+fn next_delivery(body: &mut Value) {
+    body["id"] = "evt_2".into();
+    body["result"]["status"] = "out_for_delivery".into();
+    body["result"]["tracking_details"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "status": "out_for_delivery",
+            "status_detail": "out_for_delivery",
+            "datetime": "2024-08-03T08:05:00Z",
+            "message": "On FedEx vehicle for delivery",
+        }));
 }
 
 /// The SQS record ingress would have queued for a CSV file from the demo's `csv-portal`.
@@ -66,7 +142,7 @@ fn ctx(body: String) -> RecordContext {
 }
 
 #[tokio::test]
-async fn accepted_easypost_webhook_becomes_a_published_canonical_event() {
+async fn accepted_easypost_webhook_becomes_one_published_event_per_scan() {
     let bus = Arc::new(MemoryBus::new());
     transform_with(bus.clone())
         .0
@@ -74,23 +150,139 @@ async fn accepted_easypost_webhook_becomes_a_published_canonical_event() {
         .await
         .unwrap();
     let published = bus.published();
-    assert_eq!(published.len(), 1);
-    assert_eq!(published[0].source, canonical::BUS_SOURCE);
-    assert_eq!(published[0].detail_type, "shipment.status_changed");
-    let event: CanonicalEvent = serde_json::from_value(published[0].detail.clone()).unwrap();
-    assert_eq!(event.shipment.tracking_number, "1");
-    assert_eq!(event.source_event_id, "evt_1");
-    assert_eq!(event.event_id, canonical::event_id("easypost", "evt_1", 0));
+    assert_eq!(published.len(), 7, "the sample tracker has seven scans");
+    assert!(published.iter().all(|e| e.source == canonical::BUS_SOURCE));
+    assert!(
+        published
+            .iter()
+            .all(|e| e.detail_type == "shipment.status_changed")
+    );
+    let events = published_events(&bus);
+    let newest = events.last().unwrap();
+    assert_eq!(newest.shipment.tracking_number, "1");
+    assert_eq!(newest.correlation_id, "evt_1");
+    assert_eq!(
+        newest.event_id,
+        canonical::event_id("easypost", &newest.source_event_id, 0)
+    );
 }
 
 #[tokio::test]
-async fn redelivered_record_republishes_identical_events() {
+async fn a_later_delivery_publishes_only_the_scans_not_seen_before() {
     let bus = Arc::new(MemoryBus::new());
-    let transform = transform_with(bus.clone()).0;
+    let (transform, ..) = transform_with(bus.clone());
     transform.handle_record(ctx(record_body())).await.unwrap();
+    let first = published_events(&bus);
+
+    transform
+        .handle_record(ctx(easypost_record(next_delivery)))
+        .await
+        .unwrap();
+    let all = published_events(&bus);
+    assert_eq!(all.len(), first.len() + 1, "one new scan");
+    let new = all.last().unwrap();
+    assert_eq!(new.correlation_id, "evt_2");
+    assert!(first.iter().all(|event| event.event_id != new.event_id));
+    assert_eq!(
+        new.occurred_at,
+        "2024-08-03T08:05:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+
+    // The same deliveries again (partner retries, SQS redeliveries): nothing new.
     transform.handle_record(ctx(record_body())).await.unwrap();
-    let published = bus.published();
-    assert_eq!(published[0].detail, published[1].detail);
+    transform
+        .handle_record(ctx(easypost_record(next_delivery)))
+        .await
+        .unwrap();
+    assert_eq!(bus.published().len(), all.len());
+}
+
+#[tokio::test]
+async fn a_status_no_scan_says_is_published_with_every_delivery() {
+    let bus = Arc::new(MemoryBus::new());
+    let (transform, ..) = transform_with(bus.clone());
+    let delivered = |body: &mut Value| body["result"]["status"] = "delivered".into();
+    transform
+        .handle_record(ctx(easypost_record(delivered)))
+        .await
+        .unwrap();
+    assert_eq!(bus.published().len(), 8);
+    // A retry of the same delivery: the scans are seen, the status event (named after the
+    // delivery) comes again under its same id, for the poster to dedupe.
+    transform
+        .handle_record(ctx(easypost_record(delivered)))
+        .await
+        .unwrap();
+    let events = published_events(&bus);
+    assert_eq!(events.len(), 9);
+    assert_eq!(events[8].event_id, events[7].event_id);
+    assert_eq!(events[8].source_event_id, "evt_1");
+}
+
+#[tokio::test]
+async fn scans_are_remembered_per_partner_and_tracking_number() {
+    let bus = Arc::new(MemoryBus::new());
+    let (transform, ..) = transform_with(bus.clone());
+    transform.handle_record(ctx(record_body())).await.unwrap();
+    let other_tracker = |body: &mut Value| body["result"]["tracking_code"] = "2".into();
+    transform
+        .handle_record(ctx(easypost_record(other_tracker)))
+        .await
+        .unwrap();
+    assert_eq!(bus.published().len(), 14);
+}
+
+#[tokio::test]
+async fn an_unreadable_seen_set_makes_the_record_retryable_before_publishing() {
+    let bus = Arc::new(MemoryBus::new());
+    let (transform, _, seen) = transform_with_seen(bus.clone());
+    seen.reads_fail.store(true, Ordering::SeqCst);
+    let err = transform
+        .handle_record(ctx(record_body()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, FailureClass::Retryable);
+    assert_eq!(err.code, "idempotency_store_unavailable");
+    assert!(bus.published().is_empty());
+}
+
+#[tokio::test]
+async fn scans_that_could_not_be_marked_are_published_again_by_the_retry() {
+    let bus = Arc::new(MemoryBus::new());
+    let (transform, _, seen) = transform_with_seen(bus.clone());
+    seen.marks_fail.store(true, Ordering::SeqCst);
+    let err = transform
+        .handle_record(ctx(record_body()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, FailureClass::Retryable);
+    assert_eq!(bus.published().len(), 7, "published before the mark failed");
+
+    seen.marks_fail.store(false, Ordering::SeqCst);
+    transform.handle_record(ctx(record_body())).await.unwrap();
+    let events = published_events(&bus);
+    assert_eq!(events.len(), 14);
+    // Identical events under the same ids: duplicates the poster suppresses.
+    assert_eq!(events[..7], events[7..]);
+    transform.handle_record(ctx(record_body())).await.unwrap();
+    assert_eq!(bus.published().len(), 14, "marked now");
+}
+
+#[tokio::test]
+async fn tracker_created_without_a_tracker_is_acknowledged_without_events() {
+    let bus = Arc::new(MemoryBus::new());
+    let created = |body: &mut Value| {
+        body["description"] = "tracker.created".into();
+        body.as_object_mut().unwrap().remove("result");
+    };
+    transform_with(bus.clone())
+        .0
+        .handle_record(ctx(easypost_record(created)))
+        .await
+        .unwrap();
+    assert!(bus.published().is_empty());
 }
 
 #[tokio::test]
@@ -104,8 +296,7 @@ async fn malformed_envelope_and_payload_fail_permanently() {
     assert_eq!(err.class, freightbridge::failure::FailureClass::Permanent);
 
     let mut envelope: Envelope<Value> = serde_json::from_str(&record_body()).unwrap();
-    envelope.detail["body"] =
-        serde_json::json!({"text": "{\"id\": \"evt_2\", \"description\": \"tracker.updated\"}"});
+    envelope.detail["body"] = serde_json::json!({"text": "{\"id\": \"evt_2\", \"description\": \"tracker.updated\", \"result\": \"trk_1\"}"});
     let err = transform
         .handle_record(ctx(serde_json::to_string(&envelope).unwrap()))
         .await

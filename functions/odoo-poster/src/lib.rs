@@ -129,7 +129,8 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
             ));
         }
         let key = format!("odoo#{}", event.event_id);
-        let payload = serde_json::to_vec(event)
+        // The same id with another fact is refused; the same fact heard again is a duplicate.
+        let payload = serde_json::to_vec(&event.fact())
             .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
         let hash = sha256_tag(&payload);
         let begin = self

@@ -2,7 +2,7 @@
 //! with, or inspected by, Powertools tooling). One conditional PutItem takes a key; when it is
 //! refused the blocking item comes back in the error (ALL_OLD), so no second read is needed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -11,7 +11,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use super::render_error;
-use crate::idempotency::{IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError};
+use crate::idempotency::{
+    IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError, sha256_tag,
+};
+use crate::seen::SeenStore;
 
 /// Attribute names (Powertools' defaults).
 pub mod attr {
@@ -27,6 +30,8 @@ pub mod attr {
     pub const VALIDATION: &str = "validation";
     /// Stored result (S).
     pub const DATA: &str = "data";
+    /// Published entries of a seen scan history (SS); not a Powertools attribute.
+    pub const ENTRIES: &str = "entries";
 }
 
 /// The conditional put's condition: the same rule as `IdempotencyRecord::is_replaceable`
@@ -205,6 +210,73 @@ impl IdempotencyStore for DynamoStore {
             .await
             .map_err(|e| self.unavailable("GetItem", &e))?;
         output.item().map(item_to_record).transpose()
+    }
+}
+
+/// Seen scan histories share the idempotency table (and its TTL): one item per shipment,
+/// `id` = `seen#<scope>`, the published entries in a string set.
+impl SeenStore for DynamoStore {
+    async fn seen(&self, scope: &str, now: i64) -> Result<HashSet<String>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&seen_key(scope))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        let Some(item) = output.item() else {
+            return Ok(HashSet::new());
+        };
+        // TTL removes expired items lazily: one still there has expired all the same.
+        let expired = match item.get(attr::EXPIRATION) {
+            Some(AttributeValue::N(text)) => text.parse::<i64>().map_or(true, |at| at <= now),
+            _ => true,
+        };
+        if expired {
+            return Ok(HashSet::new());
+        }
+        Ok(match item.get(attr::ENTRIES) {
+            Some(AttributeValue::Ss(entries)) => entries.iter().cloned().collect(),
+            _ => HashSet::new(),
+        })
+    }
+
+    async fn mark(
+        &self,
+        scope: &str,
+        entries: &[String],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        // A string set cannot be empty.
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&seen_key(scope))))
+            .update_expression("ADD #entries :entries SET #expiration = :expiration")
+            .expression_attribute_names("#entries", attr::ENTRIES)
+            .expression_attribute_names("#expiration", attr::EXPIRATION)
+            .expression_attribute_values(":entries", AttributeValue::Ss(entries.to_vec()))
+            .expression_attribute_values(":expiration", number(expires_at))
+            .send()
+            .await
+            .map_err(|e| self.unavailable("UpdateItem", &e))?;
+        Ok(())
+    }
+}
+
+/// The item key of a seen set. A scope is a partner id and a tracking number, both short in
+/// practice; one too long for a key (DynamoDB allows 2048 bytes) is named by its digest.
+pub fn seen_key(scope: &str) -> String {
+    const LONGEST_READABLE: usize = 512;
+    if scope.len() <= LONGEST_READABLE {
+        format!("seen#{scope}")
+    } else {
+        format!("seen#{}", sha256_tag(scope.as_bytes()))
     }
 }
 

@@ -1,12 +1,15 @@
 //! AfterShip Tracking adapter. AfterShip posts `{ts, event, event_id, is_tracking_first_tag,
-//! msg}` where `msg` is the whole Tracking; a `tracking_update` becomes one canonical event for
-//! the tracking's current tag, placed and timed by its latest checkpoint.
+//! msg}` where `msg` is the whole Tracking. For a `tracking_update`, each checkpoint becomes one
+//! canonical event named after the checkpoint (so one repeated by later deliveries is the same
+//! event), and the tracking's current tag becomes an event of its own only when the latest
+//! checkpoint does not say it.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
 
+use super::history::{self, ScanEvents};
 use super::json_fields::{Fields, malformed, parse_object};
-use super::{DeliveryKey, PartnerError, printable_prefix};
+use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
     self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
     ShipmentStatus, StatusChange,
@@ -179,10 +182,14 @@ pub(super) fn inspect(body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     })
 }
 
-pub(super) fn to_canonical(
+/// Each checkpoint becomes one event named after the checkpoint (so a checkpoint repeated by
+/// later deliveries is the same event), the newest carrying the tracking's estimate and signer;
+/// the tracking's tag becomes an event of its own only when the newest checkpoint does not say
+/// it.
+pub(super) fn transform(
     webhook: &ReceivedWebhook,
     body: &[u8],
-) -> Result<Vec<CanonicalEvent>, PartnerError> {
+) -> Result<Transformed, PartnerError> {
     let root = parse_object(FORMAT, body)?;
     let envelope = read_envelope(&Fields::root(FORMAT, &root))?;
     let Some(update) = envelope.update else {
@@ -191,19 +198,94 @@ pub(super) fn to_canonical(
             what: format!("event `{}`", printable_prefix(envelope.event)),
         });
     };
+    let partner = &webhook.partner;
+    let header = |source_event_id: String, occurred_at, body| CanonicalEvent {
+        schema: canonical::SCHEMA.to_owned(),
+        event_id: canonical::event_id(partner, &source_event_id, 0),
+        partner: partner.clone(),
+        source_event_id,
+        correlation_id: envelope.event_id.to_owned(),
+        occurred_at,
+        received_at: webhook.received_at,
+        shipment: ShipmentRef {
+            tracking_number: update.tracking_number.to_owned(),
+            carrier: update.carrier.map(str::to_owned),
+            reference: None,
+        },
+        body,
+    };
 
-    let mapping = map_status(update.tag, update.subtag, update.return_to_sender);
-    let status_detail = mapping.detail.or(update.subtag).map(str::to_owned);
-    let message = update.message.map(str::to_owned);
-    let body = if mapping.status == ShipmentStatus::Delivered {
+    let mut scans = ScanEvents::new(partner, update.tracking_number);
+    // Once a checkpoint says the parcel is going back, the later ones belong to the return leg.
+    let mut returning = false;
+    for checkpoint in &update.checkpoints {
+        returning |= checkpoint
+            .reading
+            .subtag
+            .is_some_and(|subtag| RETURN_SUBTAGS.contains(&subtag));
+        let source = history::source_event_id(update.tracking_number, &checkpoint.key);
+        scans.push(header(
+            source,
+            checkpoint.reading.at,
+            event_body(&checkpoint.reading, returning, None, None),
+        ));
+    }
+
+    // The latest checkpoint says the tracking's status when it has the same tag and subtag and
+    // both agree on whether the parcel is on its way back.
+    let newest_says_current = returning == update.return_to_sender
+        && update.checkpoints.last().is_some_and(|newest| {
+            newest.reading.tag == update.current.tag
+                && newest.reading.subtag == update.current.subtag
+        });
+    let mut current = None;
+    if newest_says_current {
+        if let Some(newest) = scans.newest_mut() {
+            match &mut newest.body {
+                EventBody::StatusChanged(change) => change.eta = update.eta,
+                EventBody::Delivered(delivery) => {
+                    delivery.pod.signed_by = update.signed_by.map(str::to_owned);
+                }
+                _ => {}
+            }
+        }
+    } else {
+        current = Some(header(
+            envelope.event_id.to_owned(),
+            update.current.at,
+            event_body(
+                &update.current,
+                update.return_to_sender,
+                update.eta,
+                update.signed_by,
+            ),
+        ));
+    }
+    Ok(scans.finish(current))
+}
+
+/// Subtags that start the return leg: "Returning to sender", "Returned to sender".
+const RETURN_SUBTAGS: [&str; 2] = ["Exception_010", "Exception_011"];
+
+/// A status change, or a delivery with its proof when the tag says delivered.
+fn event_body(
+    reading: &Reading<'_>,
+    return_to_sender: bool,
+    eta: Option<DateTime<Utc>>,
+    signed_by: Option<&str>,
+) -> EventBody {
+    let mapping = map_status(reading.tag, reading.subtag, return_to_sender);
+    let status_detail = mapping.detail.or(reading.subtag).map(str::to_owned);
+    let message = reading.message.map(str::to_owned);
+    if mapping.status == ShipmentStatus::Delivered {
         EventBody::Delivered(Delivery {
             status: ShipmentStatus::Delivered,
             status_detail,
-            location: update.location,
+            location: reading.location.clone(),
             message,
             pod: ProofOfDelivery {
-                signed_by: update.signed_by.map(str::to_owned),
-                delivered_at: update.occurred_at,
+                signed_by: signed_by.map(str::to_owned),
+                delivered_at: reading.at,
                 document_url: None,
             },
         })
@@ -213,29 +295,12 @@ pub(super) fn to_canonical(
             status_detail,
             raw_status: mapping
                 .keep_raw
-                .then(|| update.subtag.unwrap_or(update.tag).to_owned()),
-            location: update.location,
+                .then(|| reading.subtag.unwrap_or(reading.tag).to_owned()),
+            location: reading.location.clone(),
             message,
-            eta: update.eta,
+            eta,
         })
-    };
-
-    let event_id = envelope.event_id;
-    Ok(vec![CanonicalEvent {
-        schema: canonical::SCHEMA.to_owned(),
-        event_id: canonical::event_id(&webhook.partner, event_id, 0),
-        partner: webhook.partner.clone(),
-        source_event_id: event_id.to_owned(),
-        correlation_id: event_id.to_owned(),
-        occurred_at: update.occurred_at,
-        received_at: webhook.received_at,
-        shipment: ShipmentRef {
-            tracking_number: update.tracking_number.to_owned(),
-            carrier: update.carrier.map(str::to_owned),
-            reference: None,
-        },
-        body,
-    }])
+    }
 }
 
 /// What one event says, however AfterShip re-renders the rest of the Tracking on a retry
@@ -266,14 +331,29 @@ struct Envelope<'a> {
 struct TrackingUpdate<'a> {
     tracking_number: &'a str,
     carrier: Option<&'a str>,
-    tag: &'a str,
-    subtag: Option<&'a str>,
+    /// The tracking's tag, timed and placed by its latest checkpoint.
+    current: Reading<'a>,
     return_to_sender: bool,
     signed_by: Option<&'a str>,
-    occurred_at: DateTime<Utc>,
+    eta: Option<DateTime<Utc>>,
+    /// `checkpoints` in AfterShip's order (oldest first), without the untimed ones.
+    checkpoints: Vec<Checkpoint<'a>>,
+}
+
+/// A tag at a time and place: the tracking's, or one checkpoint's.
+struct Reading<'a> {
+    tag: &'a str,
+    subtag: Option<&'a str>,
+    at: DateTime<Utc>,
     location: Option<Location>,
     message: Option<&'a str>,
-    eta: Option<DateTime<Utc>>,
+}
+
+struct Checkpoint<'a> {
+    /// AfterShip's `hash` of the checkpoint (webhook version 2026-07 on), else our digest of
+    /// what the checkpoint says.
+    key: String,
+    reading: Reading<'a>,
 }
 
 fn read_envelope<'a>(root: &Fields<'a>) -> Result<Envelope<'a>, PartnerError> {
@@ -305,16 +385,23 @@ fn read_envelope<'a>(root: &Fields<'a>) -> Result<Envelope<'a>, PartnerError> {
 
     // AfterShip lists checkpoints oldest first. Their times are each carrier's local time, so
     // comparing them across time zones could misorder them; the list order is the reliable one.
-    let latest = msg.objects("checkpoints")?.pop();
-    let (checkpoint_time, location, message) = match &latest {
-        Some(checkpoint) => (
-            checkpoint.parsed("checkpoint_time", TIME_FORMATS, parse_time)?,
-            read_location(checkpoint)?,
-            checkpoint.text("message")?,
-        ),
-        None => (None, None, None),
-    };
-    let occurred_at = checkpoint_time.or(sent_at).ok_or_else(|| {
+    let listed = msg.objects("checkpoints")?;
+    let latest_listed = listed.len().checked_sub(1);
+    let mut checkpoints = Vec::with_capacity(listed.len());
+    let mut latest = None;
+    for (index, fields) in listed.iter().enumerate() {
+        let checkpoint = read_checkpoint(fields)?;
+        if Some(index) == latest_listed {
+            latest = Some((
+                checkpoint.as_ref().map(|c| c.reading.at),
+                read_location(fields)?,
+                fields.text("message")?,
+            ));
+        }
+        checkpoints.extend(checkpoint);
+    }
+    let (checkpoint_time, location, message) = latest.unwrap_or_default();
+    let at = checkpoint_time.or(sent_at).ok_or_else(|| {
         root.malformed(
             "no time for the event: the latest `msg.checkpoints[].checkpoint_time` and `ts` \
              are both missing",
@@ -327,16 +414,48 @@ fn read_envelope<'a>(root: &Fields<'a>) -> Result<Envelope<'a>, PartnerError> {
         update: Some(TrackingUpdate {
             tracking_number,
             carrier,
-            tag,
-            subtag,
+            current: Reading {
+                tag,
+                subtag,
+                at,
+                location,
+                message,
+            },
             return_to_sender,
             signed_by,
-            occurred_at,
-            location,
-            message,
             eta,
+            checkpoints,
         }),
     })
+}
+
+/// A checkpoint, or `None` when it has no time and so cannot be placed among the others. A
+/// checkpoint without a tag is still a scan: it becomes an exception, kept raw.
+fn read_checkpoint<'a>(fields: &Fields<'a>) -> Result<Option<Checkpoint<'a>>, PartnerError> {
+    let at = fields.parsed("checkpoint_time", TIME_FORMATS, parse_time)?;
+    let tag = fields.text("tag")?.unwrap_or("Unknown");
+    let subtag = fields.text("subtag")?;
+    let message = fields.text("message")?;
+    let location = read_location(fields)?;
+    let hash = fields.text("hash")?;
+    let Some(at) = at else { return Ok(None) };
+    let key = match hash {
+        Some(hash) => hash.to_owned(),
+        None => {
+            let [city, state, country, zip] = history::location_parts(location.as_ref());
+            history::scan_key(at, &[Some(tag), subtag, message, city, state, country, zip])
+        }
+    };
+    Ok(Some(Checkpoint {
+        key,
+        reading: Reading {
+            tag,
+            subtag,
+            at,
+            location,
+            message,
+        },
+    }))
 }
 
 /// `expected_delivery` (older webhook versions), else AfterShip's own estimate, which is an

@@ -1,13 +1,16 @@
 //! EasyPost adapter. EasyPost delivers `Event` objects; `tracker.created` and `tracker.updated`
-//! carry a Tracker in `result`, and each becomes one canonical event for the tracker's current
-//! status. Status words map through a table; a word we do not know becomes `exception`, never
-//! dropped.
+//! carry a Tracker in `result`. Each scan in the tracker's `tracking_details` becomes one
+//! canonical event named after the scan (so a scan repeated by later deliveries is the same
+//! event), the newest carrying the tracker's estimate and signer; the tracker's current status
+//! becomes an event of its own only when no scan says it. Status words map through a table; a
+//! word we do not know becomes `exception`, never dropped.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{DeliveryKey, PartnerError, printable_prefix};
+use super::history::{self, ScanEvents};
+use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
     self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
     ShipmentStatus, StatusChange,
@@ -95,52 +98,33 @@ pub(super) fn inspect(body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     })
 }
 
-pub(super) fn to_canonical(
+/// The tracker's scans (`tracking_details`), one event each, then its current status when the
+/// newest scan does not already say it. A `tracker.created` sent before EasyPost has the
+/// tracker (no `result`) has nothing to say yet: no events.
+pub(super) fn transform(
     webhook: &ReceivedWebhook,
     body: &[u8],
-) -> Result<Vec<CanonicalEvent>, PartnerError> {
+) -> Result<Transformed, PartnerError> {
     let root = parse_body(body)?;
     let event = read_event(&root)?;
-    let Some(update) = event.update else {
-        return Err(PartnerError::Unsupported {
-            format: FORMAT,
-            what: format!("event `{}`", printable_prefix(event.description)),
-        });
+    let update = match event.update {
+        Update::Tracker(update) => update,
+        Update::NotYet => return Ok(Transformed::default()),
+        Update::Other => {
+            return Err(PartnerError::Unsupported {
+                format: FORMAT,
+                what: format!("event `{}`", printable_prefix(event.description)),
+            });
+        }
     };
-
-    let mapping = map_status(update.status, update.status_detail, update.previous_status);
-    let status_detail = update.status_detail.map(str::to_owned);
-    let message = update.message.map(str::to_owned);
-    let body = if mapping.status == ShipmentStatus::Delivered {
-        EventBody::Delivered(Delivery {
-            status: ShipmentStatus::Delivered,
-            status_detail,
-            location: update.location,
-            message,
-            pod: ProofOfDelivery {
-                signed_by: update.signed_by.map(str::to_owned),
-                delivered_at: update.occurred_at,
-                document_url: None,
-            },
-        })
-    } else {
-        EventBody::StatusChanged(StatusChange {
-            status: mapping.status,
-            status_detail,
-            raw_status: mapping.keep_raw.then(|| update.status.to_owned()),
-            location: update.location,
-            message,
-            eta: update.eta,
-        })
-    };
-
-    Ok(vec![CanonicalEvent {
+    let partner = &webhook.partner;
+    let header = |source_event_id: String, occurred_at, body| CanonicalEvent {
         schema: canonical::SCHEMA.to_owned(),
-        event_id: canonical::event_id(&webhook.partner, event.id, 0),
-        partner: webhook.partner.clone(),
-        source_event_id: event.id.to_owned(),
+        event_id: canonical::event_id(partner, &source_event_id, 0),
+        partner: partner.clone(),
+        source_event_id,
         correlation_id: event.id.to_owned(),
-        occurred_at: update.occurred_at,
+        occurred_at,
         received_at: webhook.received_at,
         shipment: ShipmentRef {
             tracking_number: update.tracking_code.to_owned(),
@@ -148,7 +132,88 @@ pub(super) fn to_canonical(
             reference: None,
         },
         body,
-    }])
+    };
+
+    let mut scans = ScanEvents::new(partner, update.tracking_code);
+    let mut previous: Option<&str> = None;
+    for scan in &update.scans {
+        let mapping = map_status(scan.reading.status, scan.reading.status_detail, previous);
+        previous = Some(scan.reading.status);
+        let source = history::source_event_id(update.tracking_code, &scan.key);
+        scans.push(header(
+            source,
+            scan.reading.at,
+            event_body(mapping, &scan.reading, None, None),
+        ));
+    }
+
+    // The newest scan is the tracker's current state when it has the tracker's status: it gets
+    // what only the current state knows (the estimate, the signer). Otherwise the status comes
+    // as an event of its own, named after the delivery as before histories were read.
+    let newest_says_current = update
+        .scans
+        .last()
+        .is_some_and(|scan| scan.reading.status == update.current.status);
+    let mut current = None;
+    if newest_says_current {
+        if let Some(newest) = scans.newest_mut() {
+            enrich(&mut newest.body, update.eta, update.signed_by);
+        }
+    } else {
+        let mapping = map_status(
+            update.current.status,
+            update.current.status_detail,
+            update.previous_status,
+        );
+        current = Some(header(
+            event.id.to_owned(),
+            update.current.at,
+            event_body(mapping, &update.current, update.eta, update.signed_by),
+        ));
+    }
+    Ok(scans.finish(current))
+}
+
+/// A status change, or a delivery with its proof when the status is delivered.
+fn event_body(
+    mapping: StatusMapping,
+    reading: &Reading<'_>,
+    eta: Option<DateTime<Utc>>,
+    signed_by: Option<&str>,
+) -> EventBody {
+    let status_detail = reading.status_detail.map(str::to_owned);
+    let message = reading.message.map(str::to_owned);
+    if mapping.status == ShipmentStatus::Delivered {
+        EventBody::Delivered(Delivery {
+            status: ShipmentStatus::Delivered,
+            status_detail,
+            location: reading.location.clone(),
+            message,
+            pod: ProofOfDelivery {
+                signed_by: signed_by.map(str::to_owned),
+                delivered_at: reading.at,
+                document_url: None,
+            },
+        })
+    } else {
+        EventBody::StatusChanged(StatusChange {
+            status: mapping.status,
+            status_detail,
+            raw_status: mapping.keep_raw.then(|| reading.status.to_owned()),
+            location: reading.location.clone(),
+            message,
+            eta,
+        })
+    }
+}
+
+/// The current state's estimate and signer, on the scan that stands for it.
+fn enrich(body: &mut EventBody, eta: Option<DateTime<Utc>>, signed_by: Option<&str>) {
+    match body {
+        EventBody::StatusChanged(change) => change.eta = eta,
+        EventBody::Delivered(delivery) => delivery.pod.signed_by = signed_by.map(str::to_owned),
+        _ => {}
+    }
 }
 
 /// What must stay the same across EasyPost's retries of one Event. Retries rewrite the
@@ -191,29 +256,45 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, PartnerError> {
 struct Event<'a> {
     id: &'a str,
     description: &'a str,
-    /// Present for tracker events only.
-    update: Option<TrackerUpdate<'a>>,
+    update: Update<'a>,
 }
 
-/// The tracker's current state, with the time and place of its newest scan.
+enum Update<'a> {
+    /// A tracker event with its Tracker.
+    Tracker(Box<TrackerUpdate<'a>>),
+    /// A tracker event sent before EasyPost had the Tracker: `result` is absent.
+    NotYet,
+    /// Not a tracker event.
+    Other,
+}
+
+/// The tracker's current state and its scans.
 struct TrackerUpdate<'a> {
     tracking_code: &'a str,
     carrier: Option<&'a str>,
-    status: &'a str,
-    status_detail: Option<&'a str>,
+    /// The tracker's status, timed and placed by its newest scan.
+    current: Reading<'a>,
     previous_status: Option<&'a str>,
     signed_by: Option<&'a str>,
     eta: Option<DateTime<Utc>>,
-    occurred_at: DateTime<Utc>,
+    /// `tracking_details` by time, oldest first, without the untimed entries.
+    scans: Vec<Scan<'a>>,
+}
+
+/// A status at a time and place: the tracker's, or one scan's.
+struct Reading<'a> {
+    status: &'a str,
+    status_detail: Option<&'a str>,
+    at: DateTime<Utc>,
     location: Option<Location>,
     message: Option<&'a str>,
 }
 
-/// The newest entry of `tracking_details`.
+/// One entry of `tracking_details`.
 struct Scan<'a> {
-    at: DateTime<Utc>,
-    message: Option<&'a str>,
-    location: Option<Location>,
+    /// What names the scan in every delivery that repeats it (EasyPost gives scans no id).
+    key: String,
+    reading: Reading<'a>,
 }
 
 fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
@@ -225,7 +306,7 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
         return Ok(Event {
             id,
             description,
-            update: None,
+            update: Update::Other,
         });
     }
 
@@ -235,9 +316,14 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
     };
     let event_updated_at = event.time("updated_at")?;
     let event_created_at = event.time("created_at")?;
-    let tracker = event
-        .object("result")?
-        .ok_or_else(|| malformed("missing `result` (the Tracker)"))?;
+    let Some(tracker) = event.object("result")? else {
+        // EasyPost's `tracker.created` can come before the tracker exists (partners.md §2).
+        return Ok(Event {
+            id,
+            description,
+            update: Update::NotYet,
+        });
+    };
 
     let tracking_code = tracker.required_text("tracking_code")?;
     let status = tracker.required_text("status")?;
@@ -246,11 +332,11 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
     let signed_by = tracker.text("signed_by")?;
     let eta = tracker.time("est_delivery_date")?;
     let tracker_updated_at = tracker.time("updated_at")?;
-    let newest = newest_scan(&tracker)?;
+    let scans = read_scans(&tracker)?;
+    let newest_reading = scans.last().map(|scan| &scan.reading);
 
-    let occurred_at = newest
-        .as_ref()
-        .map(|scan| scan.at)
+    let at = newest_reading
+        .map(|reading| reading.at)
         .or(tracker_updated_at)
         .or(event_updated_at)
         .or(event_created_at)
@@ -260,33 +346,36 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
                  `result.updated_at`, `updated_at` and `created_at` are all missing",
             )
         })?;
-    let (location, message) = newest
-        .map(|scan| (scan.location, scan.message))
+    let (location, message) = newest_reading
+        .map(|reading| (reading.location.clone(), reading.message))
         .unwrap_or_default();
 
     Ok(Event {
         id,
         description,
-        update: Some(TrackerUpdate {
+        update: Update::Tracker(Box::new(TrackerUpdate {
             tracking_code,
             carrier,
-            status,
-            status_detail,
+            current: Reading {
+                status,
+                status_detail,
+                at,
+                location,
+                message,
+            },
             previous_status,
             signed_by,
             eta,
-            occurred_at,
-            location,
-            message,
-        }),
+            scans,
+        })),
     })
 }
 
-/// The scan with the latest `datetime`; of equal times the later entry wins, as EasyPost lists
-/// scans oldest first. Entries without a time cannot be placed and are skipped.
-fn newest_scan<'a>(tracker: &Obj<'a>) -> Result<Option<Scan<'a>>, PartnerError> {
+/// The scans of `tracking_details`, by time: EasyPost lists them oldest first, and of equal
+/// times the later listed stays later. Entries without a time cannot be placed and are skipped.
+fn read_scans<'a>(tracker: &Obj<'a>) -> Result<Vec<Scan<'a>>, PartnerError> {
     let list_path = tracker.path_of("tracking_details");
-    let mut newest: Option<Scan<'a>> = None;
+    let mut scans = Vec::new();
     for (index, item) in tracker.array("tracking_details")?.iter().enumerate() {
         let path = format!("{list_path}[{index}]");
         let Value::Object(map) = item else {
@@ -299,16 +388,39 @@ fn newest_scan<'a>(tracker: &Obj<'a>) -> Result<Option<Scan<'a>>, PartnerError> 
             Some(place) => read_location(&place)?,
             None => None,
         };
+        let status = detail.text("status")?;
+        let status_detail = detail.text("status_detail")?;
+        let carrier_code = detail.text("carrier_code")?;
         let Some(at) = at else { continue };
-        if newest.as_ref().is_none_or(|current| at >= current.at) {
-            newest = Some(Scan {
-                at,
+        // A scan without a status word is still a scan: it maps to `exception`, kept raw.
+        let status = status.unwrap_or("unknown");
+        let [city, state, country, zip] = history::location_parts(location.as_ref());
+        let key = history::scan_key(
+            at,
+            &[
+                Some(status),
+                status_detail,
+                carrier_code,
                 message,
+                city,
+                state,
+                country,
+                zip,
+            ],
+        );
+        scans.push(Scan {
+            key,
+            reading: Reading {
+                status,
+                status_detail,
+                at,
                 location,
-            });
-        }
+                message,
+            },
+        });
     }
-    Ok(newest)
+    scans.sort_by_key(|scan| scan.reading.at);
+    Ok(scans)
 }
 
 fn read_location(place: &Obj<'_>) -> Result<Option<Location>, PartnerError> {

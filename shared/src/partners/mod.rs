@@ -8,6 +8,7 @@ mod arbitrary_json;
 pub mod canonical_json;
 pub mod csv;
 pub mod easypost;
+mod history;
 mod json_fields;
 pub mod mapped_json;
 mod mapping;
@@ -193,8 +194,7 @@ impl Adapter {
         webhook: &ReceivedWebhook,
     ) -> Result<Vec<CanonicalEvent>, PartnerError> {
         match (&self.format, &self.options) {
-            (Format::EasyPost, FormatOptions::None) => to_canonical(self.format, webhook),
-            (Format::Shippo | Format::AfterShip, FormatOptions::None) => {
+            (Format::EasyPost | Format::Shippo | Format::AfterShip, FormatOptions::None) => {
                 to_canonical(self.format, webhook)
             }
             // A caller that wants every event it can get, and the bad rows apart, uses
@@ -232,19 +232,37 @@ impl Adapter {
             (Format::Csv, FormatOptions::Csv(options)) => {
                 csv::transform(options, webhook, &webhook_body(self.format, webhook)?)
             }
+            (Format::EasyPost | Format::Shippo | Format::AfterShip, FormatOptions::None) => {
+                transform_aggregator(self.format, webhook)
+            }
             _ => self.to_canonical(webhook).map(|events| Transformed {
                 events,
                 rejected: Vec::new(),
+                history: None,
             }),
         }
     }
 }
 
-/// What a webhook became: its events, and the records that could not be read.
+/// What a webhook became: its events, the records that could not be read, and which events
+/// stand for entries of a history the partner repeats in every delivery.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transformed {
     pub events: Vec<CanonicalEvent>,
     pub rejected: Vec<RejectedRow>,
+    pub history: Option<History>,
+}
+
+/// Events read from a shipment's scan history (EasyPost `tracking_details`, Shippo
+/// `tracking_history`, AfterShip `checkpoints`). The partner repeats the whole history in every
+/// delivery; only the entries not seen before are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// Where the shipment's seen entries are remembered: `<partner>#<tracking number>`.
+    pub scope: String,
+    /// The ids of the events that stand for history entries. An id depends only on its entry,
+    /// so an entry repeated by a later delivery has the same id.
+    pub entries: Vec<uuid::Uuid>,
 }
 
 /// A record of a multi-record body (a CSV row) that could not become an event.
@@ -328,13 +346,29 @@ pub fn to_canonical(
             reason: "webhook body is not valid base64".into(),
         })?;
     match format {
-        Format::EasyPost => easypost::to_canonical(webhook, &body),
+        Format::EasyPost | Format::Shippo | Format::AfterShip => {
+            transform_aggregator(format, webhook).map(|transformed| transformed.events)
+        }
         Format::Csv | Format::MappedJson | Format::Canonical => Err(PartnerError::Unconfigured {
             format: format.name(),
         }),
-        Format::Shippo => shippo::to_canonical(webhook, &body),
-        Format::AfterShip => aftership::to_canonical(webhook, &body),
         Format::X12 => x12::to_canonical(webhook, &body, &x12::Options::default()),
+    }
+}
+
+/// The aggregators' bodies carry a scan history besides the current status.
+fn transform_aggregator(
+    format: Format,
+    webhook: &ReceivedWebhook,
+) -> Result<Transformed, PartnerError> {
+    let body = webhook_body(format, webhook)?;
+    match format {
+        Format::EasyPost => easypost::transform(webhook, &body),
+        Format::Shippo => shippo::transform(webhook, &body),
+        Format::AfterShip => aftership::transform(webhook, &body),
+        _ => Err(PartnerError::Unconfigured {
+            format: format.name(),
+        }),
     }
 }
 

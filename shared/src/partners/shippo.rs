@@ -1,12 +1,15 @@
-//! Shippo adapter. Shippo posts `{event, test, data}`; for `track_updated`, `data` is a Track
-//! whose `tracking_status` (the newest scan) becomes one canonical event. Shippo sends no event
-//! id, so a delivery is named by its tracking number and scan (partners.md §0.4).
+//! Shippo adapter. Shippo posts `{event, test, data}`; for `track_updated`, `data` is a Track.
+//! Each of its scans (`tracking_history` and the current `tracking_status`) becomes one
+//! canonical event, named after what the scan says so that a scan repeated by later deliveries
+//! is the same event. Shippo sends no event id, so a delivery is named by its tracking number
+//! and current scan (partners.md §0.4).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound as _, Utc};
 use serde_json::Value;
 
+use super::history::{self, ScanEvents};
 use super::json_fields::{Fields, parse_object};
-use super::{DeliveryKey, PartnerError, printable_prefix};
+use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
     self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
     ShipmentStatus, StatusChange,
@@ -116,10 +119,13 @@ pub(super) fn inspect(body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     })
 }
 
-pub(super) fn to_canonical(
+/// Every scan of the Track (`tracking_history`, then `tracking_status`) becomes one event named
+/// after what the scan says, so the current status and the same scan in the history, in this
+/// delivery or a later one, are one event. The newest carries the Track's estimate.
+pub(super) fn transform(
     webhook: &ReceivedWebhook,
     body: &[u8],
-) -> Result<Vec<CanonicalEvent>, PartnerError> {
+) -> Result<Transformed, PartnerError> {
     let root = parse_object(FORMAT, body)?;
     let envelope = read_envelope(&Fields::root(FORMAT, &root))?;
     let Some(track) = envelope.track else {
@@ -129,49 +135,32 @@ pub(super) fn to_canonical(
         });
     };
 
-    let delivery_id = track.delivery_id();
-    let mapping = map_status(track.status, track.substatus);
-    let status_detail = track.substatus.map(str::to_owned);
-    let message = track.message.map(str::to_owned);
-    let body = if mapping.status == ShipmentStatus::Delivered {
-        EventBody::Delivered(Delivery {
-            status: ShipmentStatus::Delivered,
-            status_detail,
-            location: track.location,
-            message,
-            // Shippo's Track has no signer.
-            pod: ProofOfDelivery {
-                signed_by: None,
-                delivered_at: track.occurred_at,
-                document_url: None,
+    let partner = &webhook.partner;
+    let correlation_id = track.delivery_id();
+    let mut scans = ScanEvents::new(partner, track.tracking_number);
+    for scan in track.history.iter().chain([&track.current]) {
+        let source_event_id = history::source_event_id(track.tracking_number, &scan.key());
+        scans.push(CanonicalEvent {
+            schema: canonical::SCHEMA.to_owned(),
+            event_id: history::scan_event_id(partner, &source_event_id),
+            partner: partner.clone(),
+            source_event_id,
+            correlation_id: correlation_id.clone(),
+            occurred_at: scan.occurred_at,
+            received_at: webhook.received_at,
+            shipment: ShipmentRef {
+                tracking_number: track.tracking_number.to_owned(),
+                carrier: track.carrier.map(str::to_owned),
+                reference: None,
             },
-        })
-    } else {
-        EventBody::StatusChanged(StatusChange {
-            status: mapping.status,
-            status_detail,
-            raw_status: mapping.keep_raw.then(|| track.status.to_owned()),
-            location: track.location,
-            message,
-            eta: track.eta,
-        })
-    };
-
-    Ok(vec![CanonicalEvent {
-        schema: canonical::SCHEMA.to_owned(),
-        event_id: canonical::event_id(&webhook.partner, &delivery_id, 0),
-        partner: webhook.partner.clone(),
-        source_event_id: delivery_id.clone(),
-        correlation_id: delivery_id,
-        occurred_at: track.occurred_at,
-        received_at: webhook.received_at,
-        shipment: ShipmentRef {
-            tracking_number: track.tracking_number.to_owned(),
-            carrier: track.carrier.map(str::to_owned),
-            reference: None,
-        },
-        body,
-    }])
+            body: scan.event_body(),
+        });
+    }
+    if let Some(EventBody::StatusChanged(change)) = scans.newest_mut().map(|event| &mut event.body)
+    {
+        change.eta = track.eta;
+    }
+    Ok(scans.finish(None))
 }
 
 /// A scan is the same scan on every retry; hashing it (keys sorted by re-serialising) lets
@@ -193,17 +182,14 @@ struct Envelope<'a> {
     track: Option<TrackUpdate<'a>>,
 }
 
-/// The Track's current status.
+/// The Track: its current status and its history.
 struct TrackUpdate<'a> {
     tracking_number: &'a str,
     carrier: Option<&'a str>,
-    status: &'a str,
-    substatus: Option<&'a str>,
-    /// Shippo's id of the scan, when given.
-    scan_id: Option<&'a str>,
-    occurred_at: DateTime<Utc>,
-    location: Option<Location>,
-    message: Option<&'a str>,
+    /// `tracking_status`, the newest scan.
+    current: Scan<'a>,
+    /// `tracking_history` (oldest first) without the entries that carry no time.
+    history: Vec<Scan<'a>>,
     eta: Option<DateTime<Utc>>,
     tracking_status: &'a Value,
 }
@@ -211,13 +197,68 @@ struct TrackUpdate<'a> {
 impl TrackUpdate<'_> {
     /// `<tracking number>#<scan id>`, or the scan time when Shippo gives no scan id.
     fn delivery_id(&self) -> String {
-        let scan = match self.scan_id {
+        let scan = match self.current.scan_id {
             Some(id) => id.to_owned(),
             None => self
+                .current
                 .occurred_at
                 .to_rfc3339_opts(SecondsFormat::AutoSi, true),
         };
         format!("{}#{scan}", self.tracking_number)
+    }
+}
+
+/// One TrackingStatus: the current one or a history entry.
+struct Scan<'a> {
+    status: &'a str,
+    substatus: Option<&'a str>,
+    /// Shippo's id of the scan, when given.
+    scan_id: Option<&'a str>,
+    occurred_at: DateTime<Utc>,
+    location: Option<Location>,
+    message: Option<&'a str>,
+}
+
+impl Scan<'_> {
+    /// What names the scan in every delivery. Not Shippo's `object_id`: the same scan has one
+    /// id as `tracking_status` and another in `tracking_history`, its time a few milliseconds
+    /// apart (fixtures/partners/shippo-track-updated-test-webhook-delivered.json). So: the time
+    /// to the second, the status words and the place; not the free text, which Shippo rewrites.
+    fn key(&self) -> String {
+        let [city, state, country, zip] = history::location_parts(self.location.as_ref());
+        history::scan_key(
+            self.occurred_at.trunc_subsecs(0),
+            &[Some(self.status), self.substatus, city, state, country, zip],
+        )
+    }
+
+    fn event_body(&self) -> EventBody {
+        let mapping = map_status(self.status, self.substatus);
+        let status_detail = self.substatus.map(str::to_owned);
+        let message = self.message.map(str::to_owned);
+        if mapping.status == ShipmentStatus::Delivered {
+            EventBody::Delivered(Delivery {
+                status: ShipmentStatus::Delivered,
+                status_detail,
+                location: self.location.clone(),
+                message,
+                // Shippo's Track has no signer.
+                pod: ProofOfDelivery {
+                    signed_by: None,
+                    delivered_at: self.occurred_at,
+                    document_url: None,
+                },
+            })
+        } else {
+            EventBody::StatusChanged(StatusChange {
+                status: mapping.status,
+                status_detail,
+                raw_status: mapping.keep_raw.then(|| self.status.to_owned()),
+                location: self.location.clone(),
+                message,
+                eta: None,
+            })
+        }
     }
 }
 
@@ -238,8 +279,41 @@ fn read_envelope<'a>(root: &Fields<'a>) -> Result<Envelope<'a>, PartnerError> {
     let tracking_status = data
         .get("tracking_status")
         .ok_or_else(|| data.malformed("missing `data.tracking_status`"))?;
-    let scan = data.required_object("tracking_status")?;
-    let status = scan.required_text("status")?;
+    let current =
+        read_scan(&data.required_object("tracking_status")?, false)?.ok_or_else(|| {
+            data.malformed(
+                "no time for the scan: `data.tracking_status.status_date`, \
+             `object_updated` and `object_created` are all missing",
+            )
+        })?;
+    let mut history = Vec::new();
+    for entry in data.objects("tracking_history")? {
+        // An entry without a time cannot be placed among the others.
+        if let Some(scan) = read_scan(&entry, true)? {
+            history.push(scan);
+        }
+    }
+    Ok(Envelope {
+        event,
+        track: Some(TrackUpdate {
+            tracking_number,
+            carrier,
+            current,
+            history,
+            eta,
+            tracking_status,
+        }),
+    })
+}
+
+/// A TrackingStatus, or `None` when it has no time at all. A history entry without a status
+/// word is still a scan (`UNKNOWN`, which becomes an exception); the current status needs one.
+fn read_scan<'a>(scan: &Fields<'a>, in_history: bool) -> Result<Option<Scan<'a>>, PartnerError> {
+    let status = match scan.text("status")? {
+        Some(status) => status,
+        None if in_history => "UNKNOWN",
+        None => return Err(scan.malformed(format!("missing `{}`", scan.path_of("status")))),
+    };
     let substatus = match scan.object("substatus")? {
         Some(substatus) => substatus.text("code")?,
         None => None,
@@ -247,32 +321,21 @@ fn read_envelope<'a>(root: &Fields<'a>) -> Result<Envelope<'a>, PartnerError> {
     let occurred_at = scan
         .rfc3339("status_date")?
         .or(scan.rfc3339("object_updated")?)
-        .or(scan.rfc3339("object_created")?)
-        .ok_or_else(|| {
-            scan.malformed(
-                "no time for the scan: `data.tracking_status.status_date`, \
-                 `object_updated` and `object_created` are all missing",
-            )
-        })?;
+        .or(scan.rfc3339("object_created")?);
     let location = match scan.object("location")? {
         Some(place) => read_location(&place)?,
         None => None,
     };
-    Ok(Envelope {
-        event,
-        track: Some(TrackUpdate {
-            tracking_number,
-            carrier,
-            status,
-            substatus,
-            scan_id: scan.text("object_id")?,
-            occurred_at,
-            location,
-            message: scan.text("status_details")?,
-            eta,
-            tracking_status,
-        }),
-    })
+    let scan_id = scan.text("object_id")?;
+    let message = scan.text("status_details")?;
+    Ok(occurred_at.map(|occurred_at| Scan {
+        status,
+        substatus,
+        scan_id,
+        occurred_at,
+        location,
+        message,
+    }))
 }
 
 fn read_location(place: &Fields<'_>) -> Result<Option<Location>, PartnerError> {

@@ -36,10 +36,20 @@ fn transform(body: &Value) -> Result<Vec<CanonicalEvent>, PartnerError> {
     partners::to_canonical(Format::AfterShip, &webhook_for("aftership", &bytes))
 }
 
-fn only_event(body: &Value) -> CanonicalEvent {
+/// The event for the tracking's current tag: the last one, whether the latest checkpoint's
+/// event stands for it or it comes as an event of its own.
+fn current_event(body: &Value) -> CanonicalEvent {
     let mut events = transform(body).unwrap();
-    assert_eq!(events.len(), 1, "one event per AfterShip webhook");
-    events.remove(0)
+    events
+        .pop()
+        .expect("a tracking update has at least one canonical event")
+}
+
+fn transformed(body: &Value) -> Transformed {
+    let bytes = serde_json::to_vec(body).unwrap();
+    partners::Adapter::new(Format::AfterShip)
+        .transform(&webhook_for("aftership", &bytes))
+        .unwrap()
 }
 
 fn status_change(event: &CanonicalEvent) -> &StatusChange {
@@ -72,13 +82,23 @@ fn malformed_reason(error: PartnerError) -> String {
 }
 
 #[test]
-fn in_transit_fixture_becomes_one_in_transit_event() {
-    let event = only_event(&in_transit());
+fn in_transit_fixture_becomes_one_event_for_its_one_checkpoint() {
+    let events = transform(&in_transit()).unwrap();
+    assert_eq!(events.len(), 1, "the checkpoint says the tracking's tag");
+    let event = &events[0];
+    // The checkpoint carries no AfterShip `hash`: it is named by its time and a digest.
+    assert!(
+        event
+            .source_event_id
+            .starts_with("0000000000000000#2021-01-14T00:52:00Z#"),
+        "{}",
+        event.source_event_id
+    );
     let expected = CanonicalEvent {
         schema: canonical::SCHEMA.into(),
-        event_id: canonical::event_id("aftership", FIXTURE_EVENT_ID, 0),
+        event_id: canonical::event_id("aftership", &event.source_event_id, 0),
         partner: "aftership".into(),
-        source_event_id: FIXTURE_EVENT_ID.into(),
+        source_event_id: event.source_event_id.clone(),
         correlation_id: FIXTURE_EVENT_ID.into(),
         // The checkpoint's local time has no zone: read as UTC.
         occurred_at: time("2021-01-14T00:52:00Z"),
@@ -97,7 +117,115 @@ fn in_transit_fixture_becomes_one_in_transit_event() {
             eta: None,
         }),
     };
-    assert_eq!(event, expected);
+    assert_eq!(event, &expected);
+}
+
+#[test]
+fn checkpoints_are_history_named_by_aftership_hash_when_given() {
+    let transformed = transformed(&in_transit());
+    let history = transformed
+        .history
+        .clone()
+        .expect("checkpoints are history");
+    assert_eq!(history.scope, "aftership#0000000000000000");
+    assert_eq!(history.entries, vec![transformed.events[0].event_id]);
+
+    let mut body = in_transit();
+    body["msg"]["checkpoints"][0]["hash"] = json!("q9Fh2Kd8");
+    let event = current_event(&body);
+    assert_eq!(event.source_event_id, "0000000000000000#q9Fh2Kd8");
+    // The hash names the checkpoint whatever AfterShip rewrites in it.
+    body["msg"]["checkpoints"][0]["message"] = json!("Departed facility");
+    assert_eq!(current_event(&body).event_id, event.event_id);
+}
+
+#[test]
+fn a_later_delivery_repeats_the_checkpoints_with_the_same_ids() {
+    let earlier = transform(&in_transit()).unwrap();
+    let mut body = in_transit();
+    body["event_id"] = json!("5b1e0c4a-0000-4000-8000-000000000002");
+    body["msg"]["tag"] = json!("OutForDelivery");
+    body["msg"]["subtag"] = json!("OutForDelivery_001");
+    body["msg"]["expected_delivery"] = json!("2021-01-15T18:00:00");
+    body["msg"]["checkpoints"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "checkpoint_time": "2021-01-15T07:40:00",
+            "tag": "OutForDelivery",
+            "subtag": "OutForDelivery_001",
+            "message": "Out for Delivery",
+            "city": "BRONX",
+        }));
+    let later = transform(&body).unwrap();
+    assert_eq!(later.len(), 2);
+    assert_eq!(later[0].event_id, earlier[0].event_id);
+    assert_eq!(
+        later[0].correlation_id,
+        "5b1e0c4a-0000-4000-8000-000000000002"
+    );
+    assert_eq!(status_change(&later[0]).eta, None);
+    let newest = status_change(&later[1]);
+    assert_eq!(newest.status, ShipmentStatus::OutForDelivery);
+    assert_eq!(newest.eta, Some(time("2021-01-15T18:00:00Z")));
+}
+
+#[test]
+fn a_tag_no_checkpoint_says_comes_as_an_event_named_after_the_delivery() {
+    let transformed = transformed(&with_tag("Exception", Some("Exception_003"), false));
+    assert_eq!(transformed.events.len(), 2);
+    let current = &transformed.events[1];
+    assert_eq!(current.source_event_id, FIXTURE_EVENT_ID);
+    assert_eq!(
+        current.event_id,
+        canonical::event_id("aftership", FIXTURE_EVENT_ID, 0)
+    );
+    let history = transformed.history.unwrap();
+    assert_eq!(history.entries, vec![transformed.events[0].event_id]);
+}
+
+#[test]
+fn checkpoints_after_the_return_starts_belong_to_the_return_leg() {
+    let mut body = with_tag("Delivered", Some("Delivered_001"), true);
+    let checkpoints = body["msg"]["checkpoints"].as_array_mut().unwrap();
+    checkpoints.push(json!({
+        "checkpoint_time": "2021-01-16T09:00:00",
+        "tag": "Exception",
+        "subtag": "Exception_010",
+        "message": "Returning to sender",
+    }));
+    checkpoints.push(json!({
+        "checkpoint_time": "2021-01-19T11:00:00",
+        "tag": "Delivered",
+        "subtag": "Delivered_001",
+        "message": "Delivered to sender",
+    }));
+    let events = transform(&body).unwrap();
+    let statuses: Vec<_> = events.iter().map(|e| status_change(e).status).collect();
+    assert_eq!(
+        statuses,
+        [
+            ShipmentStatus::InTransit,
+            ShipmentStatus::Returned,
+            ShipmentStatus::Returned
+        ]
+    );
+    assert_eq!(
+        status_change(&events[2]).raw_status.as_deref(),
+        Some("Delivered_001")
+    );
+}
+
+#[test]
+fn checkpoints_without_a_time_are_skipped() {
+    let mut body = in_transit();
+    body["msg"]["checkpoints"].as_array_mut().unwrap().insert(
+        0,
+        json!({"tag": "InfoReceived", "message": "Label created"}),
+    );
+    let transformed = transformed(&body);
+    assert_eq!(transformed.events.len(), 1);
+    assert_eq!(transformed.history.unwrap().entries.len(), 1);
 }
 
 #[test]
@@ -398,7 +526,7 @@ fn status_table_maps_every_aftership_tag() {
 #[test]
 fn every_mapping_reaches_the_canonical_event_with_its_detail_and_raw_word() {
     for (tag, subtag, return_to_sender, status, detail, raw) in expected_mappings() {
-        let event = only_event(&with_tag(tag, subtag, return_to_sender));
+        let event = current_event(&with_tag(tag, subtag, return_to_sender));
         let case = format!("{tag} / {subtag:?} / return {return_to_sender}");
         match &event.body {
             EventBody::Delivered(delivery) => {
@@ -420,7 +548,7 @@ fn every_mapping_reaches_the_canonical_event_with_its_detail_and_raw_word() {
 fn delivered_tracking_carries_the_signer_as_proof() {
     let mut body = with_tag("Delivered", Some("Delivered_003"), false);
     body["msg"]["signed_by"] = json!("J. DOE");
-    let event = only_event(&body);
+    let event = current_event(&body);
     let EventBody::Delivered(delivery) = &event.body else {
         panic!("expected a delivery, got {:?}", event.body);
     };
@@ -428,7 +556,7 @@ fn delivered_tracking_carries_the_signer_as_proof() {
     assert_eq!(delivery.pod.delivered_at, time("2021-01-14T00:52:00Z"));
     assert_eq!(delivery.pod.delivered_at, event.occurred_at);
     body["msg"]["signed_by"] = json!("");
-    let event = only_event(&body);
+    let event = current_event(&body);
     let EventBody::Delivered(delivery) = &event.body else {
         panic!("expected a delivery");
     };
@@ -460,7 +588,10 @@ fn aftership_times_are_read_with_or_without_a_zone() {
 fn checkpoint_offsets_are_honoured() {
     let mut body = in_transit();
     body["msg"]["checkpoints"][0]["checkpoint_time"] = json!("2021-01-14T00:52:00-06:00");
-    assert_eq!(only_event(&body).occurred_at, time("2021-01-14T06:52:00Z"));
+    assert_eq!(
+        current_event(&body).occurred_at,
+        time("2021-01-14T06:52:00Z")
+    );
 }
 
 #[test]
@@ -478,7 +609,7 @@ fn the_last_checkpoint_listed_is_the_latest_whatever_its_local_time() {
             "postal_code": "98101",
             "country_region": "USA",
         }));
-    let event = only_event(&body);
+    let event = current_event(&body);
     assert_eq!(event.occurred_at, time("2021-01-13T22:10:00Z"));
     let change = status_change(&event);
     assert_eq!(
@@ -503,7 +634,7 @@ fn older_location_field_names_are_read_too() {
     checkpoint["zip"] = json!("10451");
     checkpoint["country_iso3"] = json!("USA");
     checkpoint["city"] = json!("BRONX");
-    let change_location = status_change(&only_event(&body)).location.clone();
+    let change_location = status_change(&current_event(&body)).location.clone();
     assert_eq!(
         change_location,
         Some(Location {
@@ -519,10 +650,16 @@ fn older_location_field_names_are_read_too() {
 fn event_time_falls_back_to_ts_and_is_required() {
     let mut body = in_transit();
     body["msg"]["checkpoints"][0]["checkpoint_time"] = Value::Null;
-    assert_eq!(only_event(&body).occurred_at, time("2024-04-10T09:34:56Z"));
+    assert_eq!(
+        current_event(&body).occurred_at,
+        time("2024-04-10T09:34:56Z")
+    );
     body["msg"]["checkpoints"] = json!([]);
-    assert_eq!(only_event(&body).occurred_at, time("2024-04-10T09:34:56Z"));
-    let change = status_change(&only_event(&body)).clone();
+    assert_eq!(
+        current_event(&body).occurred_at,
+        time("2024-04-10T09:34:56Z")
+    );
+    let change = status_change(&current_event(&body)).clone();
     assert_eq!((change.location, change.message), (None, None));
     body.as_object_mut().unwrap().remove("ts");
     let reason = malformed_reason(transform(&body).unwrap_err());
@@ -537,17 +674,17 @@ fn eta_comes_from_expected_delivery_then_aftership_estimate() {
         "confidence_code": null,
     });
     assert_eq!(
-        status_change(&only_event(&body)).eta,
+        status_change(&current_event(&body)).eta,
         Some(time("2021-01-18T00:00:00Z"))
     );
     body["msg"]["aftership_estimated_delivery_date"] = json!("2021-01-19");
     assert_eq!(
-        status_change(&only_event(&body)).eta,
+        status_change(&current_event(&body)).eta,
         Some(time("2021-01-19T00:00:00Z"))
     );
     body["msg"]["expected_delivery"] = json!("2021-01-17T18:00:00+01:00");
     assert_eq!(
-        status_change(&only_event(&body)).eta,
+        status_change(&current_event(&body)).eta,
         Some(time("2021-01-17T17:00:00Z"))
     );
 }
@@ -704,7 +841,7 @@ fn transforming_twice_gives_identical_events_and_ids_depend_on_the_partner() {
     .unwrap();
     assert_eq!(
         other[0].event_id,
-        canonical::event_id("aftership-eu", FIXTURE_EVENT_ID, 0)
+        canonical::event_id("aftership-eu", &first[0].source_event_id, 0)
     );
     assert_ne!(other[0].event_id, first[0].event_id);
 }
@@ -778,10 +915,12 @@ fn demo_samples_transform_as_documented() {
         let key = partners::inspect(Format::AfterShip, &body).unwrap();
         let events =
             partners::to_canonical(Format::AfterShip, &webhook_for("aftership", &body)).unwrap();
-        assert_eq!(events.len(), 1, "{}", path.display());
-        assert_eq!(
-            key.delivery_id.as_deref(),
-            Some(events[0].source_event_id.as_str())
+        assert!(!events.is_empty(), "{}", path.display());
+        let delivery_id = key.delivery_id.unwrap();
+        assert!(
+            events
+                .iter()
+                .all(|event| event.correlation_id == delivery_id)
         );
     }
     assert_eq!(
@@ -797,11 +936,13 @@ fn demo_samples_transform_as_documented() {
         ),
     )
     .unwrap();
-    let event = &events[0];
     assert_eq!(
-        event.source_event_id,
-        "3f1c9a52-7d4e-4b8a-9e21-6c0d5b7a8f13"
+        events.len(),
+        2,
+        "two checkpoints, the latest says delivered"
     );
+    let event = &events[1];
+    assert_eq!(event.correlation_id, "3f1c9a52-7d4e-4b8a-9e21-6c0d5b7a8f13");
     assert_eq!(event.shipment.tracking_number, "773302011234");
     assert_eq!(event.shipment.carrier.as_deref(), Some("fedex"));
     assert_eq!(event.occurred_at, time("2026-11-26T16:14:00Z"));
@@ -878,7 +1019,7 @@ proptest! {
         let transformed = partners::to_canonical(Format::AfterShip, &webhook_for("aftership", &bytes));
         prop_assert_eq!(inspected.is_ok(), transformed.is_ok());
         if let Ok(events) = transformed {
-            prop_assert_eq!(events.len(), 1);
+            prop_assert!(!events.is_empty());
         }
     }
 

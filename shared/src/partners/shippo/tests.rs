@@ -35,10 +35,18 @@ fn transform(body: &Value) -> Result<Vec<CanonicalEvent>, PartnerError> {
     partners::to_canonical(Format::Shippo, &webhook_for("shippo", &bytes))
 }
 
+/// The event of a Track whose history is empty: its current scan's.
 fn only_event(body: &Value) -> CanonicalEvent {
     let mut events = transform(body).unwrap();
-    assert_eq!(events.len(), 1, "one event per Shippo webhook");
+    assert_eq!(events.len(), 1, "one event per scan");
     events.remove(0)
+}
+
+fn transformed(body: &Value) -> Transformed {
+    let bytes = serde_json::to_vec(body).unwrap();
+    partners::Adapter::new(Format::Shippo)
+        .transform(&webhook_for("shippo", &bytes))
+        .unwrap()
 }
 
 fn status_change(event: &CanonicalEvent) -> &StatusChange {
@@ -52,9 +60,16 @@ fn delivered() -> Value {
     serde_json::from_str(DELIVERED).unwrap()
 }
 
-/// The fixture with its current scan set to `status` / `substatus`.
-fn with_status(status: &str, substatus: Option<&str>) -> Value {
+/// The fixture with an empty `tracking_history`: only the current scan.
+fn current_only() -> Value {
     let mut body = delivered();
+    body["data"]["tracking_history"] = json!([]);
+    body
+}
+
+/// The fixture's current scan alone, set to `status` / `substatus`.
+fn with_status(status: &str, substatus: Option<&str>) -> Value {
+    let mut body = current_only();
     body["data"]["tracking_status"]["status"] = json!(status);
     body["data"]["tracking_status"]["substatus"] = match substatus {
         Some(code) => json!({"code": code, "text": "", "action_required": false}),
@@ -83,16 +98,56 @@ fn chicago() -> Location {
 }
 
 #[test]
-fn delivered_fixture_becomes_one_delivery_with_the_top_level_carrier() {
-    let event = only_event(&delivered());
-    let id = "SHIPPO_DELIVERED#2d3d646335e449a8b0308f798970d045";
+fn delivered_fixture_becomes_one_event_per_scan_with_the_top_level_carrier() {
+    let events = transform(&delivered()).unwrap();
+    let delivery_id = "SHIPPO_DELIVERED#2d3d646335e449a8b0308f798970d045";
+    // The history's four scans; the current scan is the history's last one, 2 ms apart.
+    let scans = [
+        (
+            "2020-03-08T01:29:06.473Z",
+            ShipmentStatus::Exception,
+            Some("UNKNOWN"),
+        ),
+        ("2020-03-09T03:34:06.473Z", ShipmentStatus::InTransit, None),
+        (
+            "2020-03-10T05:39:06.473Z",
+            ShipmentStatus::Exception,
+            Some("FAILURE"),
+        ),
+    ];
+    assert_eq!(events.len(), 4);
+    for (event, (at, status, raw)) in events.iter().zip(scans) {
+        let second = &at[..19];
+        assert!(
+            event
+                .source_event_id
+                .starts_with(&format!("SHIPPO_DELIVERED#{second}Z#")),
+            "{}",
+            event.source_event_id
+        );
+        assert_eq!(event.occurred_at, time(at));
+        assert_eq!(event.correlation_id, delivery_id);
+        let change = status_change(event);
+        assert_eq!(change.status, status, "{at}");
+        assert_eq!(change.raw_status.as_deref(), raw, "{at}");
+        assert_eq!(change.eta, None, "{at}");
+    }
+
+    let event = &events[3];
+    assert!(
+        event
+            .source_event_id
+            .starts_with("SHIPPO_DELIVERED#2020-03-11T07:44:06Z#"),
+        "{}",
+        event.source_event_id
+    );
     let expected = CanonicalEvent {
         schema: canonical::SCHEMA.into(),
-        event_id: canonical::event_id("shippo", id, 0),
+        event_id: canonical::event_id("shippo", &event.source_event_id, 0),
         partner: "shippo".into(),
-        source_event_id: id.into(),
-        correlation_id: id.into(),
-        occurred_at: time("2020-03-11T07:44:06.471Z"),
+        source_event_id: event.source_event_id.clone(),
+        correlation_id: delivery_id.into(),
+        occurred_at: time("2020-03-11T07:44:06.473Z"),
         received_at: time("2020-03-12T09:49:07Z"),
         shipment: ShipmentRef {
             tracking_number: "SHIPPO_DELIVERED".into(),
@@ -107,13 +162,106 @@ fn delivered_fixture_becomes_one_delivery_with_the_top_level_carrier() {
             message: Some("Your shipment has been delivered.".into()),
             pod: ProofOfDelivery {
                 signed_by: None,
-                delivered_at: time("2020-03-11T07:44:06.471Z"),
+                delivered_at: time("2020-03-11T07:44:06.473Z"),
                 document_url: None,
             },
         }),
     };
-    assert_eq!(event, expected);
+    assert_eq!(event, &expected);
     assert_eq!(event.event_type(), "shipment.delivered");
+}
+
+#[test]
+fn every_scan_is_history_and_the_current_scan_is_named_like_its_history_entry() {
+    let transformed = transformed(&delivered());
+    let history = transformed.history.clone().expect("scans are history");
+    assert_eq!(history.scope, "shippo#SHIPPO_DELIVERED");
+    let ids: Vec<_> = transformed.events.iter().map(|e| e.event_id).collect();
+    assert_eq!(history.entries, ids);
+
+    // The delivery before this one had no history yet: its current scan is the same event as
+    // the history's last entry here.
+    let alone = transformed_ids(&current_only());
+    assert_eq!(alone, vec![ids[3]]);
+}
+
+fn transformed_ids(body: &Value) -> Vec<uuid::Uuid> {
+    transform(body)
+        .unwrap()
+        .iter()
+        .map(|event| event.event_id)
+        .collect()
+}
+
+#[test]
+fn scans_are_named_by_second_status_and_place_not_by_shippo_id_or_text() {
+    let base = transformed_ids(&current_only());
+    let renamed = |edit: &dyn Fn(&mut Value)| {
+        let mut body = current_only();
+        edit(&mut body["data"]["tracking_status"]);
+        transformed_ids(&body)
+    };
+    assert_eq!(renamed(&|scan| scan["object_id"] = json!("other")), base);
+    assert_eq!(
+        renamed(&|scan| scan["status_details"] = json!("Delivered.")),
+        base
+    );
+    assert_eq!(
+        renamed(&|scan| scan["status_date"] = json!("2020-03-11T07:44:06.999Z")),
+        base
+    );
+    assert_ne!(
+        renamed(&|scan| scan["status_date"] = json!("2020-03-11T07:44:07Z")),
+        base
+    );
+    assert_ne!(renamed(&|scan| scan["status"] = json!("RETURNED")), base);
+    assert_ne!(
+        renamed(&|scan| scan["location"]["zip"] = json!("60612")),
+        base
+    );
+    assert_ne!(
+        renamed(&|scan| scan["substatus"] = json!({"code": "delivered"})),
+        base
+    );
+}
+
+#[test]
+fn the_newest_scan_carries_the_estimate() {
+    let mut body = delivered();
+    body["data"]["tracking_status"] = body["data"]["tracking_history"][1].clone();
+    body["data"]["eta"] = json!("2020-03-12T18:00:00Z");
+    let events = transform(&body).unwrap();
+    assert_eq!(events.len(), 4);
+    // The current scan is the history's second; the newest is still the delivery.
+    assert!(events.iter().all(|event| match &event.body {
+        EventBody::StatusChanged(change) => change.eta.is_none(),
+        _ => true,
+    }));
+    body["data"]["tracking_history"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(2);
+    let events = transform(&body).unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        status_change(&events[1]).eta,
+        Some(time("2020-03-12T18:00:00Z"))
+    );
+    assert_eq!(status_change(&events[0]).eta, None);
+}
+
+#[test]
+fn history_entries_without_a_time_are_skipped_and_without_a_status_are_unknown() {
+    let mut body = delivered();
+    let history = body["data"]["tracking_history"].as_array_mut().unwrap();
+    history[0]["status_date"] = Value::Null;
+    history[0]["object_created"] = Value::Null;
+    history[1]["status"] = Value::Null;
+    let events = transform(&body).unwrap();
+    assert_eq!(events.len(), 3);
+    let change = status_change(&events[0]);
+    assert_eq!(change.status, ShipmentStatus::Exception);
+    assert_eq!(change.raw_status.as_deref(), Some("UNKNOWN"));
 }
 
 #[test]
@@ -148,20 +296,23 @@ fn a_retry_with_other_envelope_details_is_the_same_delivery() {
 
 #[test]
 fn without_a_scan_id_the_delivery_is_named_by_the_scan_time() {
-    let mut body = delivered();
+    let mut body = current_only();
     body["data"]["tracking_status"]["object_id"] = Value::Null;
     let bytes = serde_json::to_vec(&body).unwrap();
     let key = partners::inspect(Format::Shippo, &bytes).unwrap();
     let id = "SHIPPO_DELIVERED#2020-03-11T07:44:06.471Z";
     assert_eq!(key.delivery_id.as_deref(), Some(id));
     let event = only_event(&body);
-    assert_eq!(event.source_event_id, id);
-    assert_eq!(event.event_id, canonical::event_id("shippo", id, 0));
+    assert_eq!(event.correlation_id, id);
+    assert_eq!(
+        event.event_id,
+        canonical::event_id("shippo", &event.source_event_id, 0)
+    );
 }
 
 #[test]
 fn carrier_comes_from_the_track_first_then_the_envelope() {
-    let mut body = delivered();
+    let mut body = current_only();
     body["data"]["carrier"] = json!("usps");
     assert_eq!(only_event(&body).shipment.carrier.as_deref(), Some("usps"));
     body["data"]["carrier"] = Value::Null;
@@ -303,7 +454,7 @@ fn out_for_delivery_without_substatus_stays_in_transit_with_the_text_kept() {
 
 #[test]
 fn scan_time_falls_back_from_status_date_to_the_object_times() {
-    let mut body = delivered();
+    let mut body = current_only();
     body["data"]["tracking_status"]["status_date"] = Value::Null;
     assert_eq!(
         only_event(&body).occurred_at,
@@ -537,10 +688,12 @@ fn demo_samples_transform_as_documented() {
         let body = std::fs::read(path).unwrap();
         let key = partners::inspect(Format::Shippo, &body).unwrap();
         let events = partners::to_canonical(Format::Shippo, &webhook_for("shippo", &body)).unwrap();
-        assert_eq!(events.len(), 1, "{}", path.display());
-        assert_eq!(
-            key.delivery_id.as_deref(),
-            Some(events[0].source_event_id.as_str())
+        assert!(!events.is_empty(), "{}", path.display());
+        let delivery_id = key.delivery_id.unwrap();
+        assert!(
+            events
+                .iter()
+                .all(|event| event.correlation_id == delivery_id)
         );
     }
     let read = |name: &str| {
@@ -564,7 +717,7 @@ fn demo_samples_transform_as_documented() {
         ),
     )
     .unwrap();
-    let event = &events[0];
+    let event = events.last().unwrap();
     assert_eq!(event.shipment.tracking_number, "9205590164917312751089");
     assert_eq!(event.shipment.carrier.as_deref(), Some("usps"));
     assert_eq!(event.occurred_at, time("2026-11-26T13:02:00Z"));
@@ -581,6 +734,7 @@ fn demo_samples_transform_as_documented() {
         ),
     )
     .unwrap();
+    assert_eq!(events.len(), 1, "no history yet: the current scan alone");
     let event = &events[0];
     assert_eq!(event.shipment.tracking_number, "1Z999AA10123456784");
     assert_eq!(event.shipment.carrier.as_deref(), Some("ups"));
@@ -642,8 +796,11 @@ proptest! {
         let transformed = partners::to_canonical(Format::Shippo, &webhook_for("shippo", &bytes));
         prop_assert_eq!(inspected.is_ok(), transformed.is_ok());
         if let (Ok(key), Ok(events)) = (inspected, transformed) {
-            prop_assert_eq!(events.len(), 1);
-            prop_assert_eq!(key.delivery_id.as_deref(), Some(events[0].source_event_id.as_str()));
+            // At least the current scan, every event correlated with the delivery.
+            prop_assert!(!events.is_empty());
+            for event in &events {
+                prop_assert_eq!(key.delivery_id.as_deref(), Some(event.correlation_id.as_str()));
+            }
         }
     }
 
