@@ -47,7 +47,7 @@ impl Partner {
 
     /// Only Secrets Manager values change under a running function; `env:` and literal ones
     /// are fixed for the life of the process.
-    pub fn has_rotating_secret(&self) -> bool {
+    fn has_rotating_secret(&self) -> bool {
         self.references
             .iter()
             .any(|r| matches!(r, SecretRef::SecretsManager(_)))
