@@ -2,6 +2,7 @@
 //! secret references (`env:NAME`, `secretsmanager:<arn>`, or a literal for local use).
 
 use std::fmt;
+use std::future::Future;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -207,6 +208,28 @@ pub fn resolve_local(reference: &SecretRef) -> Result<Secret, ConfigError> {
             reference: reference.describe(),
             message: "Secrets Manager references need the AWS resolver".into(),
         }),
+    }
+}
+
+/// Re-reads a secret that may have been rotated since it was first resolved. Ingress asks it
+/// after a signature mismatch; an implementation decides how often it really goes to the source
+/// (the Secrets Manager resolver: at most once a minute per secret). Errors name the reference,
+/// never the value.
+pub trait SecretRefresher: Send + Sync {
+    fn refresh(
+        &self,
+        reference: &SecretRef,
+    ) -> impl Future<Output = Result<Secret, ConfigError>> + Send;
+}
+
+/// The local chain's refresher: `env:` and literal references are resolved again, as at start;
+/// `secretsmanager:` ones fail as they do in [`resolve_local`], so the secrets in use stay.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalSecrets;
+
+impl SecretRefresher for LocalSecrets {
+    async fn refresh(&self, reference: &SecretRef) -> Result<Secret, ConfigError> {
+        resolve_local(reference)
     }
 }
 

@@ -672,3 +672,111 @@ async fn missing_secret_is_an_error_naming_the_reference() {
     assert_eq!(reference, format!("secretsmanager:{name}"));
     assert!(message.contains("ResourceNotFound"), "{message}");
 }
+
+/// A partner rotates its secret in Secrets Manager (PutSecretValue) while ingress stays warm.
+/// The refresh interval is shortened for the test only; production keeps the minute.
+#[tokio::test]
+async fn warm_ingress_accepts_a_secret_rotated_in_secrets_manager_after_the_refresh_interval() {
+    use aws_lambda_events::http::{HeaderMap, HeaderValue};
+    use freightbridge::bus::memory::MemoryBus;
+    use freightbridge::config::{PartnersFile, Secret};
+    use freightbridge::signature::{EASYPOST_SIGNATURE, Scheme, sign};
+    use webhook_ingress::{Ingress, resolve_registry};
+
+    const INTERVAL: std::time::Duration = std::time::Duration::from_secs(3);
+    const BODY: &str =
+        include_str!("../../events/partners/easypost-tracker-updated-in-transit.json");
+    let client = moto().secretsmanager();
+    let mut arns = Vec::new();
+    for (name, value) in [
+        ("ep-current", "ep-secret-1"),
+        ("ep-previous", "ep-secret-0"),
+    ] {
+        let created = client
+            .create_secret()
+            .name(unique_name(name))
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+        arns.push(created.arn.unwrap());
+    }
+    let partners = PartnersFile::parse(&format!(
+        "[[partner]]\nid = \"easypost\"\nformat = \"easypost\"\n[partner.signature]\n\
+         scheme = \"easypost\"\nsecrets = [\"secretsmanager:{}\", \"secretsmanager:{}\"]\n",
+        arns[0], arns[1]
+    ))
+    .unwrap();
+    // The cold start, as `main` does it.
+    let resolver = SecretsResolver::with_refresh_interval(client.clone(), INTERVAL);
+    let registry = resolve_registry(&partners, &resolver).await.unwrap();
+    let ingress = Ingress::new(
+        Arc::new(registry),
+        Idempotency::new(Arc::new(MemoryStore::new()), Policy::default()),
+        Arc::new(MemoryBus::new()),
+    )
+    .with_refresher(resolver);
+
+    // The partner rotates: the new secret becomes current, the old one previous.
+    for (arn, value) in arns.iter().zip(["ep-secret-2", "ep-secret-1"]) {
+        client
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let signed_with = |secret: &str| {
+        let (_, signature) = sign(
+            &Scheme::EasyPost,
+            &Secret::new(secret),
+            BODY.as_bytes(),
+            now,
+            "m",
+        )
+        .unwrap()
+        .remove(0);
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert(
+            EASYPOST_SIGNATURE,
+            HeaderValue::try_from(signature).unwrap(),
+        );
+        headers
+    };
+    let deliver = |headers: HeaderMap| {
+        let ingress = &ingress;
+        async move {
+            ingress
+                .handle(
+                    "easypost",
+                    &headers,
+                    None,
+                    BODY.as_bytes(),
+                    now,
+                    now + Span::seconds(10),
+                )
+                .await
+                .status
+        }
+    };
+
+    assert_eq!(
+        deliver(signed_with("ep-secret-2")).await,
+        401,
+        "read less than the interval ago"
+    );
+    tokio::time::sleep(INTERVAL).await;
+    assert_eq!(
+        deliver(signed_with("ep-secret-2")).await,
+        202,
+        "re-read, without a cold start"
+    );
+    assert_eq!(
+        deliver(signed_with("ep-secret-0")).await,
+        401,
+        "rotated out"
+    );
+}

@@ -1,7 +1,9 @@
 //! webhook-ingress: `POST /webhooks/{partner}` behind API Gateway (HTTP API, payload v2).
 //! Verify and inspect the request (shared `ingress`), dedupe the delivery durably, publish it on
 //! the bus, and answer with DESIGN §3.1's status table. A failed hand-off releases the dedupe
-//! record and answers 503 so the partner's retry is accepted.
+//! record and answers 503 so the partner's retry is accepted. A signature mismatch has the
+//! partner's Secrets Manager secrets re-read (at most once a minute each), so a warm function
+//! follows a rotation without a cold start.
 
 use std::sync::Arc;
 
@@ -10,7 +12,11 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
 use freightbridge::bus::{BusEvent, EventBus};
+use freightbridge::config::{
+    ConfigError, LocalSecrets, PartnersFile, Secret, SecretRef, SecretRefresher,
+};
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore};
 use freightbridge::ingress::{Accepted, Registry};
 use freightbridge::webhook::{self, ReceivedWebhook, WebhookBody};
@@ -39,22 +45,41 @@ impl Reply {
     }
 }
 
-/// The ingress handler, generic over its store and bus.
-pub struct Ingress<S, B> {
+/// The ingress handler, generic over its store, its bus and where rotated secrets are re-read.
+pub struct Ingress<S, B, R = LocalSecrets> {
     registry: Arc<Registry>,
     idempotency: Idempotency<S>,
     bus: B,
+    secrets: R,
 }
 
 impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
+    /// An ingress whose secrets come from the environment or the partners file (the local
+    /// chain): they cannot change while it runs.
     pub fn new(registry: Arc<Registry>, idempotency: Idempotency<S>, bus: B) -> Self {
         Self {
             registry,
             idempotency,
             bus,
+            secrets: LocalSecrets,
         }
     }
+}
 
+impl<S, B, R> Ingress<S, B, R> {
+    /// Re-read a partner's secrets through `secrets` when a signature does not match (in AWS
+    /// the resolver that read them at cold start, which keeps its once-a-minute limit).
+    pub fn with_refresher<T: SecretRefresher>(self, secrets: T) -> Ingress<S, B, T> {
+        Ingress {
+            registry: self.registry,
+            idempotency: self.idempotency,
+            bus: self.bus,
+            secrets,
+        }
+    }
+}
+
+impl<S: IdempotencyStore, B: EventBus, R: SecretRefresher> Ingress<S, B, R> {
     /// Handle one webhook. `query` is the raw query string (a `query-token` partner's token
     /// is in it, so it is never logged). `lock_until` bounds how long this attempt holds the
     /// delivery's key (the Lambda deadline).
@@ -67,7 +92,11 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
         now: DateTime<Utc>,
         lock_until: DateTime<Utc>,
     ) -> Reply {
-        let accepted = match self.registry.evaluate(partner, headers, query, body, now) {
+        let evaluated = self
+            .registry
+            .evaluate_refreshing(&self.secrets, partner, headers, query, body, now)
+            .await;
+        let accepted = match evaluated {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 // The precise reason stays in our logs; the partner only gets the code.
@@ -214,6 +243,40 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
         };
         to_apigw(reply)
     }
+}
+
+/// The partner registry with every secret read through `resolver` first (`Registry::build`
+/// resolves synchronously). The same resolver then serves the refreshes, from its cache.
+pub async fn resolve_registry<T: SecretSource>(
+    file: &PartnersFile,
+    resolver: &SecretsResolver<T>,
+) -> Result<Registry, ConfigError> {
+    let mut resolved: Vec<(SecretRef, Result<Secret, String>)> = Vec::new();
+    for text in file.partner.iter().flat_map(|p| &p.signature.secrets) {
+        // An unparseable reference is reported by `Registry::build`, with its partner.
+        let Ok(reference) = SecretRef::parse(text) else {
+            continue;
+        };
+        let secret = resolver.resolve(&reference).await.map_err(|e| match e {
+            ConfigError::Secret { message, .. } => message,
+            other => other.to_string(),
+        });
+        resolved.push((reference, secret));
+    }
+    Registry::build(file, |reference| {
+        let found = resolved.iter().find(|(r, _)| r == reference);
+        match found.map(|(_, secret)| secret) {
+            Some(Ok(secret)) => Ok(secret.clone()),
+            Some(Err(message)) => Err(ConfigError::Secret {
+                reference: reference.describe(),
+                message: message.clone(),
+            }),
+            None => Err(ConfigError::Secret {
+                reference: reference.describe(),
+                message: "not resolved at cold start".into(),
+            }),
+        }
+    })
 }
 
 fn decode_apigw(request: &ApiGatewayV2httpRequest) -> Result<(String, Vec<u8>), Reply> {

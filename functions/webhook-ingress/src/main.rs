@@ -1,6 +1,7 @@
 //! webhook-ingress on Lambda: builds the DynamoDB store, the EventBridge bus and the partner
 //! registry (from `PARTNERS_FILE`, else the SSM parameter `PARTNERS_SSM_PARAMETER`, with every
-//! secret resolved) once at cold start, then serves API Gateway HTTP API events.
+//! secret resolved) once at cold start, then serves API Gateway HTTP API events. The Secrets
+//! Manager resolver stays with the handler to re-read a partner's rotated secret.
 
 use std::sync::Arc;
 
@@ -10,15 +11,13 @@ use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::{sdk_config, ssm};
-use freightbridge::config::{ConfigError, Secret, SecretRef};
 use freightbridge::environment;
 use freightbridge::idempotency::Idempotency;
-use freightbridge::ingress::Registry;
 use freightbridge::observability::init_json;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use webhook_ingress::Ingress;
+use webhook_ingress::{Ingress, resolve_registry};
 
-type AwsIngress = Ingress<DynamoStore, EventBridgeBus>;
+type AwsIngress = Ingress<DynamoStore, EventBridgeBus, SecretsResolver>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -42,13 +41,16 @@ async fn cold_start() -> Result<AwsIngress, Error> {
         environment::idempotency_policy()?,
     );
     let config = sdk_config().await;
-    let registry = load_registry(&config).await?;
+    let file = ssm::load_partners_file(&config).await?;
+    let secrets = SecretsResolver::from_config(&config);
+    let registry = resolve_registry(&file, &secrets).await?;
     tracing::info!(partners = registry.len(), "partner registry loaded");
     Ok(Ingress::new(
         Arc::new(registry),
         Idempotency::new(DynamoStore::from_config(&config, table), policy),
         EventBridgeBus::from_config(&config, bus_name),
-    ))
+    )
+    .with_refresher(secrets))
 }
 
 async fn handle(
@@ -59,38 +61,4 @@ async fn handle(
     let deadline =
         environment::deadline(event.context.deadline, now, chrono::Duration::seconds(10));
     Ok(ingress.handle_apigw(event.payload, now, deadline).await)
-}
-
-/// The partners file, then its secrets: `Registry::build` resolves synchronously, so every
-/// reference is read first (Secrets Manager ones through the resolver).
-async fn load_registry(config: &aws_config::SdkConfig) -> Result<Registry, Error> {
-    let file = ssm::load_partners_file(config).await?;
-    let resolver = SecretsResolver::from_config(config);
-    let mut resolved: Vec<(SecretRef, Result<Secret, String>)> = Vec::new();
-    for text in file.partner.iter().flat_map(|p| &p.signature.secrets) {
-        // An unparseable reference is reported by `Registry::build`, with its partner.
-        let Ok(reference) = SecretRef::parse(text) else {
-            continue;
-        };
-        let secret = resolver.resolve(&reference).await.map_err(|e| match e {
-            ConfigError::Secret { message, .. } => message,
-            other => other.to_string(),
-        });
-        resolved.push((reference, secret));
-    }
-    let registry = Registry::build(&file, |reference| {
-        let found = resolved.iter().find(|(r, _)| r == reference);
-        match found.map(|(_, secret)| secret) {
-            Some(Ok(secret)) => Ok(secret.clone()),
-            Some(Err(message)) => Err(ConfigError::Secret {
-                reference: reference.describe(),
-                message: message.clone(),
-            }),
-            None => Err(ConfigError::Secret {
-                reference: reference.describe(),
-                message: "not resolved at cold start".into(),
-            }),
-        }
-    })?;
-    Ok(registry)
 }

@@ -1,6 +1,6 @@
 //! Resolves secret references, reading `secretsmanager:` ones from Secrets Manager once per
-//! process (a warm Lambda keeps them). After a rotation the cached value goes stale: a caller
-//! whose signature check fails may `refresh`, which re-reads a secret at most once a minute.
+//! process (a warm Lambda keeps them). After a rotation the cached value goes stale: ingress,
+//! whose signature check failed, calls `refresh`, which re-reads a secret at most once a minute.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,10 +10,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::render_error;
-use crate::config::{ConfigError, Secret, SecretRef, resolve_local};
+use crate::config::{ConfigError, Secret, SecretRef, SecretRefresher, resolve_local};
 
 /// A secret is re-read from Secrets Manager at most this often, so a flood of badly signed
-/// requests cannot turn into a flood of GetSecretValue calls.
+/// requests cannot turn into a flood of GetSecretValue calls. Production always uses it; only
+/// tests against a local Secrets Manager shorten it ([`SecretsResolver::with_refresh_interval`]).
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Where `secretsmanager:` references are read from.
@@ -44,6 +45,7 @@ struct Cached {
 
 pub struct SecretsResolver<S = aws_sdk_secretsmanager::Client> {
     source: S,
+    refresh_interval: Duration,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -55,8 +57,15 @@ impl SecretsResolver<aws_sdk_secretsmanager::Client> {
 
 impl<S: SecretSource> SecretsResolver<S> {
     pub fn new(source: S) -> Self {
+        Self::with_refresh_interval(source, MIN_REFRESH_INTERVAL)
+    }
+
+    /// A resolver that re-reads a secret at most once per `interval`: for tests that cannot
+    /// wait a minute of real time. Production code uses [`SecretsResolver::new`].
+    pub fn with_refresh_interval(source: S, interval: Duration) -> Self {
         Self {
             source,
+            refresh_interval: interval,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -85,17 +94,21 @@ impl<S: SecretSource> SecretsResolver<S> {
         Ok(out)
     }
 
-    /// Re-read a secret that may have been rotated, unless it was read less than
-    /// `MIN_REFRESH_INTERVAL` ago: then the cached value is returned. `env:` and literal
+    /// Re-read a secret that may have been rotated, unless it was read (or a read was started)
+    /// less than the refresh interval ago: then the cached value is returned. `env:` and literal
     /// references are simply resolved again.
     pub async fn refresh(&self, reference: &SecretRef) -> Result<Secret, ConfigError> {
         let SecretRef::SecretsManager(id) = reference else {
             return resolve_local(reference);
         };
-        if let Some(cached) = self.lock().get(id)
-            && cached.fetched_at.elapsed() < MIN_REFRESH_INTERVAL
-        {
-            return Ok(cached.secret.clone());
+        if let Some(cached) = self.lock().get_mut(id) {
+            if cached.fetched_at.elapsed() < self.refresh_interval {
+                return Ok(cached.secret.clone());
+            }
+            // Count the read from now, before it is sent: refreshes arriving while it is in
+            // flight get the cached value instead of asking too, so the limit holds under a
+            // concurrent flood as well.
+            cached.fetched_at = Instant::now();
         }
         self.fetch(reference, id).await
     }
@@ -139,6 +152,12 @@ impl<S: SecretSource> SecretsResolver<S> {
     }
 }
 
+impl<S: SecretSource> SecretRefresher for SecretsResolver<S> {
+    async fn refresh(&self, reference: &SecretRef) -> Result<Secret, ConfigError> {
+        SecretsResolver::refresh(self, reference).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -150,6 +169,8 @@ mod tests {
     struct FakeSource {
         value: Mutex<Option<String>>,
         reads: AtomicUsize,
+        /// How long a read takes, so that concurrent refreshes overlap.
+        latency: Duration,
     }
 
     impl FakeSource {
@@ -171,6 +192,7 @@ mod tests {
     impl SecretSource for FakeSource {
         async fn fetch(&self, _secret_id: &str) -> Result<String, String> {
             self.reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.latency).await;
             self.value
                 .lock()
                 .unwrap()
@@ -223,6 +245,46 @@ mod tests {
         assert!(err.to_string().contains("connection refused"), "{err}");
         assert_eq!(resolver.resolve(&arn()).await.unwrap().expose(), "old");
         assert_eq!(resolver.refresh(&arn()).await.unwrap().expose(), "old");
+        assert_eq!(resolver.source().reads(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_refreshes_after_the_interval_ask_the_source_once() {
+        let source = FakeSource {
+            latency: Duration::from_millis(200),
+            ..FakeSource::serving("old")
+        };
+        let resolver = SecretsResolver::new(source);
+        resolver.resolve(&arn()).await.unwrap();
+        resolver.source().set(Some("new"));
+        tokio::time::advance(MIN_REFRESH_INTERVAL).await;
+
+        let reference = arn();
+        let results =
+            futures::future::join_all((0..10).map(|_| resolver.refresh(&reference))).await;
+        assert_eq!(resolver.source().reads(), 2);
+        // The refresh that asked gets the new value; those overlapping it keep the cached one.
+        let values: Vec<&str> = results
+            .iter()
+            .map(|r| r.as_ref().unwrap().expose())
+            .collect();
+        assert_eq!(
+            values.iter().filter(|v| **v == "new").count(),
+            1,
+            "{values:?}"
+        );
+        assert_eq!(resolver.resolve(&arn()).await.unwrap().expose(), "new");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_refresh_interval_rereads_sooner() {
+        let interval = Duration::from_secs(1);
+        let resolver = SecretsResolver::with_refresh_interval(FakeSource::serving("old"), interval);
+        resolver.resolve(&arn()).await.unwrap();
+        resolver.source().set(Some("new"));
+        assert_eq!(resolver.refresh(&arn()).await.unwrap().expose(), "old");
+        tokio::time::advance(interval).await;
+        assert_eq!(resolver.refresh(&arn()).await.unwrap().expose(), "new");
         assert_eq!(resolver.source().reads(), 2);
     }
 
