@@ -142,6 +142,7 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
     // The scans published are remembered in the table, under the shipment's scope.
     let history = transformed
         .history
+        .first()
         .expect("the sample is an EasyPost tracker with scans");
     let item = moto
         .dynamodb()

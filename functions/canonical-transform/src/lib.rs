@@ -85,14 +85,14 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
                 }
                 Err(e) => return Err(FailureReason::from_error(&e)),
             };
-            let events = match &history {
-                Some(history) => self.unseen(history, events, now).await?,
-                None => events,
-            };
+            let mut events = events;
+            for history in &history {
+                events = self.unseen(history, events, now).await?;
+            }
             if !events.is_empty() {
                 self.publish(&events).await?;
             }
-            if let Some(history) = &history {
+            for history in &history {
                 self.mark_seen(history, &events, now).await?;
             }
             if events.is_empty() && rejected.is_empty() {

@@ -271,6 +271,63 @@ async fn scans_that_could_not_be_marked_are_published_again_by_the_retry() {
 }
 
 #[tokio::test]
+async fn a_cumulative_export_publishes_only_rows_not_seen_before_for_each_shipment() {
+    let partners = PartnersFile::parse(
+        r#"
+[[partner]]
+id = "portal"
+format = "csv"
+[partner.signature]
+scheme = "hmac-sha256"
+header = "x-signature"
+secrets = ["s"]
+[partner.options.columns]
+tracking_number = "Tracking"
+status = "Status"
+occurred_at = "When"
+event_id = "Scan"
+[partner.options.statuses]
+"Moving" = "in_transit"
+"Delivered" = "delivered"
+"#,
+    )
+    .unwrap();
+    let bus = Arc::new(MemoryBus::new());
+    let transform = Transform::new(
+        bus.clone(),
+        Arc::new(Adapters::from_partners(&partners).unwrap()),
+        Arc::new(MemoryDeadLetters::new()),
+        SeenHistory {
+            store: Arc::new(MemorySeen::new()),
+            ttl: Policy::default().ttl,
+        },
+    );
+    let record = |file: &str| {
+        let mut envelope: Envelope<Value> = serde_json::from_str(&csv_record(file)).unwrap();
+        envelope.detail["partner"] = "portal".into();
+        serde_json::to_string(&envelope).unwrap()
+    };
+    let monday = "Tracking,Status,When,Scan\n\
+                  A1,Moving,2024-08-01T09:00:00Z,s-1\n\
+                  B2,Moving,2024-08-01T09:30:00Z,s-2\n";
+    let tuesday = "Tracking,Status,When,Scan\n\
+                   A1,Moving,2024-08-01T09:00:00Z,s-1\n\
+                   B2,Moving,2024-08-01T09:30:00Z,s-2\n\
+                   A1,Delivered,2024-08-02T10:00:00Z,s-3\n\
+                   C3,Moving,2024-08-02T11:00:00Z,s-4\n";
+    transform.handle_record(ctx(record(monday))).await.unwrap();
+    assert_eq!(bus.published().len(), 2);
+    transform.handle_record(ctx(record(tuesday))).await.unwrap();
+    let events = published_events(&bus);
+    assert_eq!(events.len(), 4, "Tuesday's export adds two rows");
+    let new: Vec<&str> = events[2..]
+        .iter()
+        .map(|e| e.source_event_id.as_str())
+        .collect();
+    assert_eq!(new, ["s-3", "s-4"]);
+}
+
+#[tokio::test]
 async fn tracker_created_without_a_tracker_is_acknowledged_without_events() {
     let bus = Arc::new(MemoryBus::new());
     let created = |body: &mut Value| {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::mapping::{self, Field, Origin, Raw, Reading, Record, Source, StatusTable, TimeReader};
-use super::{DeliveryKey, PartnerError, RejectedRow, Transformed};
+use super::{DeliveryKey, History, PartnerError, RejectedRow, Transformed};
 use crate::canonical::ShipmentStatus;
 use crate::idempotency::sha256_tag;
 use crate::webhook::ReceivedWebhook;
@@ -111,21 +111,29 @@ pub(super) fn transform(
     // often it is sent, the same file gives the same events.
     let source_event_id = sha256_tag(body);
     let mut transformed = Transformed::default();
+    // Rows with their own id (`event_id` mapped) are history: a cumulative export repeats them.
+    let mut own_ids = Vec::new();
     for row in sheet.rows {
         match row.reading {
-            Ok(reading) => transformed.events.push(reading.into_event(Origin {
-                partner: &webhook.partner,
-                source_event_id: &source_event_id,
-                correlation_id: &webhook.delivery_id,
-                position: row.position,
-                received_at: webhook.received_at,
-            })),
+            Ok(reading) => {
+                own_ids.push(reading.event_id.is_some());
+                transformed.events.push(reading.into_event(Origin {
+                    partner: &webhook.partner,
+                    source_event_id: &source_event_id,
+                    correlation_id: &webhook.delivery_id,
+                    position: row.position,
+                    received_at: webhook.received_at,
+                }));
+            }
             Err(reason) => transformed.rejected.push(RejectedRow {
                 line: row.line,
                 reason,
             }),
         }
     }
+    transformed.history = History::of_records(&webhook.partner, &transformed.events, |index| {
+        own_ids.get(index).copied().unwrap_or(false)
+    });
     Ok(transformed)
 }
 

@@ -92,10 +92,14 @@ impl ScanEvents {
     /// status event, when the newest scan does not already stand for it). Only the scans are
     /// history: `current` is named after the delivery and is always published.
     pub(super) fn finish(self, current: Option<CanonicalEvent>) -> Transformed {
-        let history = (!self.scans.is_empty()).then(|| History {
-            scope: self.scope,
-            entries: self.scans.iter().map(|event| event.event_id).collect(),
-        });
+        let history = if self.scans.is_empty() {
+            Vec::new()
+        } else {
+            vec![History {
+                scope: self.scope,
+                entries: self.scans.iter().map(|event| event.event_id).collect(),
+            }]
+        };
         let mut events = self.scans;
         events.extend(current);
         Transformed {

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::mapping::{self, Field, Origin, Raw, Reading, Record, Source, StatusTable, TimeReader};
-use super::{DeliveryKey, PartnerError, printable_prefix};
-use crate::canonical::{CanonicalEvent, ShipmentStatus};
+use super::{DeliveryKey, History, PartnerError, Transformed, printable_prefix};
+use crate::canonical::ShipmentStatus;
 use crate::idempotency::sha256_tag;
 use crate::webhook::ReceivedWebhook;
 
@@ -197,18 +197,25 @@ pub(super) fn inspect(options: &MappedOptions, body: &[u8]) -> Result<DeliveryKe
     })
 }
 
-pub(super) fn to_canonical(
+/// The body's events. Records with their own id (`event_id` mapped) are history: a partner that
+/// pushes a shipment's whole history sends them again, and only the new ones are published.
+pub(super) fn transform(
     options: &MappedOptions,
     webhook: &ReceivedWebhook,
     body: &[u8],
-) -> Result<Vec<CanonicalEvent>, PartnerError> {
+) -> Result<Transformed, PartnerError> {
     let delivery = read(options, body)?;
     // The partner's id when the body has one; otherwise what ingress keyed the delivery on
     // (the signed `webhook-id`, or the body's hash).
     let source_event_id = delivery
         .delivery_id
         .unwrap_or_else(|| webhook.delivery_id.clone());
-    delivery
+    let own_ids: Vec<bool> = delivery
+        .readings
+        .iter()
+        .map(|reading| reading.event_id.is_some())
+        .collect();
+    let events = delivery
         .readings
         .into_iter()
         .enumerate()
@@ -223,7 +230,15 @@ pub(super) fn to_canonical(
                 received_at: webhook.received_at,
             }))
         })
-        .collect()
+        .collect::<Result<Vec<_>, PartnerError>>()?;
+    let history = History::of_records(&webhook.partner, &events, |index| {
+        own_ids.get(index).copied().unwrap_or(false)
+    });
+    Ok(Transformed {
+        events,
+        rejected: Vec::new(),
+        history,
+    })
 }
 
 struct JsonRecord<'a> {

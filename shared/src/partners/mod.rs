@@ -210,7 +210,8 @@ impl Adapter {
                 }
             }
             (Format::MappedJson, FormatOptions::MappedJson(options)) => {
-                mapped_json::to_canonical(options, webhook, &webhook_body(self.format, webhook)?)
+                mapped_json::transform(options, webhook, &webhook_body(self.format, webhook)?)
+                    .map(|transformed| transformed.events)
             }
             (Format::Canonical, FormatOptions::Canonical(options)) => {
                 canonical_json::to_canonical(options, webhook, &webhook_body(self.format, webhook)?)
@@ -235,27 +236,31 @@ impl Adapter {
             (Format::EasyPost | Format::Shippo | Format::AfterShip, FormatOptions::None) => {
                 transform_aggregator(self.format, webhook)
             }
+            (Format::MappedJson, FormatOptions::MappedJson(options)) => {
+                mapped_json::transform(options, webhook, &webhook_body(self.format, webhook)?)
+            }
             _ => self.to_canonical(webhook).map(|events| Transformed {
                 events,
                 rejected: Vec::new(),
-                history: None,
+                history: Vec::new(),
             }),
         }
     }
 }
 
 /// What a webhook became: its events, the records that could not be read, and which events
-/// stand for entries of a history the partner repeats in every delivery.
+/// stand for entries of a history the partner repeats in later deliveries (one per shipment).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transformed {
     pub events: Vec<CanonicalEvent>,
     pub rejected: Vec<RejectedRow>,
-    pub history: Option<History>,
+    pub history: Vec<History>,
 }
 
-/// Events read from a shipment's scan history (EasyPost `tracking_details`, Shippo
-/// `tracking_history`, AfterShip `checkpoints`). The partner repeats the whole history in every
-/// delivery; only the entries not seen before are published.
+/// Events read from a shipment's history: the aggregators' scans (EasyPost `tracking_details`,
+/// Shippo `tracking_history`, AfterShip `checkpoints`), and the records of a configured partner
+/// that carry their own id (a cumulative export, a full history on every push). The partner
+/// repeats them in later deliveries; only the entries not seen before are published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct History {
     /// Where the shipment's seen entries are remembered: `<partner>#<tracking number>`.
@@ -263,6 +268,32 @@ pub struct History {
     /// The ids of the events that stand for history entries. An id depends only on its entry,
     /// so an entry repeated by a later delivery has the same id.
     pub entries: Vec<uuid::Uuid>,
+}
+
+impl History {
+    /// The histories of the events for which `is_entry` holds, one per tracking number, in the
+    /// order the shipments first appear.
+    pub(crate) fn of_records(
+        partner: &str,
+        events: &[CanonicalEvent],
+        is_entry: impl Fn(usize) -> bool,
+    ) -> Vec<History> {
+        let mut histories: Vec<History> = Vec::new();
+        for (index, event) in events.iter().enumerate() {
+            if !is_entry(index) {
+                continue;
+            }
+            let scope = history::scope(partner, &event.shipment.tracking_number);
+            match histories.iter_mut().find(|history| history.scope == scope) {
+                Some(history) => history.entries.push(event.event_id),
+                None => histories.push(History {
+                    scope,
+                    entries: vec![event.event_id],
+                }),
+            }
+        }
+        histories
+    }
 }
 
 /// A record of a multi-record body (a CSV row) that could not become an event.

@@ -123,10 +123,8 @@ fn in_transit_fixture_becomes_one_event_for_its_one_checkpoint() {
 #[test]
 fn checkpoints_are_history_named_by_aftership_hash_when_given() {
     let transformed = transformed(&in_transit());
-    let history = transformed
-        .history
-        .clone()
-        .expect("checkpoints are history");
+    assert_eq!(transformed.history.len(), 1);
+    let history = transformed.history[0].clone();
     assert_eq!(history.scope, "aftership#0000000000000000");
     assert_eq!(history.entries, vec![transformed.events[0].event_id]);
 
@@ -180,7 +178,7 @@ fn a_tag_no_checkpoint_says_comes_as_an_event_named_after_the_delivery() {
         current.event_id,
         canonical::event_id("aftership", FIXTURE_EVENT_ID, 0)
     );
-    let history = transformed.history.unwrap();
+    let history = &transformed.history[0];
     assert_eq!(history.entries, vec![transformed.events[0].event_id]);
 }
 
@@ -225,7 +223,7 @@ fn checkpoints_without_a_time_are_skipped() {
     );
     let transformed = transformed(&body);
     assert_eq!(transformed.events.len(), 1);
-    assert_eq!(transformed.history.unwrap().entries.len(), 1);
+    assert_eq!(transformed.history[0].entries.len(), 1);
 }
 
 #[test]

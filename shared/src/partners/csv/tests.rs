@@ -8,7 +8,7 @@ use crate::canonical::{
 use crate::config::PartnersFile;
 use crate::failure::Classify;
 use crate::idempotency::sha256_tag;
-use crate::partners::{Adapter, PartnerError, RejectedRow, Transformed, canonical_json};
+use crate::partners::{Adapter, History, PartnerError, RejectedRow, Transformed, canonical_json};
 use crate::webhook::{ReceivedWebhook, WebhookBody, ingress_id};
 
 const PARTNERS: &str = include_str!("../../../../events/partners.local.toml");
@@ -312,6 +312,42 @@ fn the_same_file_gives_the_same_events_whenever_and_however_it_arrives() {
     let ids = |t: &Transformed| t.events.iter().map(|e| e.event_id).collect::<Vec<_>>();
     assert_eq!(ids(&first), ids(&second));
     assert_eq!(first, transform(&adapter, "csv-portal", EXPORT));
+}
+
+#[test]
+fn rows_with_their_own_ids_are_history_per_tracking_number() {
+    let with_ids = SIMPLE.replace(
+        "occurred_at = \"When\"",
+        "occurred_at = \"When\"\nevent_id = \"Scan\"",
+    );
+    let adapter = adapter(&with_ids).unwrap();
+    let file = "Tracking,Status,When,Scan\n\
+                A1,Moving,2024-08-01T09:00:00Z,s-1\n\
+                B2,Moving,2024-08-01T09:30:00Z,s-2\n\
+                A1,Delivered,2024-08-02T10:00:00Z,s-3\n\
+                B2,Moving,2024-08-02T11:00:00Z,\n";
+    let transformed = transform(&adapter, "portal", file);
+    assert_eq!(transformed.events.len(), 4);
+    let id = |row: usize| transformed.events[row].event_id;
+    assert_eq!(id(0), canonical::event_id("portal", "s-1", 0));
+    assert_eq!(
+        transformed.history,
+        vec![
+            History {
+                scope: "portal#A1".into(),
+                entries: vec![id(0), id(2)],
+            },
+            // The last row has no id of its own: numbered in its file, not history.
+            History {
+                scope: "portal#B2".into(),
+                entries: vec![id(1)],
+            },
+        ]
+    );
+
+    // Without an id column nothing is history: a file is named by its hash.
+    let plain = transform(&portal(), "csv-portal", EXPORT);
+    assert!(plain.history.is_empty());
 }
 
 #[test]

@@ -214,7 +214,9 @@ fn in_transit_fixture_becomes_one_event_per_scan_the_newest_with_the_estimate() 
 #[test]
 fn the_scans_are_history_and_the_scope_names_partner_and_tracking_code() {
     let transformed = transformed(&in_transit());
-    let history = transformed.history.expect("scans are history");
+    let [history] = &transformed.history[..] else {
+        panic!("one shipment's scans: {:?}", transformed.history);
+    };
     assert_eq!(history.scope, "easypost#1");
     let ids: Vec<_> = transformed.events.iter().map(|e| e.event_id).collect();
     assert_eq!(history.entries, ids);
@@ -277,7 +279,7 @@ fn a_status_no_scan_says_comes_as_an_event_named_after_the_delivery() {
         canonical::event_id("easypost", "evt_1", 0)
     );
     // It is not history: a later delivery will not repeat it.
-    let history = transformed.history.unwrap();
+    let history = &transformed.history[0];
     assert_eq!(history.entries.len(), 7);
     assert!(!history.entries.contains(&current.event_id));
     // The estimate goes with the current status, not with a scan.
@@ -293,7 +295,7 @@ fn without_scans_the_delivery_is_one_event_and_no_history() {
     let mut body = in_transit();
     body["result"]["tracking_details"] = json!([]);
     let transformed = transformed(&body);
-    assert_eq!(transformed.history, None);
+    assert!(transformed.history.is_empty());
     assert_eq!(transformed.events.len(), 1);
     assert_eq!(transformed.events[0].source_event_id, "evt_1");
 }

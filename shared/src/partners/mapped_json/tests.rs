@@ -9,7 +9,7 @@ use crate::canonical::{
 use crate::config::PartnersFile;
 use crate::failure::Classify;
 use crate::partners::mapping::any_json;
-use crate::partners::{Adapter, Format, PartnerError, canonical_json};
+use crate::partners::{Adapter, Format, History, PartnerError, canonical_json};
 use crate::webhook::{ReceivedWebhook, WebhookBody, ingress_id};
 
 const PARTNERS: &str = include_str!("../../../../events/partners.local.toml");
@@ -300,6 +300,59 @@ fn a_partner_is_onboarded_from_configuration_alone() {
     let ids = |events: &[CanonicalEvent]| events.iter().map(|e| e.event_id).collect::<Vec<_>>();
     assert_eq!(ids(&again)[..3], ids(&events)[..]);
     assert_eq!(again.len(), 4);
+}
+
+#[test]
+fn records_with_their_own_ids_are_history_per_shipment() {
+    let adapter = adapter_from(ONBOARDED, "acme-tracking");
+    let mut body = onboarded_body();
+    // A second shipment in the same push: its entries are its own history.
+    body["shipment"]["history"][2]["awb"] = json!("X-2");
+    let partners = ONBOARDED.replace(
+        "tracking_number = { root = \"/shipment/awb\" }",
+        "tracking_number = \"/awb\"",
+    );
+    let per_entry = adapter_from(&partners, "acme-tracking");
+    body["shipment"]["history"][0]["awb"] = json!("X-1");
+    body["shipment"]["history"][1]["awb"] = json!("X-1");
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let transformed = per_entry
+        .transform(&webhook("acme-tracking", "ntf-991", &bytes))
+        .unwrap();
+    let ids: Vec<_> = transformed.events.iter().map(|e| e.event_id).collect();
+    assert_eq!(
+        transformed.history,
+        vec![
+            History {
+                scope: "acme-tracking#X-1".into(),
+                entries: ids[..2].to_vec(),
+            },
+            History {
+                scope: "acme-tracking#X-2".into(),
+                entries: ids[2..].to_vec(),
+            },
+        ]
+    );
+
+    // With the shipment at the root, one history for the whole push.
+    let bytes = serde_json::to_vec(&onboarded_body()).unwrap();
+    let transformed = adapter
+        .transform(&webhook("acme-tracking", "ntf-991", &bytes))
+        .unwrap();
+    assert_eq!(transformed.history.len(), 1);
+    assert_eq!(transformed.history[0].scope, "acme-tracking#4200017731");
+    assert_eq!(transformed.history[0].entries.len(), 3);
+
+    // Without their own ids, records are numbered within their delivery: not history.
+    let numbered = adapter_from(
+        &ONBOARDED.replace("event_id = \"/id\"\n", ""),
+        "acme-tracking",
+    );
+    let transformed = numbered
+        .transform(&webhook("acme-tracking", "ntf-991", &bytes))
+        .unwrap();
+    assert_eq!(transformed.events.len(), 3);
+    assert!(transformed.history.is_empty());
 }
 
 #[test]

@@ -174,7 +174,8 @@ fn delivered_fixture_becomes_one_event_per_scan_with_the_top_level_carrier() {
 #[test]
 fn every_scan_is_history_and_the_current_scan_is_named_like_its_history_entry() {
     let transformed = transformed(&delivered());
-    let history = transformed.history.clone().expect("scans are history");
+    let history = transformed.history[0].clone();
+    assert_eq!(transformed.history.len(), 1);
     assert_eq!(history.scope, "shippo#SHIPPO_DELIVERED");
     let ids: Vec<_> = transformed.events.iter().map(|e| e.event_id).collect();
     assert_eq!(history.entries, ids);
