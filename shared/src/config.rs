@@ -26,7 +26,7 @@ pub enum ConfigError {
     Secret { reference: String, message: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnersFile {
     #[serde(default)]
@@ -94,6 +94,29 @@ impl PartnersFile {
 
     pub fn get(&self, id: &str) -> Option<&PartnerConfig> {
         self.partner.iter().find(|p| p.id == id)
+    }
+
+    /// One registry from several sources (the registry parameter and one parameter per
+    /// partner), each parsed on its own so an error names its source. A partner id defined in
+    /// two sources is refused, naming both: which one was meant cannot be guessed.
+    pub fn merge(sources: &[(String, String)]) -> Result<Self, String> {
+        let mut merged = PartnersFile::default();
+        let mut origin: Vec<&str> = Vec::new();
+        for (source, text) in sources {
+            let file = PartnersFile::parse(text).map_err(|e| format!("{source}: {e}"))?;
+            for partner in file.partner {
+                if let Some(index) = merged.partner.iter().position(|p| p.id == partner.id) {
+                    return Err(format!(
+                        "partner {} is defined in both {} and {source}",
+                        partner.id,
+                        origin.get(index).copied().unwrap_or("another source")
+                    ));
+                }
+                merged.partner.push(partner);
+                origin.push(source);
+            }
+        }
+        Ok(merged)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -256,6 +279,41 @@ secrets = ["env:EASYPOST_WEBHOOK_SECRET", "literal-secret-for-local-use"]
             SecretRef::Env("EASYPOST_WEBHOOK_SECRET".into())
         );
         assert!(file.get("nobody").is_none());
+    }
+
+    #[test]
+    fn sources_merge_into_one_registry_and_a_partner_in_two_is_refused_naming_both() {
+        let entry = |id: &str| {
+            format!(
+                "[[partner]]\nid = \"{id}\"\nformat = \"easypost\"\n\
+                 [partner.signature]\nscheme = \"easypost\"\nsecrets = [\"s\"]\n"
+            )
+        };
+        let sources = vec![
+            (
+                "/fb/dev/partners".to_owned(),
+                format!("{}{}", entry("a"), entry("b")),
+            ),
+            ("/fb/dev/partner/c".to_owned(), entry("c")),
+        ];
+        let merged = PartnersFile::merge(&sources).unwrap();
+        let ids: Vec<&str> = merged.partner.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert!(PartnersFile::merge(&[]).unwrap().partner.is_empty());
+
+        let mut twice = sources.clone();
+        twice.push(("/fb/dev/partner/b".to_owned(), entry("b")));
+        assert_eq!(
+            PartnersFile::merge(&twice).unwrap_err(),
+            "partner b is defined in both /fb/dev/partners and /fb/dev/partner/b"
+        );
+
+        let broken = vec![(
+            "/fb/dev/partner/x".to_owned(),
+            "[[partner]]\nid = 3".to_owned(),
+        )];
+        let error = PartnersFile::merge(&broken).unwrap_err();
+        assert!(error.starts_with("/fb/dev/partner/x: "), "{error}");
     }
 
     #[test]

@@ -255,6 +255,78 @@ async fn ingress_binary_stops_at_cold_start_when_the_registry_parameter_is_missi
 }
 
 #[tokio::test]
+async fn partners_are_merged_from_the_registry_parameter_and_one_parameter_per_partner() {
+    let moto = MotoServer::shared();
+    let client = ssm::Client::new(&moto.sdk_config());
+    let stage = moto::unique_name("stage");
+    let entry = |id: &str| {
+        format!(
+            "[[partner]]\nid = \"{id}\"\nformat = \"easypost\"\n[partner.signature]\n\
+             scheme = \"easypost\"\nsecrets = [\"env:SECRET_{id}\"]\n"
+        )
+    };
+    let registry = format!("/freightbridge/{stage}/partners");
+    let path = format!("/freightbridge/{stage}/partner");
+    put_parameter(moto, &registry, &entry("alpha")).await;
+    // More than one page of GetParametersByPath (10 a page), and a sub-path that is not read.
+    for n in 0..12 {
+        put_parameter(
+            moto,
+            &format!("{path}/p{n:02}"),
+            &entry(&format!("p{n:02}")),
+        )
+        .await;
+    }
+    put_parameter(moto, &format!("{path}/archive/old"), &entry("old")).await;
+
+    let source = ssm::PartnersSource::Ssm {
+        parameter: Some(registry.clone()),
+        path: Some(path.clone()),
+    };
+    let file = ssm::load_partners(&client, &source).await.unwrap();
+    let ids: Vec<&str> = file.partner.iter().map(|p| p.id.as_str()).collect();
+    let mut expected = vec!["alpha".to_owned()];
+    expected.extend((0..12).map(|n| format!("p{n:02}")));
+    assert_eq!(ids, expected);
+
+    // The path alone, and an empty path, are registries too.
+    let only_path = ssm::PartnersSource::Ssm {
+        parameter: None,
+        path: Some(path.clone()),
+    };
+    assert_eq!(
+        ssm::load_partners(&client, &only_path)
+            .await
+            .unwrap()
+            .partner
+            .len(),
+        12
+    );
+    let empty = ssm::PartnersSource::Ssm {
+        parameter: Some(registry.clone()),
+        path: Some(format!("/freightbridge/{stage}/nobody")),
+    };
+    assert_eq!(
+        ssm::load_partners(&client, &empty)
+            .await
+            .unwrap()
+            .partner
+            .len(),
+        1
+    );
+
+    // A partner in both places is refused, naming both parameters.
+    put_parameter(moto, &format!("{path}/alpha"), &entry("alpha")).await;
+    let error = ssm::load_partners(&client, &source).await.unwrap_err();
+    assert_eq!(
+        error,
+        format!(
+            "partner alpha is defined in both SSM parameter {registry} and SSM parameter {path}/alpha"
+        )
+    );
+}
+
+#[tokio::test]
 async fn registry_parameter_is_read_from_ssm_and_a_missing_one_is_a_permanent_error() {
     let moto = MotoServer::shared();
     let client = ssm::Client::new(&moto.sdk_config());

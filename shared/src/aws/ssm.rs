@@ -1,9 +1,9 @@
 //! SSM Parameter Store: where the deployed partner registry lives (a String parameter holding
-//! the partners-file TOML), read once at cold start. The registry holds secret references,
+//! the partners-file TOML, and/or one parameter per partner under a path), read once at cold
+//! start. The registry holds secret references,
 //! never secrets, so its text may be logged; SecureString parameters are decrypted all the same.
 
 use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ssm::operation::get_parameter::GetParameterError;
 use thiserror::Error;
 
 use super::{failure_class, render_error};
@@ -13,8 +13,9 @@ use crate::failure::{Classify, FailureClass};
 pub use aws_sdk_ssm::Client;
 
 #[derive(Debug, Error)]
-#[error("SSM GetParameter {name}: {detail}")]
+#[error("SSM {operation} {name}: {detail}")]
 pub struct SsmError {
+    pub operation: &'static str,
     pub name: String,
     pub detail: String,
     pub class: FailureClass,
@@ -33,26 +34,115 @@ impl Classify for SsmError {
     }
 }
 
-/// The partners file a function runs with: `PARTNERS_FILE` (a path: local runs, or a file
-/// bundled with the function) when set, else the SSM parameter named by `PARTNERS_SSM_PARAMETER`.
+/// Where a function's partner registry comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartnersSource {
+    /// `PARTNERS_FILE`: a path (local runs, or a file bundled with the function).
+    File(String),
+    /// `PARTNERS_SSM_PARAMETER` (the whole registry in one parameter) and/or `PARTNERS_SSM_PATH`
+    /// (one parameter per partner under a path), merged.
+    Ssm {
+        parameter: Option<String>,
+        path: Option<String>,
+    },
+}
+
+impl PartnersSource {
+    /// From the environment: `PARTNERS_FILE` wins; else the SSM names, at least one of them.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        if let Some(path) = var("PARTNERS_FILE") {
+            return Ok(PartnersSource::File(path));
+        }
+        let (parameter, path) = (var("PARTNERS_SSM_PARAMETER"), var("PARTNERS_SSM_PATH"));
+        if parameter.is_none() && path.is_none() {
+            return Err(
+                "none of PARTNERS_FILE, PARTNERS_SSM_PARAMETER and PARTNERS_SSM_PATH is set".into(),
+            );
+        }
+        Ok(PartnersSource::Ssm { parameter, path })
+    }
+}
+
+/// The partners file a function runs with, from the source the environment names.
 pub async fn load_partners_file(
     config: &aws_config::SdkConfig,
 ) -> Result<crate::config::PartnersFile, String> {
+    load_partners(&Client::new(config), &PartnersSource::from_env()?).await
+}
+
+/// The registry from `source`. From SSM, the registry parameter comes first, then the partners'
+/// own parameters in name order; a partner defined twice is refused (`PartnersFile::merge`).
+pub async fn load_partners(
+    client: &Client,
+    source: &PartnersSource,
+) -> Result<crate::config::PartnersFile, String> {
     use crate::config::PartnersFile;
-    if let Some(path) = std::env::var("PARTNERS_FILE")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return PartnersFile::load(std::path::Path::new(&path)).map_err(|e| e.to_string());
+    let (parameter, path) = match source {
+        PartnersSource::File(path) => {
+            return PartnersFile::load(std::path::Path::new(path)).map_err(|e| e.to_string());
+        }
+        PartnersSource::Ssm { parameter, path } => (parameter, path),
+    };
+    let mut sources = Vec::new();
+    if let Some(name) = parameter {
+        let text = get_parameter(client, name)
+            .await
+            .map_err(|e| e.to_string())?;
+        sources.push((format!("SSM parameter {name}"), text));
     }
-    let name = std::env::var("PARTNERS_SSM_PARAMETER")
-        .ok()
-        .filter(|n| !n.trim().is_empty())
-        .ok_or("neither PARTNERS_FILE nor PARTNERS_SSM_PARAMETER is set")?;
-    let text = get_parameter(&Client::new(config), &name)
-        .await
-        .map_err(|e| e.to_string())?;
-    PartnersFile::parse(&text).map_err(|e| format!("SSM parameter {name}: {e}"))
+    if let Some(path) = path {
+        let mut found = get_parameters_by_path(client, path)
+            .await
+            .map_err(|e| e.to_string())?;
+        found.sort();
+        sources.extend(
+            found
+                .into_iter()
+                .map(|(name, text)| (format!("SSM parameter {name}"), text)),
+        );
+    }
+    PartnersFile::merge(&sources)
+}
+
+/// Every parameter directly under `path` (not its sub-paths), as (name, value), decrypted.
+/// An empty path is no partners, not an error: the registry parameter may hold them all.
+pub async fn get_parameters_by_path(
+    client: &Client,
+    path: &str,
+) -> Result<Vec<(String, String)>, SsmError> {
+    let mut found = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let output = client
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(false)
+            .with_decryption(true)
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .map_err(|e| SsmError {
+                operation: "GetParametersByPath",
+                name: path.to_owned(),
+                detail: describe(&e),
+                class: failure_class(&e),
+            })?;
+        for parameter in output.parameters() {
+            if let (Some(name), Some(value)) = (parameter.name(), parameter.value()) {
+                found.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        match output.next_token() {
+            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+            _ => return Ok(found),
+        }
+    }
 }
 
 /// The value of parameter `name` (decrypted when it is a SecureString).
@@ -64,6 +154,7 @@ pub async fn get_parameter(client: &Client, name: &str) -> Result<String, SsmErr
         .send()
         .await
         .map_err(|e| SsmError {
+            operation: "GetParameter",
             name: name.to_owned(),
             detail: describe(&e),
             class: failure_class(&e),
@@ -72,6 +163,7 @@ pub async fn get_parameter(client: &Client, name: &str) -> Result<String, SsmErr
         .parameter
         .and_then(|p| p.value)
         .ok_or_else(|| SsmError {
+            operation: "GetParameter",
             name: name.to_owned(),
             detail: "the parameter has no value".into(),
             class: FailureClass::Permanent,
@@ -80,7 +172,11 @@ pub async fn get_parameter(client: &Client, name: &str) -> Result<String, SsmErr
 
 /// A refusal is its code and message (`ParameterNotFound: …`); anything else keeps its cause
 /// chain.
-fn describe<R: std::fmt::Debug>(error: &SdkError<GetParameterError, R>) -> String {
+fn describe<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     match error.as_service_error() {
         Some(refused) => format!(
             "{}: {}",
