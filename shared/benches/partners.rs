@@ -73,6 +73,7 @@ fn easypost(c: &mut Criterion) {
     let mut group = c.benchmark_group("easypost");
     group.throughput(Throughput::Bytes(EASYPOST_IN_TRANSIT.len() as u64));
     group.bench_function(
+        // Seven scans: seven events, the newest with the tracker's estimate.
         format!("in-transit→canonical/{}B", EASYPOST_IN_TRANSIT.len()),
         |b| {
             b.iter(|| {
