@@ -99,6 +99,30 @@ pub enum EventBody {
 }
 
 impl EventBody {
+    /// A shipment milestone as an adapter read it: a delivery with its proof (`signed_by`, at
+    /// `occurred_at`) when the status is delivered, else the status change itself. A delivery
+    /// keeps no raw status or estimate: its proof is what it adds.
+    pub fn milestone(
+        change: StatusChange,
+        occurred_at: DateTime<Utc>,
+        signed_by: Option<String>,
+    ) -> EventBody {
+        if change.status != ShipmentStatus::Delivered {
+            return EventBody::StatusChanged(change);
+        }
+        EventBody::Delivered(Delivery {
+            status: ShipmentStatus::Delivered,
+            status_detail: change.status_detail,
+            location: change.location,
+            message: change.message,
+            pod: ProofOfDelivery {
+                signed_by,
+                delivered_at: occurred_at,
+                document_url: None,
+            },
+        })
+    }
+
     pub fn event_type(&self) -> &'static str {
         match self {
             EventBody::StatusChanged(_) => "shipment.status_changed",
@@ -509,6 +533,44 @@ mod tests {
             let mut other = event.clone();
             edit(&mut other);
             assert_ne!(other.fact(), event.fact(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_delivered_milestone_is_a_delivery_with_its_proof_and_any_other_a_status_change() {
+        let at: DateTime<Utc> = "2024-08-02T18:50:00Z".parse().unwrap();
+        let change = |status| StatusChange {
+            status,
+            status_detail: Some("detail".into()),
+            raw_status: Some("RAW".into()),
+            location: Some(Location {
+                city: Some("EDISON".into()),
+                ..Location::default()
+            }),
+            message: Some("text".into()),
+            eta: Some(at),
+        };
+        let delivered =
+            EventBody::milestone(change(ShipmentStatus::Delivered), at, Some("J. DOE".into()));
+        assert_eq!(
+            delivered,
+            EventBody::Delivered(Delivery {
+                status: ShipmentStatus::Delivered,
+                status_detail: Some("detail".into()),
+                location: change(ShipmentStatus::Delivered).location,
+                message: Some("text".into()),
+                pod: ProofOfDelivery {
+                    signed_by: Some("J. DOE".into()),
+                    delivered_at: at,
+                    document_url: None,
+                },
+            })
+        );
+        for status in [ShipmentStatus::InTransit, ShipmentStatus::Returned] {
+            assert_eq!(
+                EventBody::milestone(change(status), at, Some("J. DOE".into())),
+                EventBody::StatusChanged(change(status))
+            );
         }
     }
 

@@ -11,8 +11,7 @@ use super::history::{self, ScanEvents};
 use super::json_fields::{Fields, malformed, parse_object};
 use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
-    self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
-    ShipmentStatus, StatusChange,
+    self, CanonicalEvent, EventBody, Location, ShipmentRef, ShipmentStatus, StatusChange,
 };
 use crate::idempotency::sha256_tag;
 use crate::webhook::ReceivedWebhook;
@@ -275,32 +274,17 @@ fn event_body(
     signed_by: Option<&str>,
 ) -> EventBody {
     let mapping = map_status(reading.tag, reading.subtag, return_to_sender);
-    let status_detail = mapping.detail.or(reading.subtag).map(str::to_owned);
-    let message = reading.message.map(str::to_owned);
-    if mapping.status == ShipmentStatus::Delivered {
-        EventBody::Delivered(Delivery {
-            status: ShipmentStatus::Delivered,
-            status_detail,
-            location: reading.location.clone(),
-            message,
-            pod: ProofOfDelivery {
-                signed_by: signed_by.map(str::to_owned),
-                delivered_at: reading.at,
-                document_url: None,
-            },
-        })
-    } else {
-        EventBody::StatusChanged(StatusChange {
-            status: mapping.status,
-            status_detail,
-            raw_status: mapping
-                .keep_raw
-                .then(|| reading.subtag.unwrap_or(reading.tag).to_owned()),
-            location: reading.location.clone(),
-            message,
-            eta,
-        })
-    }
+    let change = StatusChange {
+        status: mapping.status,
+        status_detail: mapping.detail.or(reading.subtag).map(str::to_owned),
+        raw_status: mapping
+            .keep_raw
+            .then(|| reading.subtag.unwrap_or(reading.tag).to_owned()),
+        location: reading.location.clone(),
+        message: reading.message.map(str::to_owned),
+        eta,
+    };
+    EventBody::milestone(change, reading.at, signed_by.map(str::to_owned))
 }
 
 /// What one event says, however AfterShip re-renders the rest of the Tracking on a retry

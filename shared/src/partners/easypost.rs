@@ -12,8 +12,7 @@ use serde_json::{Map, Value};
 use super::history::{self, ScanEvents};
 use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
-    self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
-    ShipmentStatus, StatusChange,
+    self, CanonicalEvent, EventBody, Location, ShipmentRef, ShipmentStatus, StatusChange,
 };
 use crate::idempotency::sha256_tag;
 use crate::webhook::ReceivedWebhook;
@@ -181,30 +180,15 @@ fn event_body(
     eta: Option<DateTime<Utc>>,
     signed_by: Option<&str>,
 ) -> EventBody {
-    let status_detail = reading.status_detail.map(str::to_owned);
-    let message = reading.message.map(str::to_owned);
-    if mapping.status == ShipmentStatus::Delivered {
-        EventBody::Delivered(Delivery {
-            status: ShipmentStatus::Delivered,
-            status_detail,
-            location: reading.location.clone(),
-            message,
-            pod: ProofOfDelivery {
-                signed_by: signed_by.map(str::to_owned),
-                delivered_at: reading.at,
-                document_url: None,
-            },
-        })
-    } else {
-        EventBody::StatusChanged(StatusChange {
-            status: mapping.status,
-            status_detail,
-            raw_status: mapping.keep_raw.then(|| reading.status.to_owned()),
-            location: reading.location.clone(),
-            message,
-            eta,
-        })
-    }
+    let change = StatusChange {
+        status: mapping.status,
+        status_detail: reading.status_detail.map(str::to_owned),
+        raw_status: mapping.keep_raw.then(|| reading.status.to_owned()),
+        location: reading.location.clone(),
+        message: reading.message.map(str::to_owned),
+        eta,
+    };
+    EventBody::milestone(change, reading.at, signed_by.map(str::to_owned))
 }
 
 /// The current state's estimate and signer, on the scan that stands for it.

@@ -13,8 +13,7 @@ use chrono::{
 use chrono_tz::Tz;
 
 use crate::canonical::{
-    self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
-    ShipmentStatus, StatusChange,
+    self, CanonicalEvent, EventBody, Location, ShipmentRef, ShipmentStatus, StatusChange,
 };
 
 /// A canonical field a partner can map.
@@ -533,28 +532,15 @@ impl Reading {
             Some(id) => (id.as_str(), 0),
             None => (origin.source_event_id, origin.position),
         };
-        let body = if self.status.status == ShipmentStatus::Delivered {
-            EventBody::Delivered(Delivery {
-                status: ShipmentStatus::Delivered,
-                status_detail: self.status_detail,
-                location: self.location,
-                message: self.message,
-                pod: ProofOfDelivery {
-                    signed_by: self.signed_by,
-                    delivered_at: self.occurred_at,
-                    document_url: None,
-                },
-            })
-        } else {
-            EventBody::StatusChanged(StatusChange {
-                status: self.status.status,
-                status_detail: self.status_detail,
-                raw_status: self.status.keep_raw.then_some(self.status_word),
-                location: self.location,
-                message: self.message,
-                eta: self.eta,
-            })
+        let change = StatusChange {
+            status: self.status.status,
+            status_detail: self.status_detail,
+            raw_status: self.status.keep_raw.then_some(self.status_word),
+            location: self.location,
+            message: self.message,
+            eta: self.eta,
         };
+        let body = EventBody::milestone(change, self.occurred_at, self.signed_by);
         CanonicalEvent {
             schema: canonical::SCHEMA.to_owned(),
             event_id: canonical::event_id(origin.partner, source_event_id, position),

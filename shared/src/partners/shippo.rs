@@ -11,8 +11,7 @@ use super::history::{self, ScanEvents};
 use super::json_fields::{Fields, parse_object};
 use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
-    self, CanonicalEvent, Delivery, EventBody, Location, ProofOfDelivery, ShipmentRef,
-    ShipmentStatus, StatusChange,
+    self, CanonicalEvent, EventBody, Location, ShipmentRef, ShipmentStatus, StatusChange,
 };
 use crate::idempotency::sha256_tag;
 use crate::webhook::ReceivedWebhook;
@@ -234,31 +233,16 @@ impl Scan<'_> {
 
     fn event_body(&self) -> EventBody {
         let mapping = map_status(self.status, self.substatus);
-        let status_detail = self.substatus.map(str::to_owned);
-        let message = self.message.map(str::to_owned);
-        if mapping.status == ShipmentStatus::Delivered {
-            EventBody::Delivered(Delivery {
-                status: ShipmentStatus::Delivered,
-                status_detail,
-                location: self.location.clone(),
-                message,
-                // Shippo's Track has no signer.
-                pod: ProofOfDelivery {
-                    signed_by: None,
-                    delivered_at: self.occurred_at,
-                    document_url: None,
-                },
-            })
-        } else {
-            EventBody::StatusChanged(StatusChange {
-                status: mapping.status,
-                status_detail,
-                raw_status: mapping.keep_raw.then(|| self.status.to_owned()),
-                location: self.location.clone(),
-                message,
-                eta: None,
-            })
-        }
+        let change = StatusChange {
+            status: mapping.status,
+            status_detail: self.substatus.map(str::to_owned),
+            raw_status: mapping.keep_raw.then(|| self.status.to_owned()),
+            location: self.location.clone(),
+            message: self.message.map(str::to_owned),
+            eta: None,
+        };
+        // Shippo's Track has no signer.
+        EventBody::milestone(change, self.occurred_at, None)
     }
 }
 

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::canonical::{Delivery, ProofOfDelivery};
 use crate::failure::Classify;
 use crate::partners::{self, Format};
 use crate::webhook::{WebhookBody, ingress_id};
