@@ -6,20 +6,28 @@
 //! line, while the rest of the body goes through. Aggregators repeat a shipment's whole scan
 //! history in every delivery: only the scans not published before are (`freightbridge::seen`).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, Utc};
 use freightbridge::batch::{DeadLetter, DeadLetterSink, RecordContext};
 use freightbridge::bus::{BusEvent, Envelope, EventBus};
 use freightbridge::canonical::{self, CanonicalEvent};
 use freightbridge::failure::FailureReason;
+use futures::StreamExt as _;
 use std::sync::Arc;
 
+use freightbridge::idempotency::StoreError;
 use freightbridge::partners::{Adapters, History, PartnerError, RejectedRow, Transformed};
 use freightbridge::seen::SeenStore;
 use freightbridge::webhook::ReceivedWebhook;
 use tracing::Instrument as _;
+use uuid::Uuid;
 
 /// The consumer name written on dead letters.
 pub const CONSUMER: &str = "canonical-transform";
+
+/// Seen sets read or written at once for one delivery (one per shipment it names).
+const SEEN_CONCURRENCY: usize = 10;
 
 /// Bad rows dead-lettered one by one per record; past this, one more letter counts the rest, so
 /// a file of thousands of bad rows does not become thousands of copies of itself.
@@ -85,16 +93,19 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
                 }
                 Err(e) => return Err(FailureReason::from_error(&e)),
             };
+            let seen_before = self.seen_before(&history, now).await?;
             let mut events = events;
-            for history in &history {
-                events = self.unseen(history, events, now).await?;
+            events.retain(|event| !seen_before.contains(&event.event_id));
+            if !seen_before.is_empty() {
+                tracing::info!(
+                    entries_seen_before = seen_before.len(),
+                    "history entries published before are not published again"
+                );
             }
             if !events.is_empty() {
                 self.publish(&events).await?;
             }
-            for history in &history {
-                self.mark_seen(history, &events, now).await?;
-            }
+            self.mark_seen(&history, &events, now).await?;
             if events.is_empty() && rejected.is_empty() {
                 tracing::info!("delivery produced no new canonical events");
             }
@@ -106,58 +117,70 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
         .await
     }
 
-    /// The events without the history entries published before.
-    async fn unseen(
+    /// The history entries of this delivery published before, every shipment's set read at
+    /// once (a cumulative export can name hundreds of shipments).
+    async fn seen_before(
         &self,
-        history: &History,
-        events: Vec<CanonicalEvent>,
+        histories: &[History],
         now: DateTime<Utc>,
-    ) -> Result<Vec<CanonicalEvent>, FailureReason> {
-        let seen = self
-            .seen
-            .store
-            .seen(&history.scope, now.timestamp())
-            .await
-            .map_err(|e| FailureReason::from_error(&e))?;
-        let total = events.len();
-        let fresh: Vec<CanonicalEvent> = events
-            .into_iter()
-            .filter(|event| {
-                !(history.entries.contains(&event.event_id)
-                    && seen.contains(&event.event_id.to_string()))
-            })
-            .collect();
-        if fresh.len() < total {
-            tracing::info!(
-                scans_seen_before = total - fresh.len(),
-                "scans published before are not published again"
-            );
+    ) -> Result<HashSet<Uuid>, FailureReason> {
+        // Futures built in a loop, not by a closure: a closure's borrow would not prove `Send`
+        // for every lifetime, which the local chain's spawned consumers need.
+        let mut reads = Vec::with_capacity(histories.len());
+        for history in histories {
+            reads.push(async move {
+                let seen = self
+                    .seen
+                    .store
+                    .seen(&history.scope, now.timestamp())
+                    .await?;
+                Ok::<_, StoreError>(
+                    history
+                        .entries
+                        .iter()
+                        .filter(|id| seen.contains(&id.to_string()))
+                        .copied()
+                        .collect::<Vec<_>>(),
+                )
+            });
         }
-        Ok(fresh)
+        let mut seen_before = HashSet::new();
+        let mut results = futures::stream::iter(reads).buffer_unordered(SEEN_CONCURRENCY);
+        while let Some(result) = results.next().await {
+            seen_before.extend(result.map_err(|e| FailureReason::from_error(&e))?);
+        }
+        Ok(seen_before)
     }
 
-    /// Remembers the history entries just published. If that fails the record is retried: its
-    /// events are published again under the same ids (duplicates to the poster), and marked.
+    /// Remembers the history entries just published, every shipment's set at once. If that
+    /// fails the record is retried: its events are published again under the same ids
+    /// (duplicates to the poster), and marked.
     async fn mark_seen(
         &self,
-        history: &History,
+        histories: &[History],
         published: &[CanonicalEvent],
         now: DateTime<Utc>,
     ) -> Result<(), FailureReason> {
-        let entries: Vec<String> = published
-            .iter()
-            .filter(|event| history.entries.contains(&event.event_id))
-            .map(|event| event.event_id.to_string())
-            .collect();
-        if entries.is_empty() {
-            return Ok(());
-        }
+        let published: HashSet<Uuid> = published.iter().map(|event| event.event_id).collect();
         let expires_at = (now + self.seen.ttl).timestamp();
-        self.seen
-            .store
-            .mark(&history.scope, &entries, expires_at)
-            .await
-            .map_err(|e| FailureReason::from_error(&e))
+        let mut marks = Vec::with_capacity(histories.len());
+        for history in histories {
+            let entries: Vec<String> = history
+                .entries
+                .iter()
+                .filter(|id| published.contains(id))
+                .map(Uuid::to_string)
+                .collect();
+            if !entries.is_empty() {
+                let scope = history.scope.as_str();
+                marks.push(async move { self.seen.store.mark(scope, &entries, expires_at).await });
+            }
+        }
+        let mut results = futures::stream::iter(marks).buffer_unordered(SEEN_CONCURRENCY);
+        while let Some(result) = results.next().await {
+            result.map_err(|e| FailureReason::from_error(&e))?;
+        }
+        Ok(())
     }
 
     async fn publish(&self, events: &[CanonicalEvent]) -> Result<(), FailureReason> {

@@ -6,10 +6,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
 use super::{History, Transformed};
-use crate::canonical::{self, CanonicalEvent, Location};
+use crate::canonical::{CanonicalEvent, Location};
 
 /// Where a shipment's seen scans are remembered: the partner and the tracking number.
 pub(super) fn scope(partner: &str, tracking_number: &str) -> String {
@@ -108,11 +107,6 @@ impl ScanEvents {
             history,
         }
     }
-}
-
-/// The id of a scan's event.
-pub(super) fn scan_event_id(partner: &str, source_event_id: &str) -> Uuid {
-    canonical::event_id(partner, source_event_id, 0)
 }
 
 #[cfg(test)]

@@ -141,7 +141,7 @@ pub(super) fn transform(
         let source_event_id = history::source_event_id(track.tracking_number, &scan.key());
         scans.push(CanonicalEvent {
             schema: canonical::SCHEMA.to_owned(),
-            event_id: history::scan_event_id(partner, &source_event_id),
+            event_id: canonical::event_id(partner, &source_event_id, 0),
             partner: partner.clone(),
             source_event_id,
             correlation_id: correlation_id.clone(),
