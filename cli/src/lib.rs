@@ -1,8 +1,10 @@
-//! freightctl: the local chain (`serve`, `demo`) and partner tools (`send`, `transform`).
+//! freightctl: the local chain (`serve`, `demo`), partner tools (`send`, `transform`) and the
+//! Odoo onboarding check (`odoo check`).
 //! The chain runs the real function handlers in process, wired by in-memory adapters.
 
 pub mod chain;
 pub mod demo;
+pub mod odoo_check;
 pub mod queue;
 pub mod send;
 

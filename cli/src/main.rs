@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use freightbridge::config::PartnersFile;
 use freightbridge::odoo::FinanceConfig;
+use freightbridge::odoo::finance_config::FINANCE_CONFIG_ENV;
 use freightctl::chain::{Chain, ChainConfig};
 use freightctl::demo::{self, CountingOdoo};
-use freightctl::{odoo_from_env, send, transform_body};
+use freightctl::{odoo_check, odoo_from_env, send, transform_body};
 
 const DEFAULT_PARTNERS: &str = "events/partners.local.toml";
 const DEFAULT_SAMPLES: &str = "events/partners";
@@ -81,6 +82,29 @@ enum Command {
         #[arg(long, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
     },
+    /// Operator commands for the Odoo side.
+    Odoo {
+        #[command(subcommand)]
+        command: OdooCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OdooCommand {
+    /// Onboarding check: connection, access rights and every record the finance settings name.
+    /// Exits non-zero when something would make the poster fail (MISSING or FAIL).
+    Check {
+        /// Finance settings of the poster, as for `serve`; the Odoo connection comes from
+        /// ODOO_URL, ODOO_DB, ODOO_USER, ODOO_API_KEY / ODOO_PASSWORD and ODOO_TRANSPORT.
+        #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
+        odoo_finance: PathBuf,
+        /// Print the rows as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Create the missing carrier vendors and service products (never accounts or journals).
+        #[arg(long)]
+        create_missing: bool,
+    },
 }
 
 #[tokio::main]
@@ -88,7 +112,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's report is the output; its logs only need to show problems.
     let default_level = match cli.command {
-        Command::Demo { .. } => "warn",
+        Command::Demo { .. } | Command::Odoo { .. } => "warn",
         _ => "info",
     };
     freightbridge::observability::init_local(cli.json_logs, default_level);
@@ -204,6 +228,27 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Odoo {
+            command:
+                OdooCommand::Check {
+                    odoo_finance,
+                    json,
+                    create_missing,
+                },
+        } => {
+            let finance = load_finance(&odoo_finance)?;
+            let odoo = odoo_check::odoo_config_from_env().map_err(|e| e.to_string())?;
+            let report = odoo_check::check_config(&odoo, &finance, create_missing).await;
+            if json {
+                let text =
+                    serde_json::to_string_pretty(&report.to_json()).map_err(|e| e.to_string())?;
+                println!("{text}");
+            } else {
+                println!("finance settings: {}", odoo_finance.display());
+                print!("{}", report.table());
+            }
+            Ok(ExitCode::from(report.exit_code()))
         }
     }
 }
