@@ -816,7 +816,7 @@ impl<P: OdooPort> Checker<'_, P> {
                 self.access_method = Some(AccessMethod::HasAccess);
                 Ok(allowed)
             }
-            Err(error) if !unreachable(&error) => {
+            Err(error) if !cannot_ask(&error) => {
                 let allowed = ask(AccessMethod::CheckAccessRights).await?;
                 self.access_method = Some(AccessMethod::CheckAccessRights);
                 Ok(allowed)
@@ -834,9 +834,15 @@ impl<P: OdooPort> Checker<'_, P> {
                 Ok(true) => granted.push(operation.as_str()),
                 Ok(false) => denied.push(operation.as_str()),
                 Err(error) => {
+                    // An uninstalled module's model only matters once its feature is enabled.
+                    let status = if access.required {
+                        Status::Fail
+                    } else {
+                        Status::Warn
+                    };
                     return CheckRow::new(
                         what,
-                        Status::Fail,
+                        status,
                         format!("cannot ask Odoo about {}: {error}", operation.as_str()),
                     )
                     .fix(format!(
@@ -1530,7 +1536,7 @@ impl<P: OdooPort> Checker<'_, P> {
 }
 
 /// Errors that say the server cannot be asked at all (as opposed to "this method is not here").
-fn unreachable(error: &OdooError) -> bool {
+fn cannot_ask(error: &OdooError) -> bool {
     matches!(
         error.kind,
         OdooErrorKind::Auth
@@ -1912,6 +1918,8 @@ mod tests {
     struct FakeOdoo {
         records: std::sync::Mutex<Vec<(String, Map<String, Value>)>>,
         denied: Vec<(&'static str, &'static str)>,
+        /// Models of modules that are not installed.
+        uninstalled: Vec<&'static str>,
         calls: std::sync::Mutex<Vec<String>>,
     }
 
@@ -1961,6 +1969,7 @@ mod tests {
             Self {
                 records: std::sync::Mutex::new(records),
                 denied,
+                uninstalled: Vec::new(),
                 calls: std::sync::Mutex::new(Vec::new()),
             }
         }
@@ -1998,6 +2007,13 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("{}.{}", call.model, call.method));
+            if self.uninstalled.contains(&call.model.as_str()) {
+                return Err(OdooError::from_odoo(
+                    "werkzeug.exceptions.NotFound",
+                    "Object doesn't exist",
+                    Some(404),
+                ));
+            }
             let mut records = self.records.lock().unwrap();
             let of_model =
                 |records: &Vec<(String, Map<String, Value>)>| -> Vec<Map<String, Value>> {
@@ -2163,6 +2179,21 @@ mod tests {
         let moves = report.row("access account.move").unwrap();
         assert_eq!(moves.status, Status::Fail);
         assert_eq!(moves.detail, "may not write (may read, create)");
+    }
+
+    #[tokio::test]
+    async fn a_missing_module_blocks_only_when_its_feature_is_enabled() {
+        let mut odoo = FakeOdoo::new(Vec::new());
+        odoo.uninstalled = vec!["sale.order", "stock.landed.cost"];
+        let report = check(&odoo, &server(), &small_config(), false).await;
+        let sales = report.row("access sale.order").unwrap();
+        assert_eq!(sales.status, Status::Warn, "{sales:?}");
+        let mut config = small_config();
+        config.landed_costs.enabled = true;
+        config.landed_costs.product = Some(OdooRef::Code("FREIGHT".into()));
+        let report = check(&odoo, &server(), &config, false).await;
+        let landed = report.row("access stock.landed.cost").unwrap();
+        assert_eq!(landed.status, Status::Fail, "{landed:?}");
     }
 
     #[tokio::test]
