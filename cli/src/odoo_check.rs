@@ -1191,21 +1191,21 @@ impl<P: OdooPort> Checker<'_, P> {
             OdooRef::Id(_) => format!("correct {listed}: no product.product has that id"),
         };
         let first = settings.first().map(String::as_str).unwrap_or("product");
-        let id = match self
+        let found = self
             .reference
             .record(self.odoo, Kind::Product, reference, first)
-            .await
-        {
-            Ok(id) => id,
-            Err(FinanceError::MissingMapping { .. }) if self.create_missing => {
-                if let OdooRef::Code(code) = reference {
-                    return self
-                        .create_product(what, code, &listed, first, landed_cost)
-                        .await;
-                }
-                return CheckRow::new(what, Status::Missing, "not in Odoo").fix(fix_missing);
+            .await;
+        let id = match (found, reference) {
+            (Ok(id), _) => id,
+            // Only a code can be missing (an id is taken as given and read below).
+            (Err(FinanceError::MissingMapping { .. }), OdooRef::Code(code))
+                if self.create_missing =>
+            {
+                return self
+                    .create_product(what, code, &listed, first, landed_cost)
+                    .await;
             }
-            Err(error) => return lookup_failed(what, error, fix_missing),
+            (Err(error), _) => return lookup_failed(what, error, fix_missing),
         };
         let mut fields = vec!["name", "default_code", "type"];
         if landed_cost {
