@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use freightbridge::config::PartnersFile;
 use freightbridge::odoo::FinanceConfig;
+use freightbridge::odoo::finance_config::FINANCE_CONFIG_ENV;
 use freightctl::chain::{Chain, ChainConfig};
 use freightctl::demo::{self, CountingOdoo};
 use freightctl::{odoo_from_env, send, transform_body};
@@ -44,7 +45,7 @@ enum Command {
         #[arg(long, default_value = "target/freightctl/odoo-journal.jsonl")]
         odoo_journal: PathBuf,
         /// Finance settings of the poster (accounts, journals, carriers); see docs/odoo.md.
-        #[arg(long, default_value = DEFAULT_FINANCE)]
+        #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
     },
     /// Sign a body as the partner would and post it.
@@ -78,7 +79,8 @@ enum Command {
         event_log: PathBuf,
         #[arg(long, default_value = "target/freightctl/demo-odoo-journal.jsonl")]
         odoo_journal: PathBuf,
-        #[arg(long, default_value = DEFAULT_FINANCE)]
+        /// Finance settings of the poster, as for `serve`.
+        #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
     },
 }
