@@ -45,7 +45,7 @@ enum Command {
         #[arg(long, default_value = "target/freightctl/odoo-journal.jsonl")]
         odoo_journal: PathBuf,
         /// Finance settings of the poster (accounts, journals, carriers); see docs/odoo.md.
-        #[arg(long, default_value = DEFAULT_FINANCE)]
+        #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
     },
     /// Sign a body as the partner would and post it.
@@ -79,7 +79,8 @@ enum Command {
         event_log: PathBuf,
         #[arg(long, default_value = "target/freightctl/demo-odoo-journal.jsonl")]
         odoo_journal: PathBuf,
-        #[arg(long, default_value = DEFAULT_FINANCE)]
+        /// Finance settings of the poster, as for `serve`.
+        #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
     },
     /// Operator commands for the Odoo side.

@@ -1,5 +1,7 @@
 //! Harnesses shared by the workspace-level tests: a moto server (the AWS wire protocol on
-//! 127.0.0.1) and a stateful Odoo double speaking JSON-2 and JSON-RPC as real servers do.
+//! 127.0.0.1), a stateful Odoo double speaking JSON-2 and JSON-RPC as real servers do, and real
+//! Odoo servers from `../shared/odoo` with an admin client for the real-Odoo suite.
 
 pub mod moto;
 pub mod odoo_double;
+pub mod real_odoo;

@@ -1665,6 +1665,16 @@ fn execute_kw(s: &mut DoubleState, args: &[Value]) -> Result<Value, Fault> {
             _ => Vec::new(),
         };
     }
+    if method == "create" && positional.is_empty() {
+        // Odoo adapts create's result through `args[0]` after the records were made: a
+        // `vals_list` sent by name fails there and the transaction is rolled back.
+        let sequence = if s.cfg.version >= 19 { "list" } else { "tuple" };
+        return Err(Fault::new(
+            "builtins.IndexError",
+            500,
+            format!("{sequence} index out of range"),
+        ));
+    }
     let given = positional.len();
     if given > params.len() || (method == "message_post" && given > 0) {
         return Err(Fault::type_error(format!(

@@ -1802,8 +1802,11 @@ async fn round_trips_per_operation_stay_within_their_budget() {
         );
         assert_eq!(revision, 3, "{setup:?}");
         assert_eq!(delivery, 5, "{setup:?}");
+        // The match reverses the shipment's two accrual entries with a wizard each (Odoo posts
+        // a reversal only when its wizard holds one entry): 2 calls per entry, plus the lookup
+        // of the shipment's items and one read of the reversals' states.
         assert!(
-            cold_bill > bill && charge <= 3 && dispute <= 5 && matched <= 7 && separate <= 3,
+            cold_bill > bill && charge <= 3 && dispute <= 5 && matched <= 9 && separate <= 3,
             "{report:#?}"
         );
     }

@@ -161,7 +161,8 @@ fn positional_names(method: &str) -> (&'static [&'static str], bool) {
 }
 
 /// `execute_kw` arguments → (model, method, ids, named arguments). Transcripts often pass the
-/// domain or vals positionally; our client names everything but the ids. Both mean the same call.
+/// domain or vals positionally; our client names everything but the ids (and `create`'s
+/// `vals_list`, which Odoo needs by position). Both mean the same call.
 fn canonical_execute_kw(args: &[Value]) -> (String, String, Vec<i64>, Map<String, Value>) {
     let model = args[3].as_str().unwrap().to_owned();
     let method = args[4].as_str().unwrap().to_owned();
@@ -952,6 +953,61 @@ async fn double_answers_odoo_18_requests_like_odoo_18() {
             .unwrap()
             .starts_with("/web/login")
     );
+}
+
+/// Real Odoo 19 and 18 create the records of a `create` whose `vals_list` is named, then fail
+/// adapting the result through `args[0]` and roll back (19: `odoo/service/model.py`, 18:
+/// `odoo/api.py`); the double refuses it the same way, so a client that names it fails here too.
+#[tokio::test]
+async fn double_refuses_a_jsonrpc_create_with_a_named_vals_list_like_odoo() {
+    for (version, message) in [
+        (19, "list index out of range"),
+        (18, "tuple index out of range"),
+    ] {
+        let double = OdooDouble::start(OdooDoubleConfig::version(version)).await;
+        let d = double.config().clone();
+        let call = |args: Value, kwargs: Value| {
+            json!({"jsonrpc": "2.0", "method": "call", "id": 5, "params": {
+                "service": "object", "method": "execute_kw",
+                "args": [d.db, 2, d.password, "res.partner", "create", args, kwargs]}})
+        };
+        let http = reqwest::Client::new();
+        let named: Value = http
+            .post(format!("{}/jsonrpc", double.url()))
+            .json(&call(json!([]), json!({"vals_list": [{"name": "Named"}]})))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            named["error"]["data"]["name"], "builtins.IndexError",
+            "{version}"
+        );
+        assert_eq!(named["error"]["data"]["message"], message, "{version}");
+        assert!(
+            double
+                .find("res.partner", json!([["name", "=", "Named"]]))
+                .is_empty()
+        );
+        let positional: Value = http
+            .post(format!("{}/jsonrpc", double.url()))
+            .json(&call(json!([[{"name": "Positional"}]]), json!({})))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(positional["result"].is_array(), "{version}: {positional}");
+        assert_eq!(
+            double
+                .find("res.partner", json!([["name", "=", "Positional"]]))
+                .len(),
+            1
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -249,8 +249,8 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
                 let accrual = match &settled.accrual {
                     Reversal::Reversed {
                         accrual_ids,
-                        reversal_id,
-                    } => json!({"reversed": accrual_ids, "reversal_id": reversal_id}),
+                        reversal_ids,
+                    } => json!({"reversed": accrual_ids, "reversal_ids": reversal_ids}),
                     Reversal::AlreadyReversed => json!("already_reversed"),
                     Reversal::NothingAccrued => json!("nothing_accrued"),
                 };

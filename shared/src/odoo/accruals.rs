@@ -71,11 +71,18 @@ struct AccrualItem {
     balance: Decimal,
     /// `draft` or `posted`.
     state: String,
+    /// The entry's name (`MISC/2026/11/0001`; `/` while draft).
+    move_name: String,
 }
 
 impl AccrualItem {
     fn is_reversal(&self, prefix: &str) -> bool {
         !self.reference.starts_with(prefix) && self.reference.contains(prefix)
+    }
+
+    /// Whether this reversal's `ref` ("Reversal of: <name>, <reason>") names the entry `name`.
+    fn reverses(&self, name: &str) -> bool {
+        name != "/" && self.reference.contains(&format!(" {name}, "))
     }
 
     /// The estimate time part of an accrual's reference.
@@ -150,7 +157,7 @@ pub async fn accrue(
     if let Some(own) = items.iter().find(|i| i.reference == own_ref) {
         // An earlier attempt created it; it may have died before posting.
         if own.state == "draft" {
-            post(odoo, own.move_id).await?;
+            post(odoo, &[own.move_id]).await?;
         }
         return Ok(Accrued::AlreadyApplied {
             move_id: own.move_id,
@@ -225,7 +232,7 @@ pub async fn accrue(
     vals.insert("journal_id".into(), json!(journal));
     vals.insert("line_ids".into(), entry_commands(&lines)?);
     let move_id = create_move(odoo, vals, "entry").await?;
-    post(odoo, move_id).await?;
+    post(odoo, &[move_id]).await?;
     tracing::info!(event_id = %event.event_id, move_id, %difference, "freight accrual posted");
     Ok(Accrued::Posted {
         move_id,
@@ -237,19 +244,26 @@ pub async fn accrue(
 /// What matching did to the shipment's accrual.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reversal {
-    /// The accrual entries were reversed; the action's `res_id` when Odoo gave one.
+    /// Each accrual entry now has a posted reversal; `reversal_ids` are the ones this attempt
+    /// created or posted.
     Reversed {
         accrual_ids: Vec<i64>,
-        reversal_id: Option<i64>,
+        reversal_ids: Vec<i64>,
     },
-    /// They had been reversed before (an earlier attempt, or a redelivered match).
+    /// Every accrual had a posted reversal before (an earlier attempt, or a redelivered match).
     AlreadyReversed,
     /// The shipment has no accrual (no estimate was ever received).
     NothingAccrued,
 }
 
-/// Reverses every accrual of the event's shipment through Odoo's reversal wizard, once: the
-/// wizard's reason carries the shipment's prefix, so the reversal is found with the accruals.
+/// Reverses every accrual entry of the event's shipment, once each, and leaves every reversal
+/// posted. Odoo's wizard posts (and reconciles) a reversal only when it holds one journal entry
+/// dated up to today; with several entries it leaves draft reversals. So each entry gets its own
+/// wizard, and a reversal still draft afterwards (a later date, or an attempt that died) is
+/// posted. The wizard's reason carries the shipment's prefix, which keeps the reversal findable
+/// with the accruals; its `ref` ("Reversal of: <entry name>, <reason>") names the entry it
+/// reverses. Round trips once reference data is cached: the shipment's items, the wizard and the
+/// reversal per entry, one read of the new reversals' states, and one post of the drafts if any.
 pub async fn reverse_for_shipment(
     odoo: &impl OdooPort,
     finance: &Finance,
@@ -270,47 +284,115 @@ pub async fn reverse_for_shipment(
         .await?;
     let prefix = shipment_prefix(event);
     let items = accrual_items(odoo, liability, &prefix).await?;
-    if items.iter().any(|i| i.is_reversal(&prefix)) {
-        return Ok(Reversal::AlreadyReversed);
-    }
-    let mut accruals: Vec<i64> = items
+    let mut accruals: Vec<&AccrualItem> = items
         .iter()
         .filter(|i| i.reference.starts_with(&prefix))
-        .map(|i| i.move_id)
         .collect();
-    accruals.sort_unstable();
-    accruals.dedup();
+    accruals.sort_by_key(|i| i.move_id);
+    accruals.dedup_by_key(|i| i.move_id);
     if accruals.is_empty() {
         return Ok(Reversal::NothingAccrued);
     }
-    // Only posted entries can be reversed; a draft is what a crashed attempt left behind.
-    let drafts: Vec<i64> = items
-        .iter()
-        .filter(|i| i.reference.starts_with(&prefix) && i.state == "draft")
-        .map(|i| i.move_id)
-        .collect();
-    for draft in dedup(drafts) {
-        post(odoo, draft).await?;
+    let reason = format!("{prefix}{REVERSAL_MARK}{}", event_tag(event));
+    // Reversals to finish: those found draft, and those the wizard made (it may leave them draft).
+    let mut unfinished = Vec::new();
+    let mut created = Vec::new();
+    for accrual in &accruals {
+        if let Some(reversal) = items
+            .iter()
+            .find(|i| i.is_reversal(&prefix) && i.reverses(&accrual.move_name))
+        {
+            if reversal.state == "draft" {
+                unfinished.push(reversal.move_id);
+            }
+            continue;
+        }
+        // Only posted entries can be reversed; a draft is what a crashed attempt left behind.
+        if accrual.state == "draft" {
+            post(odoo, &[accrual.move_id]).await?;
+        }
+        created.push(reverse_one(odoo, accrual.move_id, date, &reason, journal).await?);
     }
-    let context = json!({"active_model": "account.move", "active_ids": accruals});
+    unfinished.extend(created.iter().copied());
+    let drafts = post_drafts(odoo, &unfinished).await?;
+    let mut reversal_ids = created;
+    reversal_ids.extend(drafts);
+    reversal_ids.sort_unstable();
+    reversal_ids.dedup();
+    let accrual_ids: Vec<i64> = accruals.iter().map(|i| i.move_id).collect();
+    if reversal_ids.is_empty() {
+        return Ok(Reversal::AlreadyReversed);
+    }
+    tracing::info!(event_id = %event.event_id, ?accrual_ids, ?reversal_ids, "accrual reversed");
+    Ok(Reversal::Reversed {
+        accrual_ids,
+        reversal_ids,
+    })
+}
+
+/// Posts those of `moves` that are draft and returns them. A draft Odoo would post itself on its
+/// date (`auto_post = at_date`, a reversal dated after Odoo's today) refuses `action_post`
+/// ("This move is configured to be auto-posted on …"), so it is switched to manual posting
+/// first: accrued freight must not stay on the books until a scheduler runs. Round trips: one
+/// read, then a write only for scheduled drafts and one post for all drafts.
+async fn post_drafts(odoo: &impl OdooPort, moves: &[i64]) -> Result<Vec<i64>, FinanceError> {
+    if moves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let read = OdooCall::new("account.move", "read")
+        .with_ids(moves.iter().copied())
+        .with_arg("fields", json!(["state", "auto_post"]))
+        .assuming(json!([]));
+    let found = records(odoo.execute(&read).await?)?;
+    let drafts: Vec<&Map<String, Value>> = found
+        .iter()
+        .filter(|r| text(r.get("state")) == Some("draft"))
+        .collect();
+    let scheduled: Vec<i64> = drafts
+        .iter()
+        .filter(|r| text(r.get("auto_post")).is_some_and(|a| a != "no"))
+        .filter_map(|r| super::values::record_id(r))
+        .collect();
+    if !scheduled.is_empty() {
+        let manual = OdooCall::new("account.move", "write")
+            .with_ids(scheduled.iter().copied())
+            .with_arg("vals", json!({"auto_post": "no"}))
+            .assuming(json!(true));
+        odoo.execute(&manual).await?;
+    }
+    let drafts: Vec<i64> = drafts
+        .iter()
+        .filter_map(|r| super::values::record_id(r))
+        .collect();
+    if !drafts.is_empty() {
+        post(odoo, &drafts).await?;
+    }
+    Ok(drafts)
+}
+
+/// One entry through the reversal wizard; the id of its reversal.
+async fn reverse_one(
+    odoo: &impl OdooPort,
+    accrual: i64,
+    date: NaiveDate,
+    reason: &str,
+    journal: i64,
+) -> Result<i64, FinanceError> {
+    let context = json!({"active_model": "account.move", "active_ids": [accrual]});
     let wizard = OdooCall::new("account.move.reversal", "create")
         .with_arg(
             "vals_list",
             json!([{
-                "move_ids": [[6, 0, accruals]],
+                "move_ids": [[6, 0, [accrual]]],
                 "date": date.to_string(),
-                "reason": format!("{prefix}{REVERSAL_MARK}{}", event_tag(event)),
+                "reason": reason,
                 "journal_id": journal,
             }]),
         )
         .with_arg("context", context.clone())
         .assuming(json!([0]));
-    let wizard_id = super::values::single_id(&odoo.execute(&wizard).await?).ok_or_else(|| {
-        super::OdooError::new(
-            super::OdooErrorKind::Protocol,
-            "account.move.reversal.create returned no id",
-        )
-    })?;
+    let wizard_id = super::values::single_id(&odoo.execute(&wizard).await?)
+        .ok_or_else(|| protocol("account.move.reversal.create returned no id"))?;
     let reverse = OdooCall::new("account.move.reversal", "reverse_moves")
         .with_ids([wizard_id])
         .with_arg("context", context)
@@ -318,13 +400,15 @@ pub async fn reverse_for_shipment(
             json!({"type": "ir.actions.act_window", "res_model": "account.move", "res_id": 0}),
         );
     let action = odoo.execute(&reverse).await?;
-    // One reversal: the action opens it (`res_id`); several: a list (`domain`).
-    let reversal_id = action.get("res_id").and_then(Value::as_i64);
-    tracing::info!(event_id = %event.event_id, ?accruals, ?reversal_id, "accrual reversed");
-    Ok(Reversal::Reversed {
-        accrual_ids: accruals,
-        reversal_id,
-    })
+    // A wizard of one entry opens its reversal (`res_id`).
+    action
+        .get("res_id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| protocol("account.move.reversal.reverse_moves opened no reversal"))
+}
+
+fn protocol(message: &str) -> FinanceError {
+    super::OdooError::new(super::OdooErrorKind::Protocol, message).into()
 }
 
 /// The shipment's items on the accrued-freight account, accruals and reversals alike (their
@@ -346,7 +430,7 @@ async fn accrual_items(
         )
         .with_arg(
             "fields",
-            json!(["move_id", "ref", "balance", "parent_state"]),
+            json!(["move_id", "move_name", "ref", "balance", "parent_state"]),
         )
         .with_arg("order", "id asc")
         .assuming(json!([]));
@@ -360,14 +444,15 @@ async fn accrual_items(
                 reference,
                 balance: money::from_wire(r.get("balance")).unwrap_or_default(),
                 state: text(r.get("parent_state")).unwrap_or("posted").to_owned(),
+                move_name: text(r.get("move_name")).unwrap_or("/").to_owned(),
             })
         })
         .collect())
 }
 
-async fn post(odoo: &impl OdooPort, move_id: i64) -> Result<(), FinanceError> {
+async fn post(odoo: &impl OdooPort, move_ids: &[i64]) -> Result<(), FinanceError> {
     let post = OdooCall::new("account.move", "action_post")
-        .with_ids([move_id])
+        .with_ids(move_ids.iter().copied())
         .assuming(json!(false));
     odoo.execute(&post).await?;
     Ok(())
@@ -388,12 +473,6 @@ fn entry_commands(lines: &[EntryLine]) -> Result<Value, FinanceError> {
         commands.push(json!([0, 0, vals]));
     }
     Ok(Value::Array(commands))
-}
-
-fn dedup(mut ids: Vec<i64>) -> Vec<i64> {
-    ids.sort_unstable();
-    ids.dedup();
-    ids
 }
 
 #[cfg(test)]
@@ -433,6 +512,7 @@ mod tests {
             reference: reference.into(),
             balance: balance.parse().unwrap(),
             state: "posted".into(),
+            move_name: "MISC/2026/11/0001".into(),
         }
     }
 
@@ -456,6 +536,11 @@ mod tests {
         assert!(!accrual.is_reversal(prefix));
         assert!(reversal.is_reversal(prefix));
         assert_eq!(reversal.stamp(prefix), None);
+        // A reversal names the entry it reverses; a longer number is another entry.
+        assert!(reversal.reverses("MISC/2026/11/0001"));
+        assert!(!reversal.reverses("MISC/2026/11/00010"));
+        assert!(!reversal.reverses("MISC/2026/11/0002"));
+        assert!(!reversal.reverses("/"));
     }
 
     #[test]

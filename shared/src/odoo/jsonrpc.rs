@@ -121,25 +121,39 @@ impl JsonRpcClient {
     }
 }
 
-/// `[db, uid, secret, model, method, [ids], {kwargs}]`: the ids are the only positional argument
-/// (recordset methods take them first; `@api.model` methods take none), everything else is named.
-/// An empty kwargs object is left out, as Odoo's own clients do for argument-less calls.
+/// Arguments that `execute_kw` must receive positionally, whatever the Python signature says:
+/// Odoo adapts `create`'s result by looking at `args[0]` (`odoo/service/model.py` on 19,
+/// `odoo/api.py` on 16–18), so a `vals_list` sent by name creates the records and then fails
+/// with `IndexError`, rolling the transaction back.
+const POSITIONAL: &[(&str, &str)] = &[("create", "vals_list")];
+
+/// `[db, uid, secret, model, method, [args…], {kwargs}]`. The positional list holds the ids
+/// first (recordset methods; `@api.model` methods take none), then the arguments Odoo needs by
+/// position (`create`'s `vals_list`); everything else is named. An empty kwargs object is left
+/// out, as Odoo's own clients do for argument-less calls.
 pub(crate) fn execute_kw_args(db: &str, uid: i64, secret: &Secret, call: &OdooCall) -> Vec<Value> {
-    let positional = if call.ids.is_empty() {
-        json!([])
-    } else {
-        json!([call.ids])
-    };
+    let mut kwargs = call.kwargs.clone();
+    let mut positional = Vec::new();
+    if !call.ids.is_empty() {
+        positional.push(json!(call.ids));
+    }
+    for (method, parameter) in POSITIONAL {
+        if call.method == *method
+            && let Some(value) = kwargs.remove(*parameter)
+        {
+            positional.push(value);
+        }
+    }
     let mut args = vec![
         json!(db),
         json!(uid),
         json!(secret.expose()),
         json!(call.model),
         json!(call.method),
-        positional,
+        Value::Array(positional),
     ];
-    if !call.kwargs.is_empty() {
-        args.push(Value::Object(call.kwargs.clone()));
+    if !kwargs.is_empty() {
+        args.push(Value::Object(kwargs));
     }
     args
 }
@@ -234,6 +248,28 @@ mod tests {
         assert_eq!(execute_kw_args("test", 2, &secret, &search)[5], json!([]));
         let draft = OdooCall::new("account.move", "button_draft").with_ids([2]);
         assert_eq!(execute_kw_args("test", 2, &secret, &draft).len(), 6);
+    }
+
+    #[test]
+    fn create_takes_its_vals_list_by_position() {
+        let secret = Secret::new("k");
+        let create = OdooCall::new("account.move", "create")
+            .with_arg("vals_list", json!([{"ref": "A"}]))
+            .with_arg("context", json!({"lang": "en_US"}));
+        let args = execute_kw_args("test", 2, &secret, &create);
+        assert_eq!(args[5], json!([[{"ref": "A"}]]));
+        assert_eq!(args[6], json!({"context": {"lang": "en_US"}}));
+        let bare = OdooCall::new("res.partner", "create").with_arg("vals_list", json!([{}]));
+        assert_eq!(execute_kw_args("test", 2, &secret, &bare).len(), 6);
+        // Only `create` is special: a `write` keeps its `vals` named.
+        let write = OdooCall::new("res.partner", "write")
+            .with_ids([3])
+            .with_arg("vals", json!({"ref": "B"}));
+        let args = execute_kw_args("test", 2, &secret, &write);
+        assert_eq!(
+            (&args[5], &args[6]),
+            (&json!([[3]]), &json!({"vals": {"ref": "B"}}))
+        );
     }
 
     #[test]

@@ -1320,6 +1320,16 @@ impl DoubleState {
                     "The Bill/Refund date is required to validate this document.",
                 ));
             }
+            // A draft Odoo will post on its date refuses a manual post before then.
+            let date: Option<NaiveDate> = text(&record, "date").and_then(|d| d.parse().ok());
+            if text(&record, "auto_post").is_some_and(|a| a != "no")
+                && let Some(date) = date.filter(|d| *d > self.today())
+            {
+                return Err(user_error(format!(
+                    "This move is configured to be auto-posted on {}",
+                    date.format("%m/%d/%Y")
+                )));
+            }
             self.check_balanced(*id)?;
             let name = match text(&record, "name") {
                 // Reset to draft keeps its number (059) and posting again reuses it.
@@ -1387,6 +1397,14 @@ impl DoubleState {
             .unwrap_or_else(|| self.today());
         let reason = text(&wizard, "reason").map(str::to_owned);
         let journal = m2o_id(wizard.get("journal_id"));
+        // Odoo cancels (posts and reconciles) the originals only when the wizard holds one
+        // journal entry dated up to today (`move_type` is computed for a single move); with
+        // several moves, or a later date, the reversals stay draft and unreconciled.
+        let cancel = moves.len() == 1
+            && date <= self.today()
+            && moves
+                .first()
+                .is_some_and(|m| text(self.move_record(*m), "move_type") == Some("entry"));
         let mut created = Vec::new();
         for original in &moves {
             let record = self.move_record(*original).clone();
@@ -1461,7 +1479,7 @@ impl DoubleState {
             );
             vals.insert(lines_field.into(), Value::Array(lines));
             let reversal = self.create_move(vals)?;
-            if move_type == "entry" && !future {
+            if cancel {
                 self.action_post(&[reversal])?;
             }
             created.push(reversal);
