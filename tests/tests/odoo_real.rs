@@ -259,18 +259,24 @@ struct World {
     tag: String,
 }
 
+/// The poster's connection settings for the site, as an integration engineer would set them.
+fn odoo_config(site: &Site) -> OdooConfig {
+    let server = &site.server;
+    let mut config = OdooConfig::new(&server.url);
+    config.db = Some(server.db.clone());
+    config.user = Some(server.login.clone());
+    config.api_key = Some(Secret::new(match site.transport {
+        Transport::Json2 => server.api_key.as_deref().expect("JSON-2 needs an API key"),
+        Transport::JsonRpc => server.api_key.as_deref().unwrap_or(&server.password),
+    }));
+    config.transport = Some(site.transport);
+    config.timeout = std::time::Duration::from_secs(60);
+    config
+}
+
 impl World {
     async fn new(site: &Site, case: &str) -> World {
-        let server = &site.server;
-        let mut config = OdooConfig::new(&server.url);
-        config.db = Some(server.db.clone());
-        config.user = Some(server.login.clone());
-        config.api_key = Some(Secret::new(match site.transport {
-            Transport::Json2 => server.api_key.as_deref().expect("JSON-2 needs an API key"),
-            Transport::JsonRpc => server.api_key.as_deref().unwrap_or(&server.password),
-        }));
-        config.transport = Some(site.transport);
-        config.timeout = std::time::Duration::from_secs(60);
+        let config = odoo_config(site);
         let client = OdooClient::connect(&config).await.expect("connect");
         let store = Arc::new(MemoryStore::new());
         let finance = Finance::new(FinanceConfig::parse(SETTINGS).expect("settings"));
@@ -279,7 +285,7 @@ impl World {
             Idempotency::new(store.clone(), Policy::default()),
         )
         .with_finance(finance);
-        let admin = Admin::connect(server).await.expect("admin login");
+        let admin = Admin::connect(&site.server).await.expect("admin login");
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         World {
             site: site.clone(),
@@ -1435,6 +1441,297 @@ async fn landed_cost_on_a_receipt(w: World) {
     assert_eq!(again.len(), 1, "{}", w.site.name);
 }
 
+/// `freightctl odoo check`: the suite's settings resolve on a seeded database; settings naming
+/// a carrier and a product the database lacks fail (exit 1) with those rows MISSING;
+/// `--create-missing` creates them (and nothing else) and the check then passes.
+async fn onboarding_check(w: World) {
+    use freightctl::odoo_check::{AccessMethod, Status, check_config};
+    let config = odoo_config(&w.site);
+    let seeded = FinanceConfig::parse(SETTINGS).expect("settings");
+    let report = check_config(&config, &seeded, false).await;
+    assert!(report.passed(), "{}:\n{}", w.site.name, report.table());
+    assert_eq!(report.exit_code(), 0);
+    let expected_method = match w.site.transport {
+        Transport::Json2 => AccessMethod::HasAccess,
+        Transport::JsonRpc => AccessMethod::CheckAccessRights,
+    };
+    assert_eq!(
+        report.access_method,
+        Some(expected_method),
+        "{}",
+        w.site.name
+    );
+    let version = report.server.server_version.clone().unwrap_or_default();
+    assert!(
+        version.starts_with(&format!("{}.", w.site.server.version)),
+        "{version}"
+    );
+
+    let carrier = format!("FBC-{}", w.tag);
+    let product = format!("FBP-{}", w.tag);
+    let fresh = SETTINGS
+        .replace("FB-CARRIER-UPS", &carrier)
+        .replace("\"FB-FREIGHT\"", &format!("\"{product}\""));
+    let fresh = FinanceConfig::parse(&fresh).expect("fresh settings");
+    let report = check_config(&config, &fresh, false).await;
+    assert!(!report.passed(), "{}:\n{}", w.site.name, report.table());
+    assert_eq!(report.exit_code(), 1);
+    let missing: Vec<&str> = report
+        .with_status(Status::Missing)
+        .map(|r| r.what.as_str())
+        .collect();
+    assert!(
+        missing.iter().any(|m| m.contains(&carrier)),
+        "{}: {missing:?}",
+        w.site.name
+    );
+    assert!(
+        missing.iter().any(|m| m.contains(&product)),
+        "{}: {missing:?}",
+        w.site.name
+    );
+    assert!(report.created.is_empty());
+
+    let report = check_config(&config, &fresh, true).await;
+    assert!(report.passed(), "{}:\n{}", w.site.name, report.table());
+    assert_eq!(
+        report.created.len(),
+        2,
+        "{}: {:?}",
+        w.site.name,
+        report.created
+    );
+    let vendor = w
+        .admin
+        .search_read(
+            "res.partner",
+            json!([["ref", "=", carrier]]),
+            &["supplier_rank", "is_company"],
+        )
+        .await;
+    assert_eq!(vendor.len(), 1, "{}", w.site.name);
+    assert!(vendor[0]["supplier_rank"].as_i64().unwrap_or_default() > 0);
+    let made = w
+        .admin
+        .search_read(
+            "product.product",
+            json!([["default_code", "=", product]]),
+            &["type", "landed_cost_ok"],
+        )
+        .await;
+    assert_eq!(made.len(), 1, "{}", w.site.name);
+    assert_eq!(made[0]["type"], "service");
+    assert_eq!(made[0]["landed_cost_ok"], true, "the landed-cost product");
+
+    let again = check_config(&config, &fresh, false).await;
+    assert!(
+        again.passed() && again.created.is_empty(),
+        "{}:\n{}",
+        w.site.name,
+        again.table()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The double refuses what real Odoo refuses: the same bad requests to both, the same answer.
+
+/// Where a raw request goes: a real server or the double.
+struct Target {
+    url: String,
+    db: String,
+    secret: String,
+    api_key: Option<String>,
+}
+
+/// What Odoo answered: the HTTP status (JSON-2; 200 for JSON-RPC) and the error's name and
+/// message, or `ok`.
+async fn raw_call(
+    target: &Target,
+    transport: Transport,
+    model: &str,
+    method: &str,
+    args: &Value,
+    kwargs: &Value,
+) -> (u16, String, String) {
+    let http = reqwest::Client::new();
+    let response = match transport {
+        Transport::JsonRpc => {
+            let body = json!({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+                "service": "object", "method": "execute_kw",
+                "args": [target.db, 2, target.secret, model, method, args, kwargs]}});
+            http.post(format!("{}/jsonrpc", target.url))
+                .json(&body)
+                .send()
+                .await
+        }
+        Transport::Json2 => {
+            http.post(format!("{}/json/2/{model}/{method}", target.url))
+                .header(
+                    "Authorization",
+                    format!("bearer {}", target.api_key.as_deref().unwrap_or_default()),
+                )
+                .header("X-Odoo-Database", &target.db)
+                .json(kwargs)
+                .send()
+                .await
+        }
+    }
+    .expect("request");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let error = match transport {
+        Transport::JsonRpc => body.get("error").map(|e| e["data"].clone()),
+        Transport::Json2 => (status >= 400).then_some(body),
+    };
+    match error {
+        Some(e) => (
+            status,
+            e["name"].as_str().unwrap_or_default().to_owned(),
+            e["message"].as_str().unwrap_or_default().to_owned(),
+        ),
+        None => (status, "ok".into(), String::new()),
+    }
+}
+
+async fn double_refuses_what_odoo_refuses(site: &Site) {
+    use freightbridge_tests::odoo_double::{OdooDouble, OdooDoubleConfig};
+    let double = OdooDouble::start(OdooDoubleConfig::version(site.server.version)).await;
+    let d = double.config().clone();
+    let server = &site.server;
+    let real = Target {
+        url: server.url.clone(),
+        db: server.db.clone(),
+        secret: server.password.clone(),
+        api_key: server.api_key.clone(),
+    };
+    let fake = Target {
+        url: double.url(),
+        db: d.db.clone(),
+        secret: d.password.clone(),
+        api_key: Some(d.api_key.clone()),
+    };
+    let missing = 999_999;
+    // (what, model, method, JSON-RPC args and kwargs, JSON-2 body)
+    let cases: Vec<(&str, &str, &str, Value, Value, Value)> = vec![
+        (
+            "vals_list by name",
+            "res.partner",
+            "create",
+            json!([]),
+            json!({"vals_list": [{"name": "FB x"}]}),
+            Value::Null,
+        ),
+        (
+            "no vals_list",
+            "res.partner",
+            "create",
+            json!([]),
+            json!({}),
+            json!({}),
+        ),
+        (
+            "unknown field in vals",
+            "res.partner",
+            "create",
+            json!([[{"name": "FB x", "fb_no_such": 1}]]),
+            json!({}),
+            json!({"vals_list": [{"name": "FB x", "fb_no_such": 1}]}),
+        ),
+        (
+            "unknown field read",
+            "res.partner",
+            "search_read",
+            json!([[]]),
+            json!({"fields": ["fb_no_such"], "limit": 1}),
+            json!({"domain": [], "fields": ["fb_no_such"], "limit": 1}),
+        ),
+        (
+            "unknown field in domain",
+            "res.partner",
+            "search_read",
+            json!([[["fb_no_such", "=", 1]]]),
+            json!({"fields": ["name"]}),
+            json!({"domain": [["fb_no_such", "=", 1]], "fields": ["name"]}),
+        ),
+        (
+            "bad selection value",
+            "res.partner",
+            "create",
+            json!([[{"name": "FB x", "type": "fb_bogus"}]]),
+            json!({}),
+            json!({"vals_list": [{"name": "FB x", "type": "fb_bogus"}]}),
+        ),
+        (
+            "write without vals",
+            "res.partner",
+            "write",
+            json!([[1]]),
+            json!({}),
+            json!({"ids": [1]}),
+        ),
+        (
+            "write on a missing record",
+            "res.partner",
+            "write",
+            json!([[missing], {"name": "FB y"}]),
+            json!({}),
+            json!({"ids": [missing], "vals": {"name": "FB y"}}),
+        ),
+        (
+            "unknown method",
+            "res.partner",
+            "fb_nope",
+            json!([[1]]),
+            json!({}),
+            json!({"ids": [1]}),
+        ),
+        (
+            "unknown model",
+            "fb.nomodel",
+            "search_read",
+            json!([[]]),
+            json!({}),
+            json!({}),
+        ),
+        (
+            "ids on a model method",
+            "res.partner",
+            "create",
+            Value::Null,
+            Value::Null,
+            json!({"ids": [1], "vals_list": [{"name": "FB x"}]}),
+        ),
+        (
+            "positional args",
+            "res.partner",
+            "search_read",
+            Value::Null,
+            Value::Null,
+            json!({"args": [[]]}),
+        ),
+    ];
+    let mut differences = Vec::new();
+    for (what, model, method, args, kwargs, body) in &cases {
+        let (transport, a, k) = match site.transport {
+            Transport::JsonRpc if !args.is_null() => (Transport::JsonRpc, args, kwargs),
+            Transport::Json2 if !body.is_null() => (Transport::Json2, &Value::Null, body),
+            _ => continue,
+        };
+        let odoo = raw_call(&real, transport, model, method, a, k).await;
+        let ours = raw_call(&fake, transport, model, method, a, k).await;
+        assert_ne!(odoo.1, "ok", "{}: Odoo accepted {what}", site.name);
+        if odoo != ours {
+            differences.push(format!("{what}: Odoo {odoo:?}, double {ours:?}"));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{}: the double answers otherwise than Odoo:\n{}",
+        site.name,
+        differences.join("\n")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Round trips measured per site and operation, printed after the trials.
 
@@ -1462,7 +1759,9 @@ fn main() -> ExitCode {
         // Listing needs no server.
         let trials: Vec<Trial> = all_cases()
             .into_iter()
-            .flat_map(|(case, _)| {
+            .map(|(case, _)| case)
+            .chain(["double_refuses_what_odoo_refuses"])
+            .flat_map(|case| {
                 ["odoo19-json2", "odoo19-jsonrpc", "odoo18-jsonrpc"]
                     .map(|site| Trial::test(format!("{site}::{case}"), || Ok(())))
             })
@@ -1518,6 +1817,20 @@ fn main() -> ExitCode {
             }));
         }
     }
+    for site in &sites {
+        let site = site.clone();
+        trials.push(Trial::test(
+            format!("{}::double_refuses_what_odoo_refuses", site.name),
+            move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failed::from(e.to_string()))?;
+                runtime.block_on(double_refuses_what_odoo_refuses(&site));
+                Ok(())
+            },
+        ));
+    }
     let conclusion = libtest_mimic::run(&args, trials);
     let mut trips = TRIPS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     trips.sort();
@@ -1546,6 +1859,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         late_charge_on_the_draft_bill,
         late_charge_on_a_posted_bill,
         landed_cost_on_a_receipt,
+        onboarding_check,
     ]
 }
 
