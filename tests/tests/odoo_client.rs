@@ -972,15 +972,16 @@ async fn double_refuses_a_jsonrpc_create_with_a_named_vals_list_like_odoo() {
                 "args": [d.db, 2, d.password, "res.partner", "create", args, kwargs]}})
         };
         let http = reqwest::Client::new();
-        let named: Value = http
-            .post(format!("{}/jsonrpc", double.url()))
-            .json(&call(json!([]), json!({"vals_list": [{"name": "Named"}]})))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let send = async |body: Value| -> Value {
+            let response = http
+                .post(format!("{}/jsonrpc", double.url()))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            response.json().await.unwrap()
+        };
+        let named = send(call(json!([]), json!({"vals_list": [{"name": "Named"}]}))).await;
         assert_eq!(
             named["error"]["data"]["name"], "builtins.IndexError",
             "{version}"
@@ -991,15 +992,7 @@ async fn double_refuses_a_jsonrpc_create_with_a_named_vals_list_like_odoo() {
                 .find("res.partner", json!([["name", "=", "Named"]]))
                 .is_empty()
         );
-        let positional: Value = http
-            .post(format!("{}/jsonrpc", double.url()))
-            .json(&call(json!([[{"name": "Positional"}]]), json!({})))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let positional = send(call(json!([[{"name": "Positional"}]]), json!({}))).await;
         assert!(positional["result"].is_array(), "{version}: {positional}");
         assert_eq!(
             double

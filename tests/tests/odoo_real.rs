@@ -1805,15 +1805,10 @@ fn main() -> ExitCode {
             let site = site.clone();
             let case_tag: String = case.split('_').filter_map(|w| w.chars().next()).collect();
             trials.push(Trial::test(format!("{}::{case}", site.name), move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Failed::from(e.to_string()))?;
-                runtime.block_on(async {
+                on_own_runtime(async {
                     let world = World::new(&site, &case_tag).await;
                     run(world).await;
-                });
-                Ok(())
+                })
             }));
         }
     }
@@ -1821,14 +1816,7 @@ fn main() -> ExitCode {
         let site = site.clone();
         trials.push(Trial::test(
             format!("{}::double_refuses_what_odoo_refuses", site.name),
-            move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| Failed::from(e.to_string()))?;
-                runtime.block_on(double_refuses_what_odoo_refuses(&site));
-                Ok(())
-            },
+            move || on_own_runtime(double_refuses_what_odoo_refuses(&site)),
         ));
     }
     let conclusion = libtest_mimic::run(&args, trials);
@@ -1844,6 +1832,16 @@ fn main() -> ExitCode {
     drop(runtime);
     odoo.stop();
     conclusion.exit_code()
+}
+
+/// Each trial runs on a runtime of its own (trials run on libtest-mimic's threads).
+fn on_own_runtime(trial: impl std::future::Future<Output = ()>) -> Result<(), Failed> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))?;
+    runtime.block_on(trial);
+    Ok(())
 }
 
 fn all_cases() -> Vec<(&'static str, Case)> {
