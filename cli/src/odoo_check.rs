@@ -375,10 +375,9 @@ impl Feature {
     fn enabled(self, finance: &FinanceConfig) -> bool {
         match self {
             Feature::Always => true,
-            Feature::ExternalIds => {
-                finance.bills.dispute_activity_type.is_some()
-                    || finance.carriers.values().any(|c| c.xmlid.is_some())
-            }
+            // The dispute activity type's external id is resolved by Odoo itself
+            // (`activity_schedule`); only carriers configured by xmlid are looked up.
+            Feature::ExternalIds => finance.carriers.values().any(|c| c.xmlid.is_some()),
             Feature::LandedCosts => finance.landed_costs.enabled,
             Feature::InvoiceRelease => finance.invoice_release.enabled,
         }
@@ -393,8 +392,8 @@ const INTERNAL: &str = "Internal User (base.group_user)";
 const BILLING: &str = "Invoicing / Billing (account.group_account_invoice)";
 const STOCK_USER: &str = "Inventory / User (stock.group_stock_user)";
 const STOCK_ADMIN: &str = "Inventory / Administrator (stock.group_stock_manager)";
-/// In 18 and 19 `base.group_user` has no access at all to `ir.model` and `ir.model.data`
-/// (`base/security/ir.model.access.csv`, `0,0,0,0`): only this group may read them.
+/// In 18 and 19 `base.group_user` has no access at all to `ir.model.data` (nor `ir.model`;
+/// `base/security/ir.model.access.csv`, `0,0,0,0`): only this group may read them.
 const ACCESS_RIGHTS: &str = "Administration / Access Rights (base.group_erp_manager)";
 const SALES: &str = "Sales / User: All Documents (sales_team.group_sale_salesman_all_leads)";
 
@@ -402,8 +401,8 @@ const SALES: &str = "Sales / User: All Documents (sales_team.group_sale_salesman
 /// and `read` need read, `create` create, `write` and the buttons (`action_post`,
 /// `compute_landed_cost`, `button_validate`) write. `stock.picking.message_post` needs write:
 /// `mail.thread` posts with `_mail_post_access = 'write'` unless a model lowers it, and pickings
-/// do not (`account.move` does, to read). `ir.model` is read for a dispute's `res_model_id`,
-/// `ir.model.data` to resolve external ids.
+/// do not (`account.move` does, to read). `ir.model.data` is read to resolve carriers configured
+/// by external id; disputes need neither it nor `ir.model` (`account.move.activity_schedule`).
 #[rustfmt::skip]
 const ACCESS: &[AccessNeed] = {
     use Feature::{Always, ExternalIds, InvoiceRelease, LandedCosts};
@@ -418,7 +417,6 @@ const ACCESS: &[AccessNeed] = {
         ("res.partner",           &[Read],                Always,         INTERNAL),
         ("product.product",       &[Read],                Always,         INTERNAL),
         ("res.users",             &[Read],                Always,         INTERNAL),
-        ("ir.model",              &[Read],                Always,         ACCESS_RIGHTS),
         ("ir.model.data",         &[Read],                ExternalIds,    ACCESS_RIGHTS),
         ("mail.message",          &[Read],                Always,         INTERNAL),
         ("mail.activity",         &[Read, Create],        Always,         INTERNAL),
@@ -1390,6 +1388,11 @@ impl<P: OdooPort> Checker<'_, P> {
                 Ok(()) => CheckRow::ok(what, format!("mail.activity.type id {id}")),
                 Err(row) => row,
             },
+            // The poster does not read it (Odoo resolves it in `activity_schedule`): a user who
+            // may not read external ids cannot verify it, which is no reason to fail.
+            Err(FinanceError::Odoo(error)) if error.kind == OdooErrorKind::Forbidden => {
+                odoo_warned(&what, &error)
+            }
             Err(error) => lookup_failed(
                 what,
                 error,
@@ -1686,7 +1689,6 @@ mod tests {
             "product.product",
             "res.currency",
             "res.users",
-            "ir.model",
             "ir.model.data",
             "mail.message",
             "mail.activity",
@@ -1750,11 +1752,16 @@ mod tests {
     fn external_ids_need_ir_model_data_only_when_the_settings_use_them() {
         assert!(access(&plan(&sample()), "ir.model.data").required);
         let mut config = sample();
-        config.bills.dispute_activity_type = None;
         config.carriers.retain(|_, c| c.xmlid.is_none());
+        // The dispute activity type alone is resolved by Odoo, not by the poster.
+        assert!(config.bills.dispute_activity_type.is_some());
         assert!(!access(&plan(&config), "ir.model.data").required);
-        // Disputes always resolve the bill's model.
-        assert!(access(&plan(&config), "ir.model").required);
+        let plan = plan(&config);
+        assert!(
+            !plan
+                .iter()
+                .any(|c| matches!(c, Check::Access(a) if a.model == "ir.model"))
+        );
     }
 
     #[test]

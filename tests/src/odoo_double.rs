@@ -424,6 +424,10 @@ const MODEL_METHODS: &[(&str, &[&str])] = &[
     ("compute_landed_cost", &["stock.landed.cost"]),
     ("button_validate", &["stock.landed.cost"]),
     ("button_create_landed_costs", &["account.move"]),
+    (
+        "activity_schedule",
+        &["account.move", "stock.picking", "res.partner"],
+    ),
 ];
 
 fn method_on(model: &str, method: &str) -> bool {
@@ -719,6 +723,17 @@ fn signature(method: &str) -> Option<(&'static [&'static str], bool)> {
         | "button_validate"
         | "button_create_landed_costs" => (&[][..], true),
         "reverse_moves" => (&["is_modify"][..], true),
+        "activity_schedule" => (
+            &[
+                "act_type_xmlid",
+                "date_deadline",
+                "summary",
+                "note",
+                "user_id",
+                "activity_type_id",
+            ][..],
+            true,
+        ),
         _ => return None,
     })
 }
@@ -870,6 +885,7 @@ impl DoubleState {
             "compute_landed_cost" => self.compute_landed_cost(&ids),
             "button_validate" => self.validate_landed_cost(&ids),
             "button_create_landed_costs" => self.button_create_landed_costs(&ids),
+            "activity_schedule" => self.activity_schedule(model, &ids, kwargs),
             _ => unreachable!("signature() lists every method handled here"),
         }
     }

@@ -121,6 +121,10 @@ split_method = "by_quantity"
 enabled = true
 "#;
 
+/// The least-privileged poster user (JSON-RPC with its password).
+const BOT_LOGIN: &str = "fb.bot";
+const BOT_PASSWORD: &str = "fb-bot-password-for-tests";
+
 async fn seed(admin: &Admin) -> Seed {
     let vendor = |name: &str, reference: &str| json!({"name": name, "ref": reference, "is_company": true, "supplier_rank": 1});
     let ofl = admin
@@ -179,6 +183,31 @@ async fn seed(admin: &Admin) -> Seed {
             json!([["login", "=", "fb.ap.clerk"]]),
             json!({"name": "Accounts Payable Clerk", "login": "fb.ap.clerk",
                    groups: [[4, billing]]}),
+        )
+        .await;
+    // The poster's own bot, with exactly the groups docs/odoo.md §5 gives it.
+    let mut bot_groups = Vec::new();
+    for group in [
+        "base.group_user",
+        "stock.group_stock_user",
+        "account.group_account_invoice",
+        "sales_team.group_sale_salesman_all_leads",
+        "stock.group_stock_manager",
+    ] {
+        let id = admin
+            .xmlid(group)
+            .await
+            .unwrap_or_else(|| panic!("{group}"));
+        bot_groups.push(json!([4, id]));
+    }
+    admin
+        .ensure(
+            "res.users",
+            json!([["login", "=", BOT_LOGIN]]),
+            // An email address: assigning an activity to someone notifies them from the bot, and
+            // Odoo 18 refuses to send without a sender address.
+            json!({"name": "freightbridge bot", "login": BOT_LOGIN, "password": BOT_PASSWORD,
+                   "email": "freightbridge-bot@example.com", groups: bot_groups}),
         )
         .await;
     let freight = admin
@@ -1308,6 +1337,70 @@ async fn dispute_leaves_the_bill_draft_with_one_activity(w: World) {
     assert_eq!(activities().await.len(), 1, "{}", w.site.name);
 }
 
+/// The bot with only the documented groups (no Administration rights, so no read on `ir.model`
+/// or `ir.model.data`) opens a dispute: the activity is created through `activity_schedule`.
+async fn dispute_as_the_least_privileged_bot(w: World) {
+    let number = w.number(1);
+    w.handle(&invoice_event(&w, "inv-1", ofl_invoice(&number, "1335.50")))
+        .await
+        .unwrap();
+    let mut config = odoo_config(&w.site);
+    config.user = Some(BOT_LOGIN.into());
+    config.api_key = Some(Secret::new(BOT_PASSWORD));
+    config.transport = Some(Transport::JsonRpc);
+    let client = OdooClient::connect(&config).await.expect("bot login");
+    let store = Arc::new(MemoryStore::new());
+    let bot = Poster::new(client, Idempotency::new(store, Policy::default())).with_finance(
+        Finance::new(FinanceConfig::parse(SETTINGS).expect("settings")),
+    );
+    let dispute = disputed_event(&w, "dispute-bot", &number);
+    let envelope = json!({"version": "0", "id": format!("bus-{}", dispute.event_id),
+        "detail-type": dispute.event_type(), "source": "freightbridge.canonical",
+        "time": Utc::now().to_rfc3339(), "detail": dispute});
+    let now = Utc::now();
+    let ctx = RecordContext {
+        message_id: "m-bot".into(),
+        body: envelope.to_string(),
+        receive_count: 1,
+    };
+    bot.handle_record(ctx, now, now + Span::seconds(120))
+        .await
+        .unwrap_or_else(|e| panic!("{}: the bot's dispute: {e:?}", w.site.name));
+    let bill = w.bill(&number).await;
+    let activities = w
+        .admin
+        .search_read(
+            "mail.activity",
+            json!([
+                ["res_model", "=", "account.move"],
+                ["res_id", "=", id(&bill)]
+            ]),
+            &["user_id", "activity_type_id"],
+        )
+        .await;
+    assert_eq!(activities.len(), 1, "{}", w.site.name);
+    assert_eq!(m2o(&activities[0], "user_id"), Some(w.site.seed.ap_user));
+    let todo = w.admin.xmlid("mail.mail_activity_data_todo").await;
+    assert_eq!(
+        m2o(&activities[0], "activity_type_id"),
+        todo,
+        "{}",
+        w.site.name
+    );
+    // It really lacks the rights it no longer needs.
+    let denied = w
+        .admin
+        .call(
+            "res.users",
+            "search_read",
+            json!([[["login", "=", BOT_LOGIN]]]),
+            json!({"fields": ["id"]}),
+        )
+        .await
+        .expect("bot");
+    assert_eq!(denied.as_array().map(Vec::len), Some(1));
+}
+
 async fn late_charge_on_the_draft_bill(w: World) {
     let number = w.number(1);
     w.handle(&invoice_event(&w, "inv-1", ofl_invoice(&number, "1335.50")))
@@ -1854,6 +1947,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         match_posts_the_bill_and_reverses_every_accrual_once,
         draft_reversals_are_posted_not_doubled,
         dispute_leaves_the_bill_draft_with_one_activity,
+        dispute_as_the_least_privileged_bot,
         late_charge_on_the_draft_bill,
         late_charge_on_a_posted_bill,
         landed_cost_on_a_receipt,

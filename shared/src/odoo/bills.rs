@@ -306,17 +306,6 @@ pub async fn open_dispute(
     let user_id = reference
         .resolve(odoo, Kind::User, login, "bills.ap_user")
         .await?;
-    let model_id = reference
-        .resolve(odoo, Kind::Model, "account.move", "ir.model account.move")
-        .await?;
-    let activity_type = match settings.dispute_activity_type.as_deref() {
-        Some(xmlid) => Some(
-            reference
-                .resolve(odoo, Kind::XmlId, xmlid, "bills.dispute_activity_type")
-                .await?,
-        ),
-        None => None,
-    };
     let partner_id = finance.carrier_partner(odoo, event).await?;
     let bill = the_bill(odoo, event, partner_id, &disputed.invoice_number).await?;
     let marker = format!("[freightbridge event {}]", event.event_id);
@@ -326,7 +315,7 @@ pub async fn open_dispute(
             .with_arg(
                 "domain",
                 json!([
-                    ["res_model_id", "=", model_id],
+                    ["res_model", "=", "account.move"],
                     ["res_id", "=", bill.id],
                     ["note", "ilike", marker],
                 ]),
@@ -350,28 +339,31 @@ pub async fn open_dispute(
 
     let deadline =
         event.occurred_at.date_naive() + Duration::days(i64::from(settings.dispute_deadline_days));
-    let mut vals = Map::new();
-    vals.insert("res_model_id".into(), json!(model_id));
-    vals.insert("res_id".into(), json!(bill.id));
-    vals.insert("user_id".into(), json!(user_id));
-    vals.insert("date_deadline".into(), json!(deadline.to_string()));
-    vals.insert(
-        "summary".into(),
-        json!(one_line(
-            &format!(
-                "Disputed freight invoice {} ({})",
-                disputed.invoice_number,
-                carrier_key(event)
+    // `activity_schedule` resolves the activity type's external id and the model itself, so
+    // the bot needs no read access to `ir.model` / `ir.model.data` (Internal User has none).
+    let create = OdooCall::new("account.move", "activity_schedule")
+        .with_ids([bill.id])
+        .with_arg(
+            "act_type_xmlid",
+            settings
+                .dispute_activity_type
+                .as_deref()
+                .unwrap_or_default(),
+        )
+        .with_arg("date_deadline", deadline.to_string())
+        .with_arg(
+            "summary",
+            one_line(
+                &format!(
+                    "Disputed freight invoice {} ({})",
+                    disputed.invoice_number,
+                    carrier_key(event)
+                ),
+                100,
             ),
-            100
-        )),
-    );
-    vals.insert("note".into(), json!(dispute_note(event, disputed, &marker)));
-    if let Some(activity_type) = activity_type {
-        vals.insert("activity_type_id".into(), json!(activity_type));
-    }
-    let create = OdooCall::new("mail.activity", "create")
-        .with_arg("vals_list", Value::Array(vec![Value::Object(vals)]))
+        )
+        .with_arg("note", dispute_note(event, disputed, &marker))
+        .with_arg("user_id", user_id)
         .assuming(json!([0]));
     let activity_id = single_id(&odoo.execute(&create).await?);
     tracing::info!(event_id = %event.event_id, bill_id = bill.id, ?activity_id, "dispute activity created");

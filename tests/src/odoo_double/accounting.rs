@@ -1530,6 +1530,58 @@ impl DoubleState {
         self.create_plain("mail.activity", vals, defaults)
     }
 
+    /// `mail.activity.mixin.activity_schedule`: one activity per record, the type from an
+    /// external id (resolved without the caller's access to `ir.model.data`; an unknown one
+    /// falls back to the default type, as Odoo does), `res_model_id` from the record's model.
+    pub(super) fn activity_schedule(
+        &mut self,
+        model: &str,
+        ids: &[i64],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, Fault> {
+        self.ensure_exist(model, ids)?;
+        let model_id = self.models["ir.model"]
+            .records
+            .iter()
+            .find(|(_, m)| text(m, "model") == Some(model))
+            .map(|(id, _)| *id);
+        let xmlid = kwargs
+            .get("act_type_xmlid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let activity_type = xmlid
+            .split_once('.')
+            .and_then(|(module, name)| {
+                self.models["ir.model.data"]
+                    .records
+                    .values()
+                    .find(|r| text(r, "module") == Some(module) && text(r, "name") == Some(name))
+            })
+            .and_then(|r| r.get("res_id").and_then(Value::as_i64))
+            .or_else(|| kwargs.get("activity_type_id").and_then(Value::as_i64))
+            .unwrap_or(TODO_ACTIVITY_TYPE);
+        let deadline = kwargs
+            .get("date_deadline")
+            .filter(|d| d.is_string())
+            .cloned()
+            .unwrap_or_else(|| json!(self.today().to_string()));
+        let mut created = Vec::new();
+        for id in ids {
+            let mut vals = Map::new();
+            vals.insert("res_model_id".into(), json!(model_id));
+            vals.insert("res_id".into(), json!(id));
+            vals.insert("activity_type_id".into(), json!(activity_type));
+            vals.insert("date_deadline".into(), deadline.clone());
+            for field in ["summary", "note", "user_id"] {
+                if let Some(value) = kwargs.get(field) {
+                    vals.insert(field.into(), value.clone());
+                }
+            }
+            created.push(self.create_activity(vals)?);
+        }
+        Ok(json!(created))
+    }
+
     // -----------------------------------------------------------------------------------------
     // Landed costs (034–038 direct, 049–054 from a bill).
 
