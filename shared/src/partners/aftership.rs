@@ -4,7 +4,7 @@
 //! event), and the tracking's current tag becomes an event of its own only when the latest
 //! checkpoint does not say it.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
+use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
 
 use super::history::{self, ScanEvents};
@@ -149,26 +149,8 @@ pub fn map_status(tag: &str, subtag: Option<&str>, return_to_sender: bool) -> St
     }
 }
 
-/// A time as AfterShip writes it: RFC 3339, an offset without a colon, a local date-time with
-/// no zone at all, or a bare date. `checkpoint_time` is in the carrier's local time and often
-/// has no zone; the local offset cannot be known then, so it is read as UTC (off by the
-/// checkpoint's offset, at most a day's hours, and never reordering one tracking's checkpoints
-/// within one time zone). A bare date is midnight UTC.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    if let Ok(time) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
-        return Some(time.with_timezone(&Utc));
-    }
-    if let Ok(local) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Some(local.and_utc());
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|date| date.and_hms_opt(0, 0, 0))
-        .map(|midnight| midnight.and_utc())
-}
+/// A time as AfterShip writes it (see `json_fields::lenient_time`).
+pub use super::json_fields::lenient_time as parse_time;
 
 const TIME_FORMATS: &str = "a date-time (RFC 3339, local or date-only)";
 
@@ -443,22 +425,19 @@ fn read_checkpoint<'a>(fields: &Fields<'a>) -> Result<Option<Checkpoint<'a>>, Pa
 }
 
 /// `expected_delivery` (older webhook versions), else AfterShip's own estimate, which is an
-/// object with `estimated_delivery_date` in current versions.
+/// object with `estimated_delivery_date` in current versions. An estimate that cannot be read is
+/// dropped (with a warning), never the milestone.
 fn read_eta(msg: &Fields<'_>) -> Result<Option<DateTime<Utc>>, PartnerError> {
-    if let Some(eta) = msg.parsed("expected_delivery", TIME_FORMATS, parse_time)? {
+    if let Some(eta) = msg.estimate_time("expected_delivery") {
         return Ok(Some(eta));
     }
-    match msg.get("aftership_estimated_delivery_date") {
-        Some(Value::String(_)) => msg.parsed(
-            "aftership_estimated_delivery_date",
-            TIME_FORMATS,
-            parse_time,
-        ),
-        _ => match msg.object("aftership_estimated_delivery_date")? {
-            Some(estimate) => estimate.parsed("estimated_delivery_date", TIME_FORMATS, parse_time),
-            None => Ok(None),
-        },
-    }
+    Ok(match msg.get("aftership_estimated_delivery_date") {
+        Some(Value::String(_)) => msg.estimate_time("aftership_estimated_delivery_date"),
+        Some(Value::Object(_)) => msg
+            .object("aftership_estimated_delivery_date")?
+            .and_then(|estimate| estimate.estimate_time("estimated_delivery_date")),
+        _ => None,
+    })
 }
 
 /// Older versions write `zip` and `country_iso3`, current ones `postal_code` and

@@ -314,7 +314,7 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
     let status_detail = tracker.text("status_detail")?;
     let carrier = tracker.text("carrier")?;
     let signed_by = tracker.text("signed_by")?;
-    let eta = tracker.time("est_delivery_date")?;
+    let eta = tracker.estimate_time("est_delivery_date");
     let tracker_updated_at = tracker.time("updated_at")?;
     let scans = read_scans(&tracker)?;
     let newest_reading = scans.last().map(|scan| &scan.reading);
@@ -475,6 +475,17 @@ impl<'a> Obj<'a> {
                     self.path_of(key)
                 ))
             })
+    }
+
+    /// An optional estimate: read leniently, dropped with a warning when unreadable (the
+    /// milestone never fails for it).
+    fn estimate_time(&self, key: &str) -> Option<DateTime<Utc>> {
+        let value = self.get(key)?;
+        let read = value.as_str().and_then(super::json_fields::lenient_time);
+        if read.is_none() {
+            tracing::warn!(field = %self.path_of(key), "unreadable EasyPost estimate ignored");
+        }
+        read
     }
 
     fn object(&self, key: &str) -> Result<Option<Obj<'a>>, PartnerError> {

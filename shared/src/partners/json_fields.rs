@@ -2,7 +2,7 @@
 //! the field's path in the body (`data.tracking_status.status`), never its value, so a reason is
 //! safe to log and to put in a dead letter.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::PartnerError;
@@ -122,6 +122,18 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// An optional estimate (an ETA): read leniently (`lenient_time`), and when it is still
+    /// unreadable it is dropped with a warning. A cosmetic flaw in a field the milestone does not
+    /// need must never cost the milestone.
+    pub(super) fn estimate_time(&self, key: &str) -> Option<DateTime<Utc>> {
+        let value = self.get(key)?;
+        let read = value.as_str().and_then(lenient_time);
+        if read.is_none() && !value.is_null() {
+            tracing::warn!(field = %self.path_of(key), format = self.format, "unreadable estimate ignored");
+        }
+        read
+    }
+
     pub(super) fn object(&self, key: &str) -> Result<Option<Fields<'a>>, PartnerError> {
         match self.get(key) {
             None => Ok(None),
@@ -163,6 +175,28 @@ impl<'a> Fields<'a> {
             })
             .collect()
     }
+}
+
+/// A time as partners write it: RFC 3339, an offset without a colon, a local date-time with
+/// no zone at all, or a bare date. AfterShip's `checkpoint_time` is in the carrier's local time
+/// and often has no zone, and Shippo's test-mode `eta` has none either
+/// (`2018-08-02T18:49:42.566`); the offset cannot be known then, so it is read as UTC (off by at
+/// most a day's hours, and never reordering one tracking's scans within one time zone). A bare
+/// date is midnight UTC.
+pub fn lenient_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    if let Ok(time) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(time.with_timezone(&Utc));
+    }
+    if let Ok(local) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Some(local.and_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|midnight| midnight.and_utc())
 }
 
 #[cfg(test)]

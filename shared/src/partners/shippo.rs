@@ -259,7 +259,8 @@ fn read_envelope<'a>(root: &Fields<'a>) -> Result<Envelope<'a>, PartnerError> {
         Some(carrier) => Some(carrier),
         None => root.text("carrier")?,
     };
-    let eta = data.rfc3339("eta")?;
+    // Shippo's documented test-mode payloads send `eta` without a zone.
+    let eta = data.estimate_time("eta");
     let tracking_status = data
         .get("tracking_status")
         .ok_or_else(|| data.malformed("missing `data.tracking_status`"))?;

@@ -734,21 +734,6 @@ fn malformed_bodies_are_refused_naming_the_field() {
             Box::new(|b| b["msg"]["return_to_sender"] = json!("true")),
         ),
         (
-            "msg.expected_delivery",
-            Box::new(|b| b["msg"]["expected_delivery"] = json!("next week")),
-        ),
-        (
-            "msg.aftership_estimated_delivery_date",
-            Box::new(|b| b["msg"]["aftership_estimated_delivery_date"] = json!(20210118)),
-        ),
-        (
-            "msg.aftership_estimated_delivery_date.estimated_delivery_date",
-            Box::new(|b| {
-                b["msg"]["aftership_estimated_delivery_date"] =
-                    json!({"estimated_delivery_date": "soon"})
-            }),
-        ),
-        (
             "msg.checkpoints",
             Box::new(|b| b["msg"]["checkpoints"] = json!({})),
         ),
@@ -1064,4 +1049,30 @@ fn aftership_partners_take_json_and_no_options() {
         error.to_string().contains("takes no [partner.options]"),
         "{error}"
     );
+}
+
+/// An estimate that cannot be read is dropped; the milestone is not.
+#[test]
+fn an_unreadable_estimate_costs_nothing() {
+    for (field, unreadable) in [
+        ("expected_delivery", json!("next week")),
+        ("aftership_estimated_delivery_date", json!(20210118)),
+        (
+            "aftership_estimated_delivery_date",
+            json!({"estimated_delivery_date": "soon"}),
+        ),
+    ] {
+        let mut body = in_transit();
+        body["msg"][field] = unreadable.clone();
+        let bytes = serde_json::to_vec(&body).unwrap();
+        assert!(
+            partners::inspect(Format::AfterShip, &bytes).is_ok(),
+            "{unreadable}"
+        );
+        assert_eq!(
+            status_change(&current_event(&body)).eta,
+            None,
+            "{unreadable}"
+        );
+    }
 }

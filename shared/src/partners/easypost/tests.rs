@@ -695,10 +695,6 @@ fn malformed_bodies_are_refused_naming_the_field() {
             Box::new(|b| b["result"]["carrier"] = json!(true)),
         ),
         (
-            "result.est_delivery_date",
-            Box::new(|b| b["result"]["est_delivery_date"] = json!("next week")),
-        ),
-        (
             "result.tracking_details",
             Box::new(|b| b["result"]["tracking_details"] = json!({})),
         ),
@@ -1023,5 +1019,30 @@ proptest! {
         let mut body = in_transit();
         body["result"][key] = value;
         never_panics(&serde_json::to_vec(&body).unwrap());
+    }
+}
+
+/// An estimate that cannot be read is dropped; the milestone is not.
+#[test]
+fn an_unreadable_estimate_costs_nothing() {
+    let mut body = in_transit();
+    body["result"]["est_delivery_date"] = json!("2024-08-05T18:00:00");
+    assert_eq!(
+        status_change(&current_event(&body)).eta,
+        Some("2024-08-05T18:00:00Z".parse().unwrap()),
+        "no zone: UTC"
+    );
+    for unreadable in [json!("next week"), json!(17), json!([])] {
+        body["result"]["est_delivery_date"] = unreadable.clone();
+        let bytes = serde_json::to_vec(&body).unwrap();
+        assert!(
+            partners::inspect(Format::EasyPost, &bytes).is_ok(),
+            "{unreadable}"
+        );
+        assert_eq!(
+            status_change(&current_event(&body)).eta,
+            None,
+            "{unreadable}"
+        );
     }
 }

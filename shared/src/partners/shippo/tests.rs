@@ -511,10 +511,6 @@ fn malformed_bodies_are_refused_naming_the_field() {
         ),
         ("carrier", Box::new(|b| b["carrier"] = json!(false))),
         (
-            "data.eta",
-            Box::new(|b| b["data"]["eta"] = json!("tomorrow")),
-        ),
-        (
             "data.tracking_status",
             Box::new(|b| b["data"]["tracking_status"] = Value::Null),
         ),
@@ -848,4 +844,27 @@ fn shippo_partners_take_json_and_no_options() {
         error.to_string().contains("takes no [partner.options]"),
         "{error}"
     );
+}
+
+/// Shippo's documented test-mode payloads send `eta` without a zone (`2018-08-02T18:49:42.566`):
+/// read as UTC. An `eta` that cannot be read at all is dropped; the milestone never is.
+#[test]
+fn an_eta_without_a_zone_is_utc_and_an_unreadable_one_costs_nothing() {
+    let mut body = with_status("TRANSIT", None);
+    body["data"]["eta"] = json!("2018-08-02T18:49:42.566");
+    let event = only_event(&body);
+    assert_eq!(
+        status_change(&event).eta,
+        Some("2018-08-02T18:49:42.566Z".parse().unwrap())
+    );
+    for unreadable in [json!("tomorrow"), json!(20180802), json!({"date": "x"})] {
+        body["data"]["eta"] = unreadable.clone();
+        let bytes = serde_json::to_vec(&body).unwrap();
+        assert!(
+            partners::inspect(Format::Shippo, &bytes).is_ok(),
+            "{unreadable}"
+        );
+        let event = only_event(&body);
+        assert_eq!(status_change(&event).eta, None, "{unreadable}");
+    }
 }
