@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -192,7 +193,10 @@ impl<O: OdooPort + 'static> Chain<O> {
     /// The API Gateway stand-in: `POST /webhooks/{partner}`.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/webhooks/{partner}", post(receive))
+            .route(
+                "/webhooks/{partner}",
+                post(receive).fallback(method_not_allowed),
+            )
             .fallback(not_found)
             .layer(DefaultBodyLimit::max(LISTENER_BODY_LIMIT))
             .with_state(self.ingress.clone())
@@ -296,11 +300,30 @@ where
 
 async fn receive(
     State(ingress): State<Arc<LocalIngress>>,
-    Path(partner): Path<String>,
+    partner: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // The extractors' own refusals are plain text; the partner gets the JSON error shape.
+    let Ok(Path(partner)) = partner else {
+        return json_error(
+            400,
+            "invalid_partner_id",
+            "the partner id in the path is not UTF-8 text",
+        );
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return json_error(
+                413,
+                "payload_too_large",
+                format!("the body exceeds the listener's {LISTENER_BODY_LIMIT} bytes"),
+            );
+        }
+        Err(rejection) => return json_error(400, "unreadable_body", rejection.body_text()),
+    };
     let now = Utc::now();
     let reply = ingress
         .handle(
@@ -313,6 +336,27 @@ async fn receive(
         )
         .await;
     reply_response(reply)
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response = json_error(
+        405,
+        "method_not_allowed",
+        "webhooks are delivered with POST /webhooks/{partner}",
+    );
+    response.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static("POST"),
+    );
+    response
+}
+
+fn json_error(status: u16, code: &str, message: impl Into<String>) -> Response {
+    reply_response(Reply {
+        status,
+        body: serde_json::json!({"error": code, "message": message.into()}),
+        retry_after: None,
+    })
 }
 
 async fn not_found() -> Response {

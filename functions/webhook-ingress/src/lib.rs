@@ -100,8 +100,9 @@ impl<S: IdempotencyStore, B: EventBus, R: SecretRefresher> Ingress<S, B, R> {
             Ok(accepted) => accepted,
             Err(rejection) => {
                 // The precise reason stays in our logs; the partner only gets the code.
+                // The path is the sender's: bounded and printable before it reaches a log line.
                 tracing::warn!(
-                    partner,
+                    partner = %freightbridge::partners::printable_prefix(partner),
                     status = rejection.status(),
                     code = rejection.code(),
                     reason = ?rejection,

@@ -129,8 +129,8 @@ fn read(
     body: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<Vec<Value>, PartnerError> {
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("body is not JSON ({e})")))?;
+    let root: Value = super::strict_json::parse(body)
+        .map_err(|e| malformed(format!("body is not JSON ({e})")))?;
     let Value::Object(mut root) = root else {
         return Err(malformed("body is not a JSON object"));
     };

@@ -228,8 +228,8 @@ fn malformed(reason: impl Into<String>) -> PartnerError {
 
 fn parse_body(body: &[u8]) -> Result<Map<String, Value>, PartnerError> {
     // serde_json's messages give position and kind only, never the offending text.
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("body is not JSON ({e})")))?;
+    let value: Value = super::strict_json::parse(body)
+        .map_err(|e| malformed(format!("body is not JSON ({e})")))?;
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(malformed("body is not a JSON object")),

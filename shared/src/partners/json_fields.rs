@@ -13,7 +13,7 @@ pub(super) fn parse_object(
     body: &[u8],
 ) -> Result<Map<String, Value>, PartnerError> {
     // serde_json's messages give position and kind only, never the offending text.
-    let value: Value = serde_json::from_slice(body)
+    let value = super::strict_json::parse(body)
         .map_err(|e| malformed(format, format!("body is not JSON ({e})")))?;
     match value {
         Value::Object(map) => Ok(map),

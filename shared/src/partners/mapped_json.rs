@@ -128,8 +128,8 @@ struct Delivery {
 
 fn read(options: &MappedOptions, body: &[u8]) -> Result<Delivery, PartnerError> {
     // serde_json's messages give position and kind only, never the offending text.
-    let root: Value =
-        serde_json::from_slice(body).map_err(|e| malformed(format!("body is not JSON ({e})")))?;
+    let root: Value = super::strict_json::parse(body)
+        .map_err(|e| malformed(format!("body is not JSON ({e})")))?;
     let delivery_id = match &options.delivery_id {
         None => None,
         Some(path) => Some(

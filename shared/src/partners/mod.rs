@@ -13,6 +13,7 @@ mod json_fields;
 pub mod mapped_json;
 mod mapping;
 pub mod shippo;
+pub mod strict_json;
 pub mod x12;
 
 #[cfg(test)]
