@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod ingress;
 pub mod observability;
 pub mod odoo;
+pub mod ordering;
 pub mod partners;
 pub mod seen;
 pub mod signature;

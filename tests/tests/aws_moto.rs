@@ -1,6 +1,6 @@
 //! The AWS adapters against moto server (the real AWS wire protocol on 127.0.0.1): DynamoDB
 //! idempotency with the same cases the in-memory store passes, EventBridge → SQS delivery,
-//! dead letters, SQS redrive and Secrets Manager. One moto server serves the whole binary.
+//! dead letters, SQS redrive and Secrets Manager; shipments' latest milestones. One moto server serves the whole binary.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +18,14 @@ use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
 use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, attr as dl_attr};
 use freightbridge::batch::{DeadLetter, DeadLetterSink};
 use freightbridge::bus::{BusError, BusEvent, Envelope, EventBus};
+use freightbridge::canonical::ShipmentStatus;
 use freightbridge::config::{ConfigError, SecretRef};
 use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{
     Begin, Idempotency, IdempotencyRecord, IdempotencyStore, Policy, PutOutcome, Status, StoreError,
 };
+use freightbridge::ordering::{LatestMilestones, Milestone, Placement};
 use freightbridge::seen::{MemorySeen, SeenStore};
 use freightbridge_tests::moto::{MotoServer, unique_name};
 use serde_json::{Value, json};
@@ -432,6 +434,166 @@ async fn an_unreachable_seen_set_is_unavailable() {
         .mark("easypost#1", &entries(&["a"]), 0)
         .await
         .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latest milestone per shipment: the same cases on memory and on DynamoDB (the idempotency
+// table), where the conditional UpdateItem is the ordering rule.
+
+fn milestone(status: ShipmentStatus, at: &str, source: &str) -> Milestone {
+    Milestone {
+        status,
+        occurred_at: t(at),
+        event_id: freightbridge::canonical::event_id("easypost", source, 0),
+    }
+}
+
+async fn latest_moves_forward_only<S: LatestMilestones>(store: S) {
+    use Placement::{Current, History};
+    let now = t(NOW);
+    let expiry = now.timestamp() + 60;
+    let key = "latest#fedex#1";
+    let cases = [
+        (
+            "first",
+            milestone(ShipmentStatus::InTransit, "2024-08-02T12:00:00Z", "a"),
+            Current,
+        ),
+        (
+            "older",
+            milestone(ShipmentStatus::PickedUp, "2024-08-02T09:00:00Z", "b"),
+            History,
+        ),
+        (
+            "equal time",
+            milestone(ShipmentStatus::Delayed, "2024-08-02T12:00:00Z", "c"),
+            Current,
+        ),
+        (
+            "delivered",
+            milestone(ShipmentStatus::Delivered, "2024-08-03T10:00:00Z", "d"),
+            Current,
+        ),
+        (
+            "older in transit",
+            milestone(ShipmentStatus::InTransit, "2024-08-02T18:00:00Z", "e"),
+            History,
+        ),
+        (
+            "newer in transit",
+            milestone(ShipmentStatus::InTransit, "2024-08-03T12:00:00Z", "f"),
+            History,
+        ),
+        (
+            "retry of delivered",
+            milestone(ShipmentStatus::Delivered, "2024-08-03T10:00:00Z", "d"),
+            Current,
+        ),
+        (
+            "returned",
+            milestone(ShipmentStatus::Returned, "2024-08-04T10:00:00Z", "g"),
+            Current,
+        ),
+    ];
+    for (name, incoming, expected) in &cases {
+        let placed = store.advance(key, incoming, now, expiry).await.unwrap();
+        assert_eq!(placed, *expected, "{name}");
+    }
+    assert_eq!(store.latest(key, now).await.unwrap(), Some(cases[7].1));
+    assert_eq!(store.latest("latest#fedex#2", now).await.unwrap(), None);
+    // Expired but not yet removed by TTL: as good as gone, and an older milestone may start over.
+    let later = t(NOW) + Span::seconds(60);
+    assert_eq!(store.latest(key, later).await.unwrap(), None);
+    let placed = store.advance(key, &cases[1].1, later, expiry + 60).await;
+    assert_eq!(placed.unwrap(), Current);
+}
+
+#[tokio::test]
+async fn latest_milestones_move_forward_only_alike_on_memory_and_dynamodb() {
+    latest_moves_forward_only(MemoryStore::new()).await;
+    latest_moves_forward_only(dynamo_store().await).await;
+}
+
+#[tokio::test]
+async fn racing_milestones_leave_the_newest_as_latest_and_only_it_can_be_current_last() {
+    let store = Arc::new(dynamo_store().await);
+    let now = t(NOW);
+    let key = "latest#ups#1z999aa10123456784";
+    // Twelve scans an hour apart, sent all at once in a shuffled order.
+    let order = [7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 4, 6];
+    let tasks: Vec<_> = order
+        .iter()
+        .map(|hour| {
+            let store = store.clone();
+            let m = milestone(
+                ShipmentStatus::InTransit,
+                &format!("2024-08-02T{hour:02}:00:00Z"),
+                &format!("scan{hour}"),
+            );
+            tokio::spawn(async move {
+                store
+                    .advance(key, &m, now, now.timestamp() + 60)
+                    .await
+                    .map(|p| (m, p))
+            })
+        })
+        .collect();
+    let mut placed = Vec::new();
+    for task in tasks {
+        placed.push(task.await.unwrap().unwrap());
+    }
+    let newest = milestone(ShipmentStatus::InTransit, "2024-08-02T11:00:00Z", "scan11");
+    assert!(placed.contains(&(newest, Placement::Current)));
+    // No lost update: whatever interleaving happened, the stored latest is the newest scan.
+    assert_eq!(store.latest(key, now).await.unwrap(), Some(newest));
+}
+
+#[tokio::test]
+async fn a_latest_milestone_is_one_item_with_the_table_ttl() {
+    let store = dynamo_store().await;
+    let now = t(NOW);
+    let delivered = milestone(ShipmentStatus::Delivered, "2024-08-03T10:00:00.250Z", "d");
+    store
+        .advance("latest#fedex#1", &delivered, now, now.timestamp() + 60)
+        .await
+        .unwrap();
+    let item = moto()
+        .dynamodb()
+        .get_item()
+        .table_name(store.table())
+        .key("id", AttributeValue::S("latest#fedex#1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item["expiration"],
+        AttributeValue::N((now.timestamp() + 60).to_string())
+    );
+    assert_eq!(
+        item["latest_at"],
+        AttributeValue::N(delivered.occurred_at.timestamp_micros().to_string())
+    );
+    assert_eq!(item["latest_status"], AttributeValue::S("delivered".into()));
+    assert_eq!(item["latest_terminal"], AttributeValue::Bool(true));
+    assert_eq!(
+        item["latest_event"],
+        AttributeValue::S(delivered.event_id.to_string())
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_latest_milestone_store_is_unavailable() {
+    let store = DynamoStore::new(moto().dynamodb(), unique_name("no-such-table"));
+    let m = milestone(ShipmentStatus::InTransit, "2024-08-02T12:00:00Z", "a");
+    let err = store
+        .advance("latest#x#1", &m, t(NOW), 0)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = store.latest("latest#x#1", t(NOW)).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 

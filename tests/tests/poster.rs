@@ -1,6 +1,6 @@
 //! The odoo-poster handler against the Odoo double: exactly-once notes across duplicates,
 //! redeliveries, timeouts whose write still committed, and crashes between the Odoo write and
-//! the idempotency update; round trips per note.
+//! the idempotency update; round trips per note; milestones received out of order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{Duration as Span, Utc};
 use freightbridge::batch::RecordContext;
 use freightbridge::bus::Envelope;
-use freightbridge::canonical::CanonicalEvent;
+use freightbridge::canonical::{
+    CanonicalEvent, Delivery, EventBody, ProofOfDelivery, ShipmentStatus,
+};
 use freightbridge::config::Secret;
 use freightbridge::failure::FailureClass;
 use freightbridge::idempotency::memory::MemoryStore;
@@ -17,6 +19,7 @@ use freightbridge::idempotency::{
     Idempotency, IdempotencyRecord, IdempotencyStore, Policy, Status,
 };
 use freightbridge::odoo::{OdooClient, OdooConfig, milestones};
+use freightbridge::ordering::{LatestMilestones, latest_key};
 use freightbridge_tests::odoo_double::{
     InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed,
 };
@@ -202,4 +205,171 @@ async fn malformed_record_fails_permanently_without_calling_odoo() {
         .unwrap_err();
     assert_eq!(err.code, "malformed_envelope");
     assert_eq!(odoo_calls(&s), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order: partners deliver out of order; a milestone older than the shipment's latest is history.
+
+/// A milestone of the sample shipment (tracking number 1) as its own event.
+fn milestone(source_event_id: &str, occurred_at: &str, delivered: bool) -> CanonicalEvent {
+    let mut e = event();
+    e.source_event_id = source_event_id.into();
+    e.event_id = freightbridge::canonical::event_id("easypost", source_event_id, 0);
+    e.occurred_at = occurred_at.parse().unwrap();
+    if delivered {
+        e.body = EventBody::Delivered(Delivery {
+            status: ShipmentStatus::Delivered,
+            status_detail: None,
+            location: None,
+            message: None,
+            pod: ProofOfDelivery {
+                signed_by: Some("J. Doe".into()),
+                delivered_at: e.occurred_at,
+                document_url: None,
+            },
+        });
+    }
+    e
+}
+
+async fn post(s: &Setup, e: &CanonicalEvent) {
+    let envelope = serde_json::json!({
+        "version": "0", "id": "x", "detail-type": e.event_type(),
+        "source": "freightbridge.canonical", "time": "2026-11-27T09:00:00Z",
+        "detail": e,
+    });
+    let ctx = RecordContext {
+        message_id: e.source_event_id.clone(),
+        body: envelope.to_string(),
+        receive_count: 1,
+    };
+    let now = Utc::now();
+    s.poster
+        .handle_record(ctx, now, now + Span::seconds(30))
+        .await
+        .unwrap();
+}
+
+/// The note bodies on the picking, oldest first.
+fn note_bodies(s: &Setup) -> Vec<String> {
+    let mut messages = s.double.records("mail.message");
+    messages.retain(|m| m["model"] == "stock.picking" && m["res_id"] == s.picking);
+    messages.sort_by_key(|m| m["id"].as_i64());
+    messages
+        .iter()
+        .map(|m| {
+            // Odoo stores the plain-text body escaped, in one paragraph.
+            let html = m["body"].as_str().unwrap_or_default();
+            let text = html.strip_prefix("<p>").unwrap_or(html);
+            text.strip_suffix("</p>").unwrap_or(text).to_owned()
+        })
+        .collect()
+}
+
+async fn latest_status(s: &Setup, e: &CanonicalEvent) -> Option<ShipmentStatus> {
+    let key = latest_key(e).unwrap();
+    s.store
+        .latest(&key, Utc::now())
+        .await
+        .unwrap()
+        .map(|m| m.status)
+}
+
+#[tokio::test]
+async fn an_older_in_transit_scan_after_delivery_is_noted_as_history_and_delivered_stays_latest() {
+    let s = setup(Duration::from_secs(5)).await;
+    let delivered = milestone("evt_delivered", "2024-08-03T10:00:00Z", true);
+    let late_scan = milestone("evt_scan", "2024-08-02T18:50:00Z", false);
+    post(&s, &delivered).await;
+    post(&s, &late_scan).await;
+
+    let notes = note_bodies(&s);
+    assert_eq!(notes.len(), 2, "history is still recorded: {notes:?}");
+    assert!(notes[0].contains("Shipment delivered"), "{}", notes[0]);
+    assert!(
+        notes[1].contains("Earlier scan (received out of order): in transit"),
+        "{}",
+        notes[1]
+    );
+    assert!(!notes[1].contains("Shipment in transit"), "{}", notes[1]);
+    assert!(!notes[1].contains("Estimated delivery"), "{}", notes[1]);
+    assert!(notes[1].contains(&milestones::note_marker(&late_scan)));
+    assert_eq!(
+        latest_status(&s, &delivered).await,
+        Some(ShipmentStatus::Delivered)
+    );
+}
+
+#[tokio::test]
+async fn in_transit_then_delivered_are_both_current() {
+    let s = setup(Duration::from_secs(5)).await;
+    let scan = milestone("evt_scan", "2024-08-02T18:50:00Z", false);
+    let delivered = milestone("evt_delivered", "2024-08-03T10:00:00Z", true);
+    post(&s, &scan).await;
+    post(&s, &delivered).await;
+
+    let notes = note_bodies(&s);
+    assert_eq!(notes.len(), 2);
+    assert!(
+        notes[0].starts_with("Shipment in transit (arrived at facility)"),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[1].starts_with("Shipment delivered."), "{}", notes[1]);
+    assert!(notes.iter().all(|n| !n.contains("Earlier scan")));
+    assert_eq!(
+        latest_status(&s, &delivered).await,
+        Some(ShipmentStatus::Delivered)
+    );
+}
+
+#[tokio::test]
+async fn a_newer_scan_after_delivery_never_says_the_shipment_is_in_transit_now() {
+    let s = setup(Duration::from_secs(5)).await;
+    post(
+        &s,
+        &milestone("evt_delivered", "2024-08-03T10:00:00Z", true),
+    )
+    .await;
+    // A depot re-scan stamped after the delivery: the shipment has ended all the same.
+    post(&s, &milestone("evt_rescan", "2024-08-03T12:00:00Z", false)).await;
+    let notes = note_bodies(&s);
+    assert!(
+        notes[1].starts_with("Earlier scan (received out of order)"),
+        "{}",
+        notes[1]
+    );
+    assert!(!notes[1].contains("Shipment in transit"));
+}
+
+#[tokio::test]
+async fn a_redelivered_current_milestone_is_still_current() {
+    let s = setup(Duration::from_millis(300)).await;
+    let scan = milestone("evt_scan", "2024-08-02T18:50:00Z", false);
+    // The first attempt places the milestone, then its note fails before Odoo writes it.
+    s.double
+        .fail_next_on("message_post", 1, InjectedFailure::Http503);
+    let envelope = serde_json::json!({
+        "version": "0", "id": "x", "detail-type": scan.event_type(),
+        "source": "freightbridge.canonical", "time": "2026-11-27T09:00:00Z", "detail": scan,
+    });
+    let now = Utc::now();
+    let ctx = |receive_count| RecordContext {
+        message_id: "m".into(),
+        body: envelope.to_string(),
+        receive_count,
+    };
+    assert!(
+        s.poster
+            .handle_record(ctx(1), now, now + Span::seconds(30))
+            .await
+            .is_err()
+    );
+    s.poster
+        .handle_record(ctx(2), now, now + Span::seconds(30))
+        .await
+        .unwrap();
+    let notes = note_bodies(&s);
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].starts_with("Shipment in transit"), "{}", notes[0]);
 }

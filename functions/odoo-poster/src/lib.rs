@@ -5,6 +5,8 @@
 //! window between an Odoo write that committed and an idempotency record never completed.
 //! Finance operations also look up their natural key (vendor + invoice number, the shipment's
 //! accrual references) before every write, so even a lost record never makes a second one.
+//! Milestones are placed against the shipment's latest one first (`ordering`): one older than
+//! the latest is noted as history, never as the current status.
 
 use chrono::{DateTime, Utc};
 use freightbridge::batch::RecordContext;
@@ -14,6 +16,7 @@ use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
 use freightbridge::odoo::accruals::{self, Accrued, Reversal};
 use freightbridge::odoo::{Finance, FinanceError, OdooPort, bills, delivery, milestones};
+use freightbridge::ordering::{self, LatestMilestones, Placement};
 use serde_json::{Value, json};
 use tracing::Instrument as _;
 
@@ -50,7 +53,11 @@ impl Operation {
     }
 
     fn is_finance(self) -> bool {
-        !matches!(
+        !self.is_milestone()
+    }
+
+    fn is_milestone(self) -> bool {
+        matches!(
             self,
             Operation::MilestoneNote | Operation::DeliveryConfirmation
         )
@@ -65,7 +72,7 @@ pub struct Poster<O, S> {
     finance: Option<Finance>,
 }
 
-impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
+impl<O: OdooPort, S: IdempotencyStore + LatestMilestones> Poster<O, S> {
     pub fn new(odoo: O, idempotency: Idempotency<S>) -> Self {
         Self {
             odoo,
@@ -158,7 +165,35 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
             Begin::Proceed { prior_attempt } => prior_attempt,
         };
         let check_existing = redelivery || prior_attempt;
-        let outcome = self.run(operation, event, check_existing).await;
+        // Placed before the note is written, so two racing milestones are ordered by the store
+        // and not by whichever note lands first. A retry of this event is placed the same way.
+        let placement = if operation.is_milestone() {
+            match ordering::place_event(self.idempotency.store(), event, now).await {
+                Ok(placement) => placement,
+                Err(e) => {
+                    // Nothing was written this time; an earlier attempt may have written, and
+                    // then the retry must still be told to check first.
+                    let freed = if prior_attempt {
+                        self.idempotency.abandon(&key).await
+                    } else {
+                        self.idempotency.release(&key).await
+                    };
+                    if let Err(freed) = freed {
+                        tracing::error!(error = %freed, "could not release the event's key");
+                    }
+                    return Err(FailureReason::from_error(&e));
+                }
+            }
+        } else {
+            Placement::Current
+        };
+        if placement == Placement::History {
+            tracing::info!(
+                occurred_at = %event.occurred_at,
+                "older than the shipment's latest milestone: noted as history"
+            );
+        }
+        let outcome = self.run(operation, event, placement, check_existing).await;
         match outcome {
             Ok(result) => {
                 if let Err(e) = self
@@ -187,6 +222,7 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
         &self,
         operation: Operation,
         event: &CanonicalEvent,
+        placement: Placement,
         check_existing: bool,
     ) -> Result<Value, FinanceError> {
         let odoo = &self.odoo;
@@ -199,20 +235,27 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
         };
         match (operation, &event.body, finance) {
             (Operation::MilestoneNote, _, _) => {
-                let note = milestones::post_milestone_note(odoo, event, check_existing).await?;
+                let note =
+                    milestones::post_placed_note(odoo, event, placement, check_existing).await?;
                 tracing::info!(
                     picking_id = note.picking_id,
                     message_id = ?note.message_id,
                     already_posted = note.already_posted,
                     "milestone note on picking"
                 );
-                Ok(json!({"picking_id": note.picking_id, "message_id": note.message_id}))
+                Ok(
+                    json!({"picking_id": note.picking_id, "message_id": note.message_id,
+                          "placement": placement_name(placement)}),
+                )
             }
             (Operation::DeliveryConfirmation, _, _) => {
-                let done = delivery::confirm_delivery(odoo, finance, event, check_existing).await?;
+                let done =
+                    delivery::confirm_delivery(odoo, finance, event, placement, check_existing)
+                        .await?;
                 Ok(json!({
                     "picking_id": done.note.picking_id,
                     "message_id": done.note.message_id,
+                    "placement": placement_name(placement),
                     "released_invoices": done.released_invoices,
                 }))
             }
@@ -270,5 +313,13 @@ impl<O: OdooPort, S: IdempotencyStore> Poster<O, S> {
             }
             _ => Err(unrouted()),
         }
+    }
+}
+
+/// How the stored result names a milestone's placement.
+fn placement_name(placement: Placement) -> &'static str {
+    match placement {
+        Placement::Current => "current",
+        Placement::History => "history",
     }
 }

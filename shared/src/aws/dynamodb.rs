@@ -11,9 +11,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use super::render_error;
+use crate::canonical::ShipmentStatus;
 use crate::idempotency::{
     IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError, sha256_tag,
 };
+use crate::ordering::{LatestMilestones, Milestone, Placement, is_terminal};
 use crate::seen::SeenStore;
 
 /// Attribute names (Powertools' defaults).
@@ -32,6 +34,12 @@ pub mod attr {
     pub const DATA: &str = "data";
     /// Published entries of a seen scan history (SS); not a Powertools attribute.
     pub const ENTRIES: &str = "entries";
+    /// A shipment's latest milestone (not Powertools attributes): partner time in Unix
+    /// microseconds (N), status (S), whether it ends the shipment (BOOL), event id (S).
+    pub const LATEST_AT: &str = "latest_at";
+    pub const LATEST_STATUS: &str = "latest_status";
+    pub const LATEST_TERMINAL: &str = "latest_terminal";
+    pub const LATEST_EVENT: &str = "latest_event";
 }
 
 /// The conditional put's condition: the same rule as `IdempotencyRecord::is_replaceable`
@@ -267,6 +275,121 @@ impl SeenStore for DynamoStore {
             .map_err(|e| self.unavailable("UpdateItem", &e))?;
         Ok(())
     }
+}
+
+/// `ordering::place` as an update condition. The record moves when it is absent or expired
+/// (TTL deletes lazily), when it was set by this very event (a retry), or when the incoming
+/// milestone is not older and does not reopen an ended shipment.
+fn advance_condition(incoming_terminal: bool) -> &'static str {
+    if incoming_terminal {
+        "attribute_not_exists(#latest_at) OR #expiration <= :now OR #latest_event = :event \
+         OR #latest_at <= :new"
+    } else {
+        "attribute_not_exists(#latest_at) OR #expiration <= :now OR #latest_event = :event \
+         OR (#latest_at <= :new AND #latest_terminal = :false)"
+    }
+}
+
+/// Shipments' latest milestones share the idempotency table (and its TTL): one item per
+/// shipment, `id` = `latest#<carrier or partner>#<tracking number>`, moved by one conditional
+/// UpdateItem, so two racing milestones cannot both win against what they read.
+impl LatestMilestones for DynamoStore {
+    async fn advance(
+        &self,
+        key: &str,
+        incoming: &Milestone,
+        now: DateTime<Utc>,
+        expires_at: i64,
+    ) -> Result<Placement, StoreError> {
+        let terminal = is_terminal(incoming.status);
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression(
+                "SET #latest_at = :new, #latest_status = :status, #latest_terminal = :terminal, \
+                 #latest_event = :event, #expiration = :expiration",
+            )
+            .condition_expression(advance_condition(terminal))
+            .expression_attribute_names("#latest_at", attr::LATEST_AT)
+            .expression_attribute_names("#latest_status", attr::LATEST_STATUS)
+            .expression_attribute_names("#latest_terminal", attr::LATEST_TERMINAL)
+            .expression_attribute_names("#latest_event", attr::LATEST_EVENT)
+            .expression_attribute_names("#expiration", attr::EXPIRATION)
+            .expression_attribute_values(":new", number(incoming.occurred_at.timestamp_micros()))
+            .expression_attribute_values(
+                ":status",
+                AttributeValue::S(incoming.status.as_str().to_owned()),
+            )
+            .expression_attribute_values(":terminal", AttributeValue::Bool(terminal))
+            .expression_attribute_values(":event", AttributeValue::S(incoming.event_id.to_string()))
+            .expression_attribute_values(":expiration", number(expires_at))
+            .expression_attribute_values(":now", number(now.timestamp()));
+        if !terminal {
+            update = update.expression_attribute_values(":false", AttributeValue::Bool(false));
+        }
+        match update.send().await {
+            Ok(_) => Ok(Placement::Current),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(Placement::History)
+            }
+            Err(err) => Err(self.unavailable("UpdateItem", &err)),
+        }
+    }
+
+    async fn latest(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Milestone>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            key: key.to_owned(),
+            reason,
+        };
+        let expires_at = number_attr(item, attr::EXPIRATION).map_err(&corrupt)?;
+        if expires_at.is_none_or(|at| at <= now.timestamp()) {
+            return Ok(None);
+        }
+        item_to_milestone(item).map_err(corrupt)
+    }
+}
+
+/// A latest-milestone item read back; `None` when the item holds none.
+fn item_to_milestone(item: &Item) -> Result<Option<Milestone>, String> {
+    let Some(micros) = number_attr(item, attr::LATEST_AT)? else {
+        return Ok(None);
+    };
+    let occurred_at = DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| format!("`{}` is out of range", attr::LATEST_AT))?;
+    let status_text = string_attr(item, attr::LATEST_STATUS)?
+        .ok_or_else(|| format!("`{}` is missing", attr::LATEST_STATUS))?;
+    let status: ShipmentStatus =
+        serde_json::from_value(serde_json::Value::String(status_text.clone()))
+            .map_err(|_| format!("unknown status `{status_text}`"))?;
+    let event_text = string_attr(item, attr::LATEST_EVENT)?
+        .ok_or_else(|| format!("`{}` is missing", attr::LATEST_EVENT))?;
+    let event_id = event_text
+        .parse()
+        .map_err(|_| format!("`{}` is not a UUID", attr::LATEST_EVENT))?;
+    Ok(Some(Milestone {
+        status,
+        occurred_at,
+        event_id,
+    }))
 }
 
 /// The item key of a seen set. A scope is a partner id and a tracking number, both short in

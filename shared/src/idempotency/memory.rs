@@ -1,5 +1,6 @@
 //! In-memory idempotency store: the same conditional-put semantics as the DynamoDB adapter,
-//! for the local chain and tests.
+//! for the local chain and tests. Like the DynamoDB table, it also keeps each shipment's latest
+//! milestone (`ordering`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,10 +8,12 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::{IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError};
+use crate::ordering::{LatestMilestones, MemoryLatest, Milestone, Placement};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, IdempotencyRecord>>,
+    latest: MemoryLatest,
 }
 
 impl MemoryStore {
@@ -82,5 +85,21 @@ impl IdempotencyStore for MemoryStore {
 
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(self.lock().get(key).cloned())
+    }
+}
+
+impl LatestMilestones for MemoryStore {
+    async fn advance(
+        &self,
+        key: &str,
+        incoming: &Milestone,
+        now: DateTime<Utc>,
+        expires_at: i64,
+    ) -> Result<Placement, StoreError> {
+        self.latest.advance(key, incoming, now, expires_at).await
+    }
+
+    async fn latest(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Milestone>, StoreError> {
+        self.latest.latest(key, now).await
     }
 }

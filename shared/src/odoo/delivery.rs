@@ -6,9 +6,10 @@
 use serde_json::json;
 
 use crate::canonical::CanonicalEvent;
+use crate::ordering::Placement;
 
 use super::finance::{Finance, FinanceError};
-use super::milestones::{NotePosted, post_milestone_note};
+use super::milestones::{NotePosted, post_placed_note};
 use super::values::{id_list, record_id, records};
 use super::{OdooCall, OdooPort};
 
@@ -22,14 +23,16 @@ pub struct DeliveryConfirmed {
 
 /// The note (2 round trips, 3 with the retry check), then, when release applies to the
 /// reporting partner, the sale orders of the picking (1), their draft customer invoices (1) and
-/// one `action_post` for all of them (1). Posting only drafts makes a repeat harmless.
+/// one `action_post` for all of them (1). Posting only drafts makes a repeat harmless. A
+/// delivery placed as history still releases: the goods were delivered all the same.
 pub async fn confirm_delivery(
     odoo: &impl OdooPort,
     finance: Option<&Finance>,
     event: &CanonicalEvent,
+    placement: Placement,
     check_existing: bool,
 ) -> Result<DeliveryConfirmed, FinanceError> {
-    let note = post_milestone_note(odoo, event, check_existing).await?;
+    let note = post_placed_note(odoo, event, placement, check_existing).await?;
     let release = finance.is_some_and(|f| f.config().invoice_release.applies_to(&event.partner));
     if !release {
         return Ok(DeliveryConfirmed {

@@ -1,11 +1,13 @@
 //! Shipment milestones as chatter notes: find the delivery (`stock.picking`) by its carrier
 //! tracking number and post an internal note saying what happened. Every note carries a marker
 //! with the event id, so a retry can see that the note already landed and not post it twice.
+//! A milestone older than the shipment's latest (`ordering`) is worded as history.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::canonical::{CanonicalEvent, EventBody, Location, ShipmentStatus};
+use crate::ordering::Placement;
 
 use super::error::{OdooError, OdooErrorKind};
 use super::values::{record_id, records, single_id, text};
@@ -33,19 +35,41 @@ pub fn note_marker(event: &CanonicalEvent) -> String {
     format!("[freightbridge event {}]", event.event_id)
 }
 
-/// The note text (plain text: Odoo escapes it and wraps it in a paragraph).
+/// The note text of a current milestone (plain text: Odoo escapes it and wraps it in a
+/// paragraph).
 pub fn note_body(event: &CanonicalEvent) -> String {
+    placed_note_body(event, Placement::Current)
+}
+
+/// The first sentence of a note: the status now, or what an earlier scan said.
+fn headline(status: ShipmentStatus, detail: Option<&str>, placement: Placement) -> String {
+    let mut headline = match placement {
+        Placement::Current => format!("Shipment {}", status_words(status)),
+        Placement::History => format!(
+            "Earlier scan (received out of order): {}",
+            status_words(status)
+        ),
+    };
+    if let Some(detail) = detail.and_then(clean) {
+        headline.push_str(&format!(" ({})", detail.replace('_', " ")));
+    }
+    headline
+}
+
+/// The note text for a milestone placed as `placement`. A history note leaves out the
+/// delivery estimate: a newer milestone has superseded it.
+pub fn placed_note_body(event: &CanonicalEvent, placement: Placement) -> String {
     let mut sentences: Vec<String> = Vec::new();
     match &event.body {
         EventBody::StatusChanged(change) => {
-            let mut status = format!("Shipment {}", status_words(change.status));
-            if let Some(detail) = change.status_detail.as_deref().and_then(clean) {
-                status.push_str(&format!(" ({})", detail.replace('_', " ")));
-            }
-            sentences.push(status);
+            sentences.push(headline(
+                change.status,
+                change.status_detail.as_deref(),
+                placement,
+            ));
             sentences.push(format!("Time: {}", utc(event.occurred_at)));
             push_location(&mut sentences, change.location.as_ref());
-            if let Some(eta) = change.eta {
+            if let Some(eta) = change.eta.filter(|_| placement == Placement::Current) {
                 sentences.push(format!("Estimated delivery: {}", utc(eta)));
             }
             if let Some(raw) = change.raw_status.as_deref().and_then(clean) {
@@ -56,11 +80,11 @@ pub fn note_body(event: &CanonicalEvent) -> String {
             }
         }
         EventBody::Delivered(delivery) => {
-            let mut status = format!("Shipment {}", status_words(delivery.status));
-            if let Some(detail) = delivery.status_detail.as_deref().and_then(clean) {
-                status.push_str(&format!(" ({})", detail.replace('_', " ")));
-            }
-            sentences.push(status);
+            sentences.push(headline(
+                delivery.status,
+                delivery.status_detail.as_deref(),
+                placement,
+            ));
             sentences.push(format!("Time: {}", utc(event.occurred_at)));
             push_location(&mut sentences, delivery.location.as_ref());
             if let Some(message) = delivery.message.as_deref().and_then(clean) {
@@ -99,12 +123,22 @@ pub fn note_body(event: &CanonicalEvent) -> String {
     body
 }
 
-/// Posts the milestone note for `event` on its picking. `check_existing` (set by the caller on
-/// retries) first looks for the note of an earlier attempt. Two round trips on a first delivery,
-/// three with the check.
+/// Posts the note of a current milestone; see `post_placed_note`.
 pub async fn post_milestone_note(
     odoo: &impl OdooPort,
     event: &CanonicalEvent,
+    check_existing: bool,
+) -> Result<NotePosted, OdooError> {
+    post_placed_note(odoo, event, Placement::Current, check_existing).await
+}
+
+/// Posts the milestone note for `event` on its picking, worded for its `placement`.
+/// `check_existing` (set by the caller on retries) first looks for the note of an earlier
+/// attempt. Two round trips on a first delivery, three with the check.
+pub async fn post_placed_note(
+    odoo: &impl OdooPort,
+    event: &CanonicalEvent,
+    placement: Placement,
     check_existing: bool,
 ) -> Result<NotePosted, OdooError> {
     let event_id = event.event_id;
@@ -139,12 +173,12 @@ pub async fn post_milestone_note(
 
     let post = OdooCall::new("stock.picking", "message_post")
         .with_ids([picking_id])
-        .with_arg("body", note_body(event))
+        .with_arg("body", placed_note_body(event, placement))
         .with_arg("message_type", "comment")
         .with_arg("subtype_xmlid", "mail.mt_note");
     let answer = odoo.execute(&post).await?;
     let message_id = single_id(&answer);
-    tracing::info!(%event_id, picking_id, message_id, "milestone note posted");
+    tracing::info!(%event_id, picking_id, message_id, ?placement, "milestone note posted");
     Ok(NotePosted {
         picking_id,
         picking_name,
@@ -375,6 +409,29 @@ mod tests {
         ));
         assert!(body.contains("POD document: https://pod.example.com/1.pdf."));
         assert!(body.ends_with(&note_marker(&delivered())));
+    }
+
+    #[test]
+    fn an_out_of_order_scan_is_worded_as_history_without_its_stale_estimate() {
+        let e = in_transit();
+        let body = placed_note_body(&e, Placement::History);
+        assert!(
+            body.starts_with(
+                "Earlier scan (received out of order): in transit (arrived at facility). \
+                 Time: 2024-08-02 18:50 UTC."
+            ),
+            "{body}"
+        );
+        assert!(!body.contains("Shipment in transit"), "{body}");
+        assert!(!body.contains("Estimated delivery"), "{body}");
+        assert!(body.ends_with(&note_marker(&e)));
+    }
+
+    #[test]
+    fn an_out_of_order_delivery_keeps_its_proof() {
+        let body = placed_note_body(&delivered(), Placement::History);
+        assert!(body.starts_with("Earlier scan (received out of order): delivered."));
+        assert!(body.contains("Proof of delivery: delivered at 2024-08-03 10:15 UTC"));
     }
 
     #[test]
