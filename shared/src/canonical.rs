@@ -163,6 +163,35 @@ pub enum ShipmentStatus {
 }
 
 impl ShipmentStatus {
+    /// Every status, in the lifecycle's order.
+    pub const ALL: [ShipmentStatus; 9] = [
+        ShipmentStatus::Booked,
+        ShipmentStatus::PickedUp,
+        ShipmentStatus::InTransit,
+        ShipmentStatus::Delayed,
+        ShipmentStatus::OutForDelivery,
+        ShipmentStatus::Delivered,
+        ShipmentStatus::Exception,
+        ShipmentStatus::Returned,
+        ShipmentStatus::Cancelled,
+    ];
+
+    /// Statuses after which the shipment does not move again. An exception is not one:
+    /// carriers resolve most of them and the shipment goes on.
+    pub fn is_terminal(self) -> bool {
+        match self {
+            ShipmentStatus::Delivered | ShipmentStatus::Returned | ShipmentStatus::Cancelled => {
+                true
+            }
+            ShipmentStatus::Booked
+            | ShipmentStatus::PickedUp
+            | ShipmentStatus::InTransit
+            | ShipmentStatus::Delayed
+            | ShipmentStatus::OutForDelivery
+            | ShipmentStatus::Exception => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ShipmentStatus::Booked => "booked",

@@ -50,20 +50,6 @@ pub enum Placement {
     History,
 }
 
-/// Statuses after which the shipment does not move again. An exception is not one: carriers
-/// resolve most of them and the shipment goes on.
-pub fn is_terminal(status: ShipmentStatus) -> bool {
-    match status {
-        ShipmentStatus::Delivered | ShipmentStatus::Returned | ShipmentStatus::Cancelled => true,
-        ShipmentStatus::Booked
-        | ShipmentStatus::PickedUp
-        | ShipmentStatus::InTransit
-        | ShipmentStatus::Delayed
-        | ShipmentStatus::OutForDelivery
-        | ShipmentStatus::Exception => false,
-    }
-}
-
 /// The ordering rule. A milestone at the same partner time as the latest is current (partners
 /// that report whole minutes give simultaneous scans; the later one is not "earlier"), unless it
 /// would reopen a shipment that ended. The stores apply exactly this rule atomically.
@@ -75,7 +61,7 @@ pub fn place(latest: Option<&Milestone>, incoming: &Milestone) -> Placement {
         return Placement::Current;
     }
     let older = incoming.occurred_at < latest.occurred_at;
-    let reopens = is_terminal(latest.status) && !is_terminal(incoming.status);
+    let reopens = latest.status.is_terminal() && !incoming.status.is_terminal();
     if older || reopens {
         Placement::History
     } else {
@@ -323,20 +309,10 @@ mod tests {
 
     #[test]
     fn terminal_statuses_are_the_ends_of_a_shipment() {
-        let terminal: Vec<_> = [
-            Booked,
-            PickedUp,
-            InTransit,
-            Delayed,
-            OutForDelivery,
-            Delivered,
-            Exception,
-            Returned,
-            Cancelled,
-        ]
-        .into_iter()
-        .filter(|s| is_terminal(*s))
-        .collect();
+        let terminal: Vec<_> = ShipmentStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
         assert_eq!(terminal, vec![Delivered, Returned, Cancelled]);
     }
 

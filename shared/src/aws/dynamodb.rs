@@ -15,7 +15,7 @@ use crate::canonical::ShipmentStatus;
 use crate::idempotency::{
     IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError, sha256_tag,
 };
-use crate::ordering::{LatestMilestones, Milestone, Placement, is_terminal};
+use crate::ordering::{LatestMilestones, Milestone, Placement};
 use crate::seen::SeenStore;
 
 /// Attribute names (Powertools' defaults).
@@ -301,7 +301,7 @@ impl LatestMilestones for DynamoStore {
         now: DateTime<Utc>,
         expires_at: i64,
     ) -> Result<Placement, StoreError> {
-        let terminal = is_terminal(incoming.status);
+        let terminal = incoming.status.is_terminal();
         let mut update = self
             .client
             .update_item()

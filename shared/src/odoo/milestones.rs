@@ -436,18 +436,7 @@ mod tests {
 
     #[test]
     fn every_status_has_human_words() {
-        use ShipmentStatus::*;
-        for status in [
-            Booked,
-            PickedUp,
-            InTransit,
-            Delayed,
-            OutForDelivery,
-            Delivered,
-            Exception,
-            Returned,
-            Cancelled,
-        ] {
+        for status in ShipmentStatus::ALL {
             let words = status_words(status);
             assert!(!words.contains('_'), "{words}");
         }
