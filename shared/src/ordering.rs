@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::canonical::{CanonicalEvent, EventBody, ShipmentStatus};
-use crate::idempotency::{StoreError, sha256_tag};
+use crate::idempotency::{StoreError, scoped_key};
 
 /// How long a shipment's latest milestone is remembered after it last moved: far longer than
 /// any shipment takes, and refreshed by every newer milestone.
@@ -73,7 +73,6 @@ pub fn place(latest: Option<&Milestone>, incoming: &Milestone) -> Placement {
 /// number>`, lower case (the same shipment heard from two partners meets in one record when both
 /// name the carrier). `None` without a tracking number: nothing to order by.
 pub fn latest_key(event: &CanonicalEvent) -> Option<String> {
-    const LONGEST_READABLE: usize = 512;
     let tracking = event.shipment.tracking_number.trim();
     if tracking.is_empty() {
         return None;
@@ -85,13 +84,10 @@ pub fn latest_key(event: &CanonicalEvent) -> Option<String> {
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .unwrap_or(&event.partner);
-    let scope = format!("{owner}#{tracking}").to_lowercase();
-    // DynamoDB keys hold 2048 bytes; an absurdly long one is named by its digest.
-    Some(if scope.len() <= LONGEST_READABLE {
-        format!("latest#{scope}")
-    } else {
-        format!("latest#{}", sha256_tag(scope.as_bytes()))
-    })
+    Some(scoped_key(
+        "latest",
+        &format!("{owner}#{tracking}").to_lowercase(),
+    ))
 }
 
 /// Each shipment's latest milestone.
@@ -160,6 +156,18 @@ impl MemoryLatest {
         Self::default()
     }
 
+    /// The unexpired latest milestone of `key`, under the caller's lock.
+    fn live(
+        latest: &HashMap<String, (Milestone, i64)>,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Milestone> {
+        latest
+            .get(key)
+            .filter(|(_, expiry)| *expiry > now.timestamp())
+            .map(|(m, _)| *m)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Milestone, i64)>> {
         self.latest.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -174,11 +182,7 @@ impl LatestMilestones for MemoryLatest {
         expires_at: i64,
     ) -> Result<Placement, StoreError> {
         let mut latest = self.lock();
-        let stored = latest
-            .get(key)
-            .filter(|(_, expiry)| *expiry > now.timestamp())
-            .map(|(m, _)| m);
-        let placement = place(stored, incoming);
+        let placement = place(Self::live(&latest, key, now).as_ref(), incoming);
         if placement == Placement::Current {
             latest.insert(key.to_owned(), (*incoming, expires_at));
         }
@@ -186,11 +190,7 @@ impl LatestMilestones for MemoryLatest {
     }
 
     async fn latest(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Milestone>, StoreError> {
-        Ok(self
-            .lock()
-            .get(key)
-            .filter(|(_, expiry)| *expiry > now.timestamp())
-            .map(|(m, _)| *m))
+        Ok(Self::live(&self.lock(), key, now))
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::render_error;
 use crate::canonical::ShipmentStatus;
 use crate::idempotency::{
-    IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError, sha256_tag,
+    IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError, scoped_key,
 };
 use crate::ordering::{LatestMilestones, Milestone, Placement};
 use crate::seen::SeenStore;
@@ -73,6 +73,20 @@ impl DynamoStore {
 
     fn key(key: &str) -> Item {
         HashMap::from([(attr::ID.to_owned(), AttributeValue::S(key.to_owned()))])
+    }
+
+    /// The item under `key`, read consistently (a write just before must be seen).
+    async fn read_item(&self, key: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        Ok(output.item)
     }
 
     fn unavailable<E: std::error::Error>(&self, operation: &str, error: &E) -> StoreError {
@@ -208,16 +222,11 @@ impl IdempotencyStore for DynamoStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", &e))?;
-        output.item().map(item_to_record).transpose()
+        self.read_item(key)
+            .await?
+            .as_ref()
+            .map(item_to_record)
+            .transpose()
     }
 }
 
@@ -225,16 +234,7 @@ impl IdempotencyStore for DynamoStore {
 /// `id` = `seen#<scope>`, the published entries in a string set.
 impl SeenStore for DynamoStore {
     async fn seen(&self, scope: &str, now: i64) -> Result<HashSet<String>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(&seen_key(scope))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", &e))?;
-        let Some(item) = output.item() else {
+        let Some(item) = self.read_item(&seen_key(scope)).await? else {
             return Ok(HashSet::new());
         };
         // TTL removes expired items lazily: one still there has expired all the same.
@@ -344,27 +344,18 @@ impl LatestMilestones for DynamoStore {
     }
 
     async fn latest(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Milestone>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", &e))?;
-        let Some(item) = output.item() else {
+        let Some(item) = self.read_item(key).await? else {
             return Ok(None);
         };
         let corrupt = |reason: String| StoreError::Corrupt {
             key: key.to_owned(),
             reason,
         };
-        let expires_at = number_attr(item, attr::EXPIRATION).map_err(&corrupt)?;
+        let expires_at = number_attr(&item, attr::EXPIRATION).map_err(&corrupt)?;
         if expires_at.is_none_or(|at| at <= now.timestamp()) {
             return Ok(None);
         }
-        item_to_milestone(item).map_err(corrupt)
+        item_to_milestone(&item).map_err(corrupt)
     }
 }
 
@@ -392,15 +383,9 @@ fn item_to_milestone(item: &Item) -> Result<Option<Milestone>, String> {
     }))
 }
 
-/// The item key of a seen set. A scope is a partner id and a tracking number, both short in
-/// practice; one too long for a key (DynamoDB allows 2048 bytes) is named by its digest.
+/// The item key of a seen set: `seen#<scope>`.
 pub fn seen_key(scope: &str) -> String {
-    const LONGEST_READABLE: usize = 512;
-    if scope.len() <= LONGEST_READABLE {
-        format!("seen#{scope}")
-    } else {
-        format!("seen#{}", sha256_tag(scope.as_bytes()))
-    }
+    scoped_key("seen", scope)
 }
 
 fn number(n: i64) -> AttributeValue {

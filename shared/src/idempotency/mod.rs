@@ -170,6 +170,18 @@ pub fn sha256_tag(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The key of a record that lives beside the idempotency records: `<kind>#<scope>`. Scopes are
+/// partner ids, carriers and tracking numbers, short in practice; one too long for a key
+/// (DynamoDB allows 2048 bytes) is named by its digest.
+pub fn scoped_key(kind: &str, scope: &str) -> String {
+    const LONGEST_READABLE: usize = 512;
+    if scope.len() <= LONGEST_READABLE {
+        format!("{kind}#{scope}")
+    } else {
+        format!("{kind}#{}", sha256_tag(scope.as_bytes()))
+    }
+}
+
 /// What the caller should do with a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
