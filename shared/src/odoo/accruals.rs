@@ -15,8 +15,8 @@ use super::bills::create_move;
 use super::finance::{Finance, FinanceError, event_tag, one_line};
 use super::money::{self, EntryLine};
 use super::reference::Kind;
-use super::values::{many2one_id, records, text};
-use super::{OdooCall, OdooPort};
+use super::values::{created_id, many2one_id, records, text};
+use super::{OdooCall, OdooError, OdooPort};
 
 /// Start of every accrual reference.
 pub const REF_PREFIX: &str = "FB-ACR/";
@@ -391,8 +391,10 @@ async fn reverse_one(
         )
         .with_arg("context", context.clone())
         .assuming(json!([0]));
-    let wizard_id = super::values::single_id(&odoo.execute(&wizard).await?)
-        .ok_or_else(|| protocol("account.move.reversal.create returned no id"))?;
+    let wizard_id = created_id(
+        &odoo.execute(&wizard).await?,
+        "account.move.reversal.create",
+    )?;
     let reverse = OdooCall::new("account.move.reversal", "reverse_moves")
         .with_ids([wizard_id])
         .with_arg("context", context)
@@ -401,14 +403,9 @@ async fn reverse_one(
         );
     let action = odoo.execute(&reverse).await?;
     // A wizard of one entry opens its reversal (`res_id`).
-    action
-        .get("res_id")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| protocol("account.move.reversal.reverse_moves opened no reversal"))
-}
-
-fn protocol(message: &str) -> FinanceError {
-    super::OdooError::new(super::OdooErrorKind::Protocol, message).into()
+    action.get("res_id").and_then(Value::as_i64).ok_or_else(|| {
+        OdooError::protocol("account.move.reversal.reverse_moves opened no reversal").into()
+    })
 }
 
 /// The shipment's items on the accrued-freight account, accruals and reversals alike (their

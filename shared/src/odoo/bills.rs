@@ -19,7 +19,7 @@ use crate::canonical::{
 use super::finance::{ChargeBooking, Finance, FinanceError, carrier_key, event_tag, one_line};
 use super::money::{self, Currency};
 use super::reference::Kind;
-use super::values::{many2one_id, record_id, records, single_id, text};
+use super::values::{created_id, many2one_id, record_id, records, single_id, text};
 use super::{OdooCall, OdooPort, accruals, landed_costs};
 
 /// Longest charge description kept in a bill line's label.
@@ -608,14 +608,10 @@ pub(crate) async fn create_move(
         .with_arg("vals_list", Value::Array(vec![Value::Object(vals)]))
         .with_arg("context", json!({"default_move_type": move_type}))
         .assuming(json!([0]));
-    let answer = odoo.execute(&create).await?;
-    single_id(&answer).ok_or_else(|| {
-        super::OdooError::new(
-            super::OdooErrorKind::Protocol,
-            "account.move.create returned no id",
-        )
-        .into()
-    })
+    Ok(created_id(
+        &odoo.execute(&create).await?,
+        "account.move.create",
+    )?)
 }
 
 /// One invoice line as the `[0, 0, vals]` command: account and taxes always explicit

@@ -93,6 +93,11 @@ impl OdooError {
         }
     }
 
+    /// An answer Odoo should not have given (a create without an id, a missing field).
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Self::new(OdooErrorKind::Protocol, message)
+    }
+
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self

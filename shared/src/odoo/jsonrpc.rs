@@ -85,7 +85,7 @@ impl JsonRpcClient {
         let uid = match answer {
             Value::Number(n) => n
                 .as_i64()
-                .ok_or_else(|| protocol("authenticate returned a non-integer uid"))?,
+                .ok_or_else(|| OdooError::protocol("authenticate returned a non-integer uid"))?,
             // A wrong login or secret is not an error for Odoo, just `false` (transcripts 006/007).
             Value::Bool(false) => {
                 return Err(OdooError::new(
@@ -93,7 +93,11 @@ impl JsonRpcClient {
                     "Odoo refused the login: wrong database, login, password or API key",
                 ));
             }
-            _ => return Err(protocol("authenticate returned neither a uid nor false")),
+            _ => {
+                return Err(OdooError::protocol(
+                    "authenticate returned neither a uid nor false",
+                ));
+            }
         };
         tracing::debug!(uid, "authenticated with Odoo over JSON-RPC");
         *cached = Some(uid);
@@ -170,17 +174,21 @@ pub(crate) fn decode(reply: Reply, id: u64) -> Result<Value, OdooError> {
         ));
     }
     if !reply.is_json {
-        return Err(protocol(
+        return Err(OdooError::protocol(
             "Odoo answered /jsonrpc with a page instead of JSON",
         ));
     }
     let Value::Object(envelope) = reply.json()? else {
-        return Err(protocol("the JSON-RPC answer is not an object"));
+        return Err(OdooError::protocol("the JSON-RPC answer is not an object"));
     };
     match envelope.get("id") {
         None | Some(Value::Null) => {}
         Some(echoed) if echoed.as_u64() == Some(id) => {}
-        Some(_) => return Err(protocol("the JSON-RPC answer belongs to another request")),
+        Some(_) => {
+            return Err(OdooError::protocol(
+                "the JSON-RPC answer belongs to another request",
+            ));
+        }
     }
     if let Some(error) = envelope.get("error") {
         return Err(error_member(error));
@@ -207,10 +215,6 @@ fn error_member(error: &Value) -> OdooError {
         out.kind = OdooErrorKind::Auth;
     }
     out
-}
-
-fn protocol(message: &str) -> OdooError {
-    OdooError::new(OdooErrorKind::Protocol, message)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::finance::{Finance, FinanceError, one_line};
 use super::milestones::find_picking;
 use super::money;
 use super::reference::Kind;
-use super::values::{record_id, records, single_id, text};
+use super::values::{created_id, record_id, records, text};
 use super::{OdooCall, OdooPort};
 
 /// What was done for the receipt.
@@ -142,12 +142,7 @@ pub async fn allocate(
     let create = OdooCall::new("stock.landed.cost", "create")
         .with_arg("vals_list", Value::Array(vec![Value::Object(vals)]))
         .assuming(json!([0]));
-    let landed_cost_id = single_id(&odoo.execute(&create).await?).ok_or_else(|| {
-        super::OdooError::new(
-            super::OdooErrorKind::Protocol,
-            "stock.landed.cost.create returned no id",
-        )
-    })?;
+    let landed_cost_id = created_id(&odoo.execute(&create).await?, "stock.landed.cost.create")?;
     let compute = OdooCall::new("stock.landed.cost", "compute_landed_cost")
         .with_ids([landed_cost_id])
         .assuming(json!(true));

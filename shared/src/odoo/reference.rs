@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use super::error::{OdooError, OdooErrorKind};
+use super::error::OdooError;
 use super::finance::FinanceError;
 use super::finance_config::{FinanceConfig, OdooRef, split_xmlid};
 use super::money::Currency;
@@ -128,7 +128,7 @@ impl ReferenceData {
                     .get("decimal_places")
                     .and_then(Value::as_u64)
                     .and_then(|d| u32::try_from(d).ok())
-                    .ok_or_else(|| protocol("res.currency without decimal_places"))?;
+                    .ok_or_else(|| OdooError::protocol("res.currency without decimal_places"))?;
                 cache.insert(
                     name.to_owned(),
                     Currency {
@@ -294,10 +294,6 @@ async fn lookup_xmlids(
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn protocol(message: &str) -> FinanceError {
-    OdooError::new(OdooErrorKind::Protocol, message).into()
 }
 
 #[cfg(test)]

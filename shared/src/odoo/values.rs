@@ -14,6 +14,11 @@ pub fn single_id(value: &Value) -> Option<i64> {
     }
 }
 
+/// The id a `create` answered (`id` or `[id]`); `what` names the call in the error.
+pub fn created_id(answer: &Value, what: &str) -> Result<i64, OdooError> {
+    single_id(answer).ok_or_else(|| OdooError::protocol(format!("{what} returned no id")))
+}
+
 /// A char/text field: `None` for `false`, null or an empty string.
 pub fn text(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty())
