@@ -360,11 +360,7 @@ fn json_error(status: u16, code: &str, message: impl Into<String>) -> Response {
 }
 
 async fn not_found() -> Response {
-    reply_response(Reply {
-        status: 404,
-        body: serde_json::json!({"error": "not_found", "message": "use POST /webhooks/{partner}"}),
-        retry_after: None,
-    })
+    json_error(404, "not_found", "use POST /webhooks/{partner}")
 }
 
 fn reply_response(reply: Reply) -> Response {

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 
 /// Longest key quoted in a refusal.
@@ -86,16 +87,21 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                let shown: String = key
-                    .chars()
-                    .take(QUOTED_KEY)
-                    .flat_map(char::escape_debug)
-                    .collect();
-                return Err(de::Error::custom(format!("duplicate key `{shown}`")));
+            // One lookup per key: the entry says whether it was seen and takes the value.
+            match object.entry(key) {
+                Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(Strict)?);
+                }
+                Entry::Occupied(seen) => {
+                    let shown: String = seen
+                        .key()
+                        .chars()
+                        .take(QUOTED_KEY)
+                        .flat_map(char::escape_debug)
+                        .collect();
+                    return Err(de::Error::custom(format!("duplicate key `{shown}`")));
+                }
             }
-            let value = map.next_value_seed(Strict)?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }
