@@ -6,13 +6,13 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use freightbridge::odoo::finance_config::{FinanceConfig, OdooRef, PartnerRef, split_xmlid};
 use freightbridge::odoo::reference::{Kind, ReferenceData};
 use freightbridge::odoo::values::{many2one_id, record_id, records, single_id, text};
 use freightbridge::odoo::{
-    FinanceError, OdooCall, OdooClient, OdooConfig, OdooError, OdooErrorKind, OdooPort, Transport,
+    FinanceError, OdooCall, OdooClient, OdooConfig, OdooError, OdooErrorKind, OdooPort,
+    ServerVersion, Transport,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -96,7 +96,7 @@ pub struct Created {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerInfo {
     pub url: String,
-    /// `server_version` from `/web/webclient/version_info`, e.g. `19.0+e-20251227`.
+    /// The server's version name, e.g. `19.0+e-20251227`.
     pub server_version: Option<String>,
     /// Why the version is unknown.
     pub version_error: Option<String>,
@@ -104,17 +104,25 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    /// Asks `POST /web/webclient/version_info`, the one version route every Odoo serves
-    /// without a login (reference §4.1).
+    /// Asks the server's version routes, as the client does when it picks a transport
+    /// (`freightbridge::odoo::server_version`).
     pub async fn fetch(cfg: &OdooConfig, transport: Option<Transport>) -> Self {
         let mut info = ServerInfo {
             url: cfg.url.clone(),
             transport,
             ..ServerInfo::default()
         };
-        match fetch_version(&cfg.url, cfg.timeout).await {
-            Ok(version) => info.server_version = Some(version),
-            Err(error) => info.version_error = Some(error),
+        match freightbridge::odoo::server_version(cfg).await {
+            Ok(Some(ServerVersion {
+                version: Some(version),
+                ..
+            })) => info.server_version = Some(version),
+            Ok(_) => {
+                info.version_error = Some(
+                    "neither /web/version nor /web/webclient/version_info named a version".into(),
+                );
+            }
+            Err(error) => info.version_error = Some(format!("cannot reach {}: {error}", cfg.url)),
         }
         info
     }
@@ -125,34 +133,6 @@ impl ServerInfo {
         let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().ok()
     }
-}
-
-async fn fetch_version(url: &str, timeout: Duration) -> Result<String, String> {
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let envelope = json!({"jsonrpc": "2.0", "method": "call", "params": {}, "id": 1});
-    let response = http
-        .post(format!(
-            "{}/web/webclient/version_info",
-            url.trim_end_matches('/')
-        ))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(envelope.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .map_err(|_| format!("/web/webclient/version_info answered HTTP {status} without JSON"))?;
-    body.get("result")
-        .and_then(|r| r.get("server_version"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| "/web/webclient/version_info gave no server_version".to_owned())
 }
 
 fn transport_name(transport: Option<Transport>) -> &'static str {

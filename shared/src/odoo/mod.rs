@@ -152,9 +152,20 @@ impl OdooPort for OdooClient {
     }
 }
 
+/// What a server says of its version: the full name (`19.0+e-20251227`) and the major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub version: Option<String>,
+    pub major: Option<u32>,
+}
+
+async fn detect_major_version(cfg: &OdooConfig) -> Result<Option<u32>, OdooError> {
+    Ok(server_version(cfg).await?.and_then(|v| v.major))
+}
+
 /// `GET /web/version` (19+), then `POST /web/webclient/version_info` (every version). `None`
 /// when neither answers with a version; an unreachable server is an error (retryable).
-async fn detect_major_version(cfg: &OdooConfig) -> Result<Option<u32>, OdooError> {
+pub async fn server_version(cfg: &OdooConfig) -> Result<Option<ServerVersion>, OdooError> {
     let http = http::client(cfg.timeout)?;
     let base = cfg.url.trim_end_matches('/');
     let reply = Reply::read(
@@ -166,12 +177,16 @@ async fn detect_major_version(cfg: &OdooConfig) -> Result<Option<u32>, OdooError
     .await?;
     if reply.status == 200
         && reply.is_json
-        && let Some(major) = reply
-            .json()
-            .ok()
-            .and_then(|v| major_version(v.get("version_info")))
+        && let Ok(answer) = reply.json()
+        && let Some(major) = major_version(answer.get("version_info"))
     {
-        return Ok(Some(major));
+        return Ok(Some(ServerVersion {
+            version: answer
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            major: Some(major),
+        }));
     }
     let envelope = json!({"jsonrpc": "2.0", "method": "call", "params": {}, "id": 1});
     let reply = Reply::read(
@@ -186,9 +201,14 @@ async fn detect_major_version(cfg: &OdooConfig) -> Result<Option<u32>, OdooError
     if reply.status == 200 && reply.is_json {
         let info = reply.json().ok();
         let result = info.as_ref().and_then(|v| v.get("result"));
-        return Ok(major_version(
-            result.and_then(|r| r.get("server_version_info")),
-        ));
+        let version = result
+            .and_then(|r| r.get("server_version"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let major = major_version(result.and_then(|r| r.get("server_version_info")));
+        if version.is_some() || major.is_some() {
+            return Ok(Some(ServerVersion { version, major }));
+        }
     }
     Ok(None)
 }
