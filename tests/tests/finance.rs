@@ -10,22 +10,21 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, Utc};
 use freightbridge::batch::RecordContext;
 use freightbridge::canonical::{
-    CanonicalEvent, ChargeAdded, ChargeKind, ChargeLine, CostEstimate, Delivery, DisputeCode,
-    DisputeReason, Estimate, EstimateKind, EventBody, Invoice, InvoiceDisputed, InvoiceMatched,
-    InvoiceReceived, ProofOfDelivery, SCHEMA, ShipmentRef, ShipmentStatus, StatusChange, event_id,
+    CanonicalEvent, ChargeKind, ChargeLine, EventBody, Invoice, InvoiceReceived, ShipmentStatus,
+    StatusChange,
 };
 use freightbridge::config::Secret;
 use freightbridge::failure::{FailureClass, FailureReason};
 use freightbridge::idempotency::memory::MemoryStore;
-use freightbridge::idempotency::{
-    Idempotency, IdempotencyRecord, IdempotencyStore, Policy, Status,
-};
+use freightbridge::idempotency::{Idempotency, IdempotencyStore, Policy, Status};
 use freightbridge::odoo::bills;
 use freightbridge::odoo::{Finance, FinanceConfig, OdooClient, OdooConfig, Transport};
+use freightbridge_tests::freight_events::{self, dec, line};
 use freightbridge_tests::odoo_double::{
     ACCOUNT_MOVE_MODEL_ID, InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed, ReceiptLine,
     TODO_ACTIVITY_TYPE,
 };
+use freightbridge_tests::poster_input;
 use odoo_poster::Poster;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -343,19 +342,13 @@ impl World {
         event: &CanonicalEvent,
         receive_count: u32,
     ) -> Result<(), FailureReason> {
-        let envelope = json!({
-            "version": "0", "id": format!("bus-{}", event.event_id),
-            "detail-type": event.event_type(), "source": "freightbridge.canonical",
-            "time": "2026-11-27T09:00:00Z", "detail": event,
-        });
         let now = Utc::now();
-        let ctx = RecordContext {
-            message_id: format!("m-{}-{receive_count}", event.event_id),
-            body: envelope.to_string(),
-            receive_count,
-        };
         self.poster
-            .handle_record(ctx, now, now + Span::seconds(30))
+            .handle_record(
+                poster_input::record(event, receive_count),
+                now,
+                now + Span::seconds(30),
+            )
             .await
     }
 
@@ -402,27 +395,13 @@ impl World {
             .sum::<f64>()
     }
 
-    /// An idempotency record left by an attempt that wrote to Odoo and died before completing
-    /// it; its lock has lapsed.
+    /// An attempt that wrote to Odoo and died before completing its record.
     async fn crashed_attempt(&self, event: &CanonicalEvent) {
-        let now = Utc::now();
-        let stale = IdempotencyRecord {
-            key: format!("odoo#{}", event.event_id),
-            status: Status::InProgress,
-            expires_at: (now + Span::days(7)).timestamp(),
-            in_progress_expires_at: Some((now - Span::seconds(1)).timestamp_millis()),
-            payload_hash: None,
-            result: None,
-        };
-        self.store.put_in_progress(&stale, now).await.unwrap();
+        poster_input::crashed_attempt(&self.store, event).await;
     }
 }
 
 fn at(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
-}
-
-fn dec(s: &str) -> Decimal {
     s.parse().unwrap()
 }
 
@@ -433,44 +412,18 @@ fn event(
     tracking: &str,
     body: EventBody,
 ) -> CanonicalEvent {
-    let when = at("2026-11-27T09:00:00Z");
-    CanonicalEvent {
-        schema: SCHEMA.into(),
-        event_id: event_id(partner, source, 0),
-        partner: partner.into(),
-        source_event_id: source.into(),
-        correlation_id: source.into(),
-        occurred_at: when,
-        received_at: when,
-        shipment: ShipmentRef {
-            tracking_number: tracking.into(),
-            carrier: Some(carrier.into()),
-            reference: None,
-        },
+    freight_events::event(
+        partner,
+        source,
+        carrier,
+        tracking,
+        at("2026-11-27T09:00:00Z"),
         body,
-    }
-}
-
-fn line(kind: ChargeKind, code: &str, amount: Decimal) -> ChargeLine {
-    ChargeLine {
-        kind,
-        code: Some(code.into()),
-        description: None,
-        amount,
-    }
+    )
 }
 
 fn invoice(number: &str, issued_on: &str, total: Decimal, lines: Vec<ChargeLine>) -> Invoice {
-    Invoice {
-        number: number.into(),
-        issued_on: issued_on.parse().unwrap(),
-        currency: "USD".into(),
-        total,
-        lines,
-        references: vec![],
-        parties: vec![],
-        delivered_on: None,
-    }
+    freight_events::invoice(number, issued_on.parse().unwrap(), total, lines)
 }
 
 /// OFL's invoice OFL-INV-2026-0042 for shipment SHP-77: freight and fuel.
@@ -502,14 +455,7 @@ fn estimate_event(source: &str, occurred_at: &str, total: &str) -> CanonicalEven
         source,
         "OFL",
         "SHP-77",
-        EventBody::CostEstimated(CostEstimate {
-            estimate: Estimate {
-                kind: EstimateKind::Booking,
-                currency: "USD".into(),
-                total: dec(total),
-                lines: vec![],
-            },
-        }),
+        freight_events::estimate(total),
     );
     e.occurred_at = at(occurred_at);
     e
@@ -521,12 +467,7 @@ fn matched_event(source: &str, number: &str) -> CanonicalEvent {
         source,
         "OFL",
         "SHP-77",
-        EventBody::InvoiceMatched(InvoiceMatched {
-            invoice_number: number.into(),
-            currency: "USD".into(),
-            invoiced_total: dec("1335.50"),
-            expected_total: Some(dec("1300.00")),
-        }),
+        freight_events::matched(number),
     );
     e.occurred_at = at("2026-11-28T08:00:00Z");
     e
@@ -538,16 +479,7 @@ fn disputed_event(source: &str, number: &str) -> CanonicalEvent {
         source,
         "OFL",
         "SHP-77",
-        EventBody::InvoiceDisputed(InvoiceDisputed {
-            invoice_number: number.into(),
-            currency: "USD".into(),
-            invoiced_total: dec("1335.50"),
-            expected_total: Some(dec("900.00")),
-            reasons: vec![DisputeReason {
-                code: DisputeCode::AmountOverTolerance,
-                message: "435.50 over the booked cost (tolerance 5%)".into(),
-            }],
-        }),
+        freight_events::disputed(number),
     )
 }
 
@@ -557,16 +489,7 @@ fn charge_event(source: &str, number: Option<&str>, amount: &str) -> CanonicalEv
         source,
         "OFL",
         "SHP-77",
-        EventBody::ChargeAdded(ChargeAdded {
-            invoice_number: number.map(Into::into),
-            currency: "USD".into(),
-            charge: ChargeLine {
-                kind: ChargeKind::Accessorial,
-                code: Some("DET".into()),
-                description: Some("Detention at consignee".into()),
-                amount: dec(amount),
-            },
-        }),
+        freight_events::detention(number, amount),
     )
 }
 
@@ -576,17 +499,10 @@ fn delivered_event(source: &str, tracking: &str) -> CanonicalEvent {
         source,
         "OFL",
         tracking,
-        EventBody::Delivered(Delivery {
-            status: ShipmentStatus::Delivered,
-            status_detail: None,
-            location: None,
-            message: None,
-            pod: ProofOfDelivery {
-                signed_by: Some("J. Smith".into()),
-                delivered_at: at("2026-11-27T08:55:00Z"),
-                document_url: Some("https://pod.example.com/SHP-77.pdf".into()),
-            },
-        }),
+        freight_events::delivered(
+            at("2026-11-27T08:55:00Z"),
+            Some("https://pod.example.com/SHP-77.pdf"),
+        ),
     )
 }
 

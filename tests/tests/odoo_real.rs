@@ -11,19 +11,16 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, Duration as Span, NaiveDate, Utc};
-use freightbridge::batch::RecordContext;
 use freightbridge::canonical::{
-    CanonicalEvent, ChargeAdded, ChargeKind, ChargeLine, CostEstimate, Delivery, DisputeCode,
-    DisputeReason, Estimate, EstimateKind, EventBody, Invoice, InvoiceDisputed, InvoiceMatched,
-    InvoiceReceived, ProofOfDelivery, SCHEMA, ShipmentRef, ShipmentStatus, StatusChange, event_id,
+    CanonicalEvent, ChargeKind, EventBody, Invoice, InvoiceReceived, ShipmentStatus, StatusChange,
 };
 use freightbridge::config::{PartnersFile, Secret};
 use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::memory::MemoryStore;
-use freightbridge::idempotency::{
-    Idempotency, IdempotencyRecord, IdempotencyStore, Policy, Status,
-};
+use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::odoo::{Finance, FinanceConfig, OdooClient, OdooConfig, Transport};
+use freightbridge_tests::freight_events::{self, dec, line};
+use freightbridge_tests::poster_input;
 use freightbridge_tests::real_odoo::{Admin, OdooServer, RealOdoo, m2o};
 use freightctl::demo::CountingOdoo;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -346,19 +343,13 @@ impl World {
         event: &CanonicalEvent,
         receive_count: u32,
     ) -> Result<(), FailureReason> {
-        let envelope = json!({
-            "version": "0", "id": format!("bus-{}", event.event_id),
-            "detail-type": event.event_type(), "source": "freightbridge.canonical",
-            "time": Utc::now().to_rfc3339(), "detail": event,
-        });
         let now = Utc::now();
-        let ctx = RecordContext {
-            message_id: format!("m-{}-{receive_count}", event.event_id),
-            body: envelope.to_string(),
-            receive_count,
-        };
         self.poster
-            .handle_record(ctx, now, now + Span::seconds(120))
+            .handle_record(
+                poster_input::record(event, receive_count),
+                now,
+                now + Span::seconds(120),
+            )
             .await
     }
 
@@ -373,19 +364,10 @@ impl World {
         trips
     }
 
-    /// An idempotency record left by an attempt that wrote to Odoo and died before completing
-    /// it; its lock has lapsed, so the next delivery looks for its own earlier write.
+    /// An attempt that wrote to Odoo and died before completing its record: the next delivery
+    /// looks for its own earlier write.
     async fn crashed_attempt(&self, event: &CanonicalEvent) {
-        let now = Utc::now();
-        let stale = IdempotencyRecord {
-            key: format!("odoo#{}", event.event_id),
-            status: Status::InProgress,
-            expires_at: (now + Span::days(7)).timestamp(),
-            in_progress_expires_at: Some((now - Span::seconds(1)).timestamp_millis()),
-            payload_hash: None,
-            result: None,
-        };
-        self.store.put_in_progress(&stale, now).await.unwrap();
+        poster_input::crashed_attempt(&self.store, event).await;
     }
 
     // ---- the suite's own view of Odoo ----
@@ -670,10 +652,6 @@ fn money(value: &Value) -> Decimal {
     parsed.round_dp(2)
 }
 
-fn dec(s: &str) -> Decimal {
-    s.parse().expect("decimal")
-}
-
 fn id(record: &Map<String, Value>) -> i64 {
     record["id"].as_i64().expect("id")
 }
@@ -687,52 +665,24 @@ fn days_ago(days: i64) -> DateTime<Utc> {
 
 fn event(w: &World, partner: &str, source: &str, carrier: &str, body: EventBody) -> CanonicalEvent {
     let source = format!("{source}-{}", w.tag);
-    let when = days_ago(1);
-    CanonicalEvent {
-        schema: SCHEMA.into(),
-        event_id: event_id(partner, &source, 0),
-        partner: partner.into(),
-        source_event_id: source.clone(),
-        correlation_id: source,
-        occurred_at: when,
-        received_at: when,
-        shipment: ShipmentRef {
-            tracking_number: w.tracking(),
-            carrier: Some(carrier.into()),
-            reference: None,
-        },
-        body,
-    }
+    freight_events::event(partner, &source, carrier, &w.tracking(), days_ago(1), body)
 }
 
-fn charge(kind: ChargeKind, code: &str, amount: &str) -> ChargeLine {
-    ChargeLine {
-        kind,
-        code: Some(code.into()),
-        description: None,
-        amount: dec(amount),
-    }
-}
-
-/// The carrier's invoice for the shipment: freight 1250.00 and fuel 85.50, issued on the 20th
-/// of last month.
+/// The carrier's invoice for the shipment: freight and fuel 85.50, issued on the 20th of last
+/// month.
 fn ofl_invoice(number: &str, total: &str) -> Invoice {
     let today = Utc::now().date_naive();
     let last_month = today.with_day(1).expect("day 1") - Span::days(1);
     let freight = dec(total) - dec("85.50");
-    Invoice {
-        number: number.into(),
-        issued_on: last_month.with_day(20).expect("day 20"),
-        currency: "USD".into(),
-        total: dec(total),
-        lines: vec![
-            charge(ChargeKind::BaseFreight, "400", &freight.to_string()),
-            charge(ChargeKind::FuelSurcharge, "FUE", "85.50"),
+    freight_events::invoice(
+        number,
+        last_month.with_day(20).expect("day 20"),
+        dec(total),
+        vec![
+            line(ChargeKind::BaseFreight, "400", freight),
+            line(ChargeKind::FuelSurcharge, "FUE", dec("85.50")),
         ],
-        references: vec![],
-        parties: vec![],
-        delivered_on: None,
-    }
+    )
 }
 
 fn invoice_event(w: &World, source: &str, invoice: Invoice) -> CanonicalEvent {
@@ -746,20 +696,7 @@ fn invoice_event(w: &World, source: &str, invoice: Invoice) -> CanonicalEvent {
 }
 
 fn estimate_event(w: &World, source: &str, hours_ago: i64, total: &str) -> CanonicalEvent {
-    let mut e = event(
-        w,
-        "ofl-tms",
-        source,
-        "OFL",
-        EventBody::CostEstimated(CostEstimate {
-            estimate: Estimate {
-                kind: EstimateKind::Booking,
-                currency: "USD".into(),
-                total: dec(total),
-                lines: vec![],
-            },
-        }),
-    );
+    let mut e = event(w, "ofl-tms", source, "OFL", freight_events::estimate(total));
     e.occurred_at = Utc::now() - Span::hours(hours_ago);
     e
 }
@@ -770,12 +707,7 @@ fn matched_event(w: &World, source: &str, number: &str) -> CanonicalEvent {
         "reconciler",
         source,
         "OFL",
-        EventBody::InvoiceMatched(InvoiceMatched {
-            invoice_number: number.into(),
-            currency: "USD".into(),
-            invoiced_total: dec("1335.50"),
-            expected_total: Some(dec("1300.00")),
-        }),
+        freight_events::matched(number),
     )
 }
 
@@ -785,16 +717,7 @@ fn disputed_event(w: &World, source: &str, number: &str) -> CanonicalEvent {
         "reconciler",
         source,
         "OFL",
-        EventBody::InvoiceDisputed(InvoiceDisputed {
-            invoice_number: number.into(),
-            currency: "USD".into(),
-            invoiced_total: dec("1335.50"),
-            expected_total: Some(dec("900.00")),
-            reasons: vec![DisputeReason {
-                code: DisputeCode::AmountOverTolerance,
-                message: "435.50 over the booked cost (tolerance 5%)".into(),
-            }],
-        }),
+        freight_events::disputed(number),
     )
 }
 
@@ -804,16 +727,7 @@ fn charge_event(w: &World, source: &str, number: &str, amount: &str) -> Canonica
         "ofl-edi",
         source,
         "OFL",
-        EventBody::ChargeAdded(ChargeAdded {
-            invoice_number: Some(number.into()),
-            currency: "USD".into(),
-            charge: ChargeLine {
-                kind: ChargeKind::Accessorial,
-                code: Some("DET".into()),
-                description: Some("Detention at consignee".into()),
-                amount: dec(amount),
-            },
-        }),
+        freight_events::detention(Some(number), amount),
     )
 }
 
@@ -840,17 +754,7 @@ fn delivered_event(w: &World, source: &str) -> CanonicalEvent {
         "easypost",
         source,
         "OFL",
-        EventBody::Delivered(Delivery {
-            status: ShipmentStatus::Delivered,
-            status_detail: None,
-            location: None,
-            message: None,
-            pod: ProofOfDelivery {
-                signed_by: Some("J. Smith".into()),
-                delivered_at: days_ago(1),
-                document_url: None,
-            },
-        }),
+        freight_events::delivered(days_ago(1), None),
     )
 }
 
@@ -1354,18 +1258,14 @@ async fn dispute_as_the_least_privileged_bot(w: World) {
         Finance::new(FinanceConfig::parse(SETTINGS).expect("settings")),
     );
     let dispute = disputed_event(&w, "dispute-bot", &number);
-    let envelope = json!({"version": "0", "id": format!("bus-{}", dispute.event_id),
-        "detail-type": dispute.event_type(), "source": "freightbridge.canonical",
-        "time": Utc::now().to_rfc3339(), "detail": dispute});
     let now = Utc::now();
-    let ctx = RecordContext {
-        message_id: "m-bot".into(),
-        body: envelope.to_string(),
-        receive_count: 1,
-    };
-    bot.handle_record(ctx, now, now + Span::seconds(120))
-        .await
-        .unwrap_or_else(|e| panic!("{}: the bot's dispute: {e:?}", w.site.name));
+    bot.handle_record(
+        poster_input::record(&dispute, 1),
+        now,
+        now + Span::seconds(120),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}: the bot's dispute: {e:?}", w.site.name));
     let bill = w.bill(&number).await;
     let activities = w
         .admin

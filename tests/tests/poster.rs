@@ -15,14 +15,13 @@ use freightbridge::canonical::{
 use freightbridge::config::Secret;
 use freightbridge::failure::FailureClass;
 use freightbridge::idempotency::memory::MemoryStore;
-use freightbridge::idempotency::{
-    Idempotency, IdempotencyRecord, IdempotencyStore, Policy, Status,
-};
+use freightbridge::idempotency::{Idempotency, IdempotencyStore, Policy, Status};
 use freightbridge::odoo::{OdooClient, OdooConfig, milestones};
 use freightbridge::ordering::{LatestMilestones, latest_key};
 use freightbridge_tests::odoo_double::{
     InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed,
 };
+use freightbridge_tests::poster_input;
 use odoo_poster::Poster;
 
 const SQS: &str = include_str!("../../events/sqs-odoo-batch.json");
@@ -142,16 +141,7 @@ async fn crash_after_the_odoo_write_is_recovered_by_the_next_attempt() {
     milestones::post_milestone_note(s.poster.odoo(), &event, false)
         .await
         .unwrap();
-    let now = Utc::now();
-    let stale = IdempotencyRecord {
-        key: format!("odoo#{}", event.event_id),
-        status: Status::InProgress,
-        expires_at: (now + Span::days(7)).timestamp(),
-        in_progress_expires_at: Some((now - Span::seconds(1)).timestamp_millis()),
-        payload_hash: None,
-        result: None,
-    };
-    s.store.put_in_progress(&stale, now).await.unwrap();
+    poster_input::crashed_attempt(&s.store, &event).await;
     handle(&s, 1).await.unwrap();
     assert_eq!(s.double.messages_on(s.picking).len(), 1, "no second note");
 }
