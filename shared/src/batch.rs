@@ -25,6 +25,26 @@ pub trait DeadLetterSink: Send + Sync {
     fn send(&self, letter: DeadLetter) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// Where a record that will be retried gets its backoff: SQS `ChangeMessageVisibility` in AWS,
+/// the embedded queue locally. A failed change leaves the queue's own visibility timeout.
+pub trait Visibility: Send + Sync {
+    fn delay(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl<T: Visibility> Visibility for std::sync::Arc<T> {
+    fn delay(
+        &self,
+        receipt_handle: &str,
+        delay: std::time::Duration,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        (**self).delay(receipt_handle, delay)
+    }
+}
+
 /// What a record handler sees of one SQS message.
 #[derive(Debug, Clone)]
 pub struct RecordContext {

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod batch;
+pub mod breaker;
 pub mod bus;
 pub mod canonical;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod observability;
 pub mod odoo;
 pub mod ordering;
 pub mod partners;
+pub mod retry;
 pub mod seen;
 pub mod signature;
 pub mod webhook;
