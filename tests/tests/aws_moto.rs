@@ -1,6 +1,7 @@
 //! The AWS adapters against moto server (the real AWS wire protocol on 127.0.0.1): DynamoDB
 //! idempotency with the same cases the in-memory store passes, EventBridge → SQS delivery,
-//! dead letters, SQS redrive and Secrets Manager; shipments' latest milestones. One moto server serves the whole binary.
+//! dead letters, SQS redrive and visibility, Secrets Manager; shipments' latest milestones and
+//! the Odoo circuit breaker. One moto server serves the whole binary.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,8 +16,12 @@ use chrono::{DateTime, Duration as Span, Utc};
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
-use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, attr as dl_attr};
-use freightbridge::batch::{DeadLetter, DeadLetterSink};
+use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, SqsVisibility, attr as dl_attr};
+use freightbridge::batch::{DeadLetter, DeadLetterSink, Visibility};
+use freightbridge::breaker::{
+    Admission, Breaker, BreakerConfig, BreakerState, BreakerStore, Observation, Transition,
+    Versioned,
+};
 use freightbridge::bus::{BusError, BusEvent, Envelope, EventBus};
 use freightbridge::canonical::ShipmentStatus;
 use freightbridge::config::{ConfigError, SecretRef};
@@ -598,6 +603,191 @@ async fn an_unreachable_latest_milestone_store_is_unavailable() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The Odoo circuit breaker: shared by every caller through one item of the idempotency table.
+
+fn breaker_config() -> BreakerConfig {
+    BreakerConfig {
+        threshold: 3,
+        cooldown: Span::seconds(1),
+        max_cooldown: Span::seconds(8),
+        probe_lease: Span::seconds(30),
+    }
+}
+
+/// Two breakers over two clients, as two Lambda instances would be. Times are passed
+/// explicitly: the cooldown "passes" without sleeping.
+#[tokio::test]
+async fn breaker_shared_through_dynamodb_opens_admits_one_probe_and_closes() {
+    let table = moto().create_idempotency_table().await;
+    let a = Breaker::new(
+        DynamoStore::new(moto().dynamodb(), &table),
+        "odoo",
+        breaker_config(),
+    );
+    let b = Breaker::new(
+        DynamoStore::new(moto().dynamodb(), &table),
+        "odoo",
+        breaker_config(),
+    );
+    let now = t(NOW);
+    assert_eq!(a.admit(now).await, Admission::Call);
+
+    for _ in 0..2 {
+        assert_eq!(
+            a.observe(Observation::Unreachable, now).await.unwrap(),
+            None
+        );
+    }
+    let until = now + Span::seconds(1);
+    assert_eq!(
+        a.observe(Observation::Unreachable, now).await.unwrap(),
+        Some(Transition::Opened { until })
+    );
+    assert_eq!(b.admit(now).await, Admission::Wait { until });
+    assert_eq!(a.admit(now).await, Admission::Wait { until });
+
+    // Both ask at once after the cooldown: the conditional write lets one take the lease.
+    let later = until + Span::milliseconds(1);
+    let (from_a, from_b) = tokio::join!(a.admit(later), b.admit(later));
+    let lease = Admission::Wait {
+        until: later + breaker_config().probe_lease,
+    };
+    let (prober, waiter) = match (from_a, from_b) {
+        (Admission::Probe, other) => {
+            assert_eq!(other, lease, "b while a probes");
+            (&a, &b)
+        }
+        (other, Admission::Probe) => {
+            assert_eq!(other, lease, "a while b probes");
+            (&b, &a)
+        }
+        other => panic!("expected exactly one probe, got {other:?}"),
+    };
+    assert_eq!(waiter.admit(later).await, lease);
+
+    assert_eq!(
+        prober.observe(Observation::Answered, later).await.unwrap(),
+        Some(Transition::Closed)
+    );
+    assert_eq!(a.admit(later).await, Admission::Call);
+    assert_eq!(b.admit(later).await, Admission::Call);
+}
+
+#[tokio::test]
+async fn breaker_swap_on_a_stale_version_is_refused_and_changes_nothing() {
+    let first = dynamo_store().await;
+    let second = DynamoStore::new(moto().dynamodb(), first.table());
+    assert_eq!(first.load("odoo").await.unwrap(), Versioned::default());
+
+    let failing = BreakerState {
+        consecutive_failures: 1,
+        ..BreakerState::default()
+    };
+    assert!(first.swap("odoo", 0, &failing).await.unwrap());
+    assert!(
+        !second.swap("odoo", 0, &failing).await.unwrap(),
+        "version 0 only creates"
+    );
+    let open = BreakerState {
+        consecutive_failures: 3,
+        open_until: Some(t(NOW).timestamp_millis() + 1000),
+        probe_until: None,
+        trips: 1,
+    };
+    assert!(second.swap("odoo", 1, &open).await.unwrap());
+    assert!(
+        !first
+            .swap("odoo", 1, &BreakerState::default())
+            .await
+            .unwrap(),
+        "stale version"
+    );
+    assert!(
+        !first
+            .swap("odoo", 5, &BreakerState::default())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        first.load("odoo").await.unwrap(),
+        Versioned {
+            state: open,
+            version: 2
+        }
+    );
+    // Another breaker's name is another item.
+    assert_eq!(first.load("other").await.unwrap(), Versioned::default());
+}
+
+#[tokio::test]
+async fn breaker_item_has_no_ttl_and_a_corrupt_one_is_reported() {
+    let store = dynamo_store().await;
+    let leased = BreakerState {
+        consecutive_failures: 4,
+        open_until: Some(1_794_395_230_000),
+        probe_until: Some(1_794_395_290_000),
+        trips: 2,
+    };
+    assert!(store.swap("odoo", 0, &leased).await.unwrap());
+    assert!(
+        store
+            .swap("odoo", 1, &BreakerState::default())
+            .await
+            .unwrap()
+    );
+    let read = || async {
+        moto()
+            .dynamodb()
+            .get_item()
+            .table_name(store.table())
+            .key("id", AttributeValue::S("breaker#odoo".into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    };
+    let item = read().await;
+    assert_eq!(item["version"], AttributeValue::N("2".into()));
+    assert_eq!(item["consecutive_failures"], AttributeValue::N("0".into()));
+    for gone in ["open_until", "probe_until", "expiration"] {
+        assert!(!item.contains_key(gone), "{gone}: {item:?}");
+    }
+
+    moto()
+        .dynamodb()
+        .put_item()
+        .table_name(store.table())
+        .item("id", AttributeValue::S("breaker#odoo".into()))
+        .item("version", AttributeValue::S("two".into()))
+        .send()
+        .await
+        .unwrap();
+    let err = store.load("odoo").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt { key, .. } if key == "breaker#odoo"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn unreachable_breaker_store_is_unavailable() {
+    let store = DynamoStore::new(moto().dynamodb(), unique_name("no-such-table"));
+    for err in [
+        store.load("odoo").await.unwrap_err(),
+        store
+            .swap("odoo", 0, &BreakerState::default())
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("ResourceNotFound")),
+            "{err:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // EventBridge → SQS
 
 fn sqs_queue(url: &str) -> SqsQueue {
@@ -756,6 +946,67 @@ async fn unconsumed_message_moves_to_the_dlq_after_max_receives() {
     let dead = drain(&dlq, 1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body(), Some(r#"{"n":1}"#));
+}
+
+/// The consumer's backoff for a retried record: the message comes back when told, not after
+/// the queue's own visibility timeout (30 s by default).
+#[tokio::test]
+async fn visibility_delay_brings_a_message_back_at_once_or_holds_it() {
+    let queue = moto().create_queue("backoff").await;
+    let sqs = sqs_queue(&queue.url);
+    let visibility = SqsVisibility::new(moto().sqs(), &queue.url);
+    let id = sqs.send(r#"{"n":1}"#).await.unwrap();
+    let receive_count = |message: &Message| {
+        message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .cloned()
+    };
+    let handle = |message: &Message| message.receipt_handle().unwrap_or_default().to_owned();
+
+    let first = sqs.receive(1, 1, None).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        sqs.receive(1, 0, None).await.unwrap().is_empty(),
+        "held by the queue's visibility timeout"
+    );
+    visibility
+        .delay(&handle(&first[0]), std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    // Received with a zero timeout, so only a delay can hold it afterwards.
+    let again = sqs.receive(1, 1, Some(0)).await.unwrap();
+    assert_eq!(again.len(), 1, "visible again at once");
+    assert_eq!(again[0].message_id(), Some(id.as_str()));
+    assert_eq!(receive_count(&again[0]).as_deref(), Some("2"));
+
+    visibility
+        .delay(&handle(&again[0]), std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        sqs.receive(1, 0, None).await.unwrap().is_empty(),
+        "held for the delay"
+    );
+
+    // Still on the queue, not lost: releasing it brings it back.
+    sqs.change_visibility(&handle(&again[0]), 0).await.unwrap();
+    let third = sqs.receive(1, 1, None).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(receive_count(&third[0]).as_deref(), Some("3"));
+}
+
+#[tokio::test]
+async fn visibility_delay_with_an_unknown_receipt_handle_is_an_error() {
+    let queue = moto().create_queue("backoff").await;
+    sqs_queue(&queue.url).send("{}").await.unwrap();
+    let visibility = SqsVisibility::from_config(&moto().sdk_config(), &queue.url);
+    let err = visibility
+        .delay("not-a-receipt-handle", std::time::Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(err.contains("ChangeMessageVisibility"), "{err}");
+    assert!(err.contains("ReceiptHandleIsInvalid"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! The idempotency store on DynamoDB, in the item layout Powertools uses (so a table can be shared
 //! with, or inspected by, Powertools tooling). One conditional PutItem takes a key; when it is
 //! refused the blocking item comes back in the error (ALL_OLD), so no second read is needed.
+//! Seen sets, latest milestones and the Odoo circuit breaker live in the same table, each under
+//! its own `<kind>#` key.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +13,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 
 use super::render_error;
+use crate::breaker::{BreakerState, BreakerStore, Versioned};
 use crate::canonical::ShipmentStatus;
 use crate::idempotency::{
     IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError, scoped_key,
@@ -40,6 +43,14 @@ pub mod attr {
     pub const LATEST_STATUS: &str = "latest_status";
     pub const LATEST_TERMINAL: &str = "latest_terminal";
     pub const LATEST_EVENT: &str = "latest_event";
+    /// A circuit breaker's state (not Powertools attributes), one number per `BreakerState`
+    /// field: the failure count, the open and probe deadlines in Unix milliseconds (left out
+    /// while unset) and the trip count; `VERSION` is the compare-and-swap counter (N).
+    pub const BREAKER_FAILURES: &str = "consecutive_failures";
+    pub const BREAKER_OPEN_UNTIL: &str = "open_until";
+    pub const BREAKER_PROBE_UNTIL: &str = "probe_until";
+    pub const BREAKER_TRIPS: &str = "trips";
+    pub const VERSION: &str = "version";
 }
 
 /// The conditional put's condition: the same rule as `IdempotencyRecord::is_replaceable`
@@ -383,6 +394,137 @@ fn item_to_milestone(item: &Item) -> Result<Option<Milestone>, String> {
     }))
 }
 
+/// Circuit breakers share the idempotency table but not its TTL: one item per breaker,
+/// `id` = `breaker#<name>`, with no `expiration`, because a breaker that expired while open
+/// would silently close on a server that is still down. Each swap is one conditional PutItem on
+/// the version, and it writes the whole item, so a deadline that was cleared is removed too.
+impl BreakerStore for DynamoStore {
+    async fn load(&self, name: &str) -> Result<Versioned, StoreError> {
+        match self.read_item(&breaker_key(name)).await? {
+            Some(item) => item_to_breaker(&item),
+            None => Ok(Versioned::default()),
+        }
+    }
+
+    async fn swap(
+        &self,
+        name: &str,
+        expected: u64,
+        state: &BreakerState,
+    ) -> Result<bool, StoreError> {
+        let key = breaker_key(name);
+        let next = Versioned {
+            state: *state,
+            version: expected.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+                key: key.clone(),
+                reason: format!("`{}` {expected} cannot be incremented", attr::VERSION),
+            })?,
+        };
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(breaker_to_item(&key, &next)));
+        // Version 0 is "nothing stored": only the first writer may create the item. DynamoDB
+        // refuses names the condition does not use, so each branch names only its own.
+        let request = if expected == 0 {
+            request
+                .condition_expression("attribute_not_exists(#id)")
+                .expression_attribute_names("#id", attr::ID)
+        } else {
+            request
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", attr::VERSION)
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(self.unavailable("PutItem", &err)),
+        }
+    }
+}
+
+/// The item key of a circuit breaker: `breaker#<name>`.
+pub fn breaker_key(name: &str) -> String {
+    scoped_key("breaker", name)
+}
+
+/// The item a breaker's state is stored as under `key`. Unset deadlines are left out.
+pub fn breaker_to_item(key: &str, stored: &Versioned) -> Item {
+    let state = &stored.state;
+    let mut item = HashMap::from([
+        (attr::ID.to_owned(), AttributeValue::S(key.to_owned())),
+        (
+            attr::BREAKER_FAILURES.to_owned(),
+            number(i64::from(state.consecutive_failures)),
+        ),
+        (
+            attr::BREAKER_TRIPS.to_owned(),
+            number(i64::from(state.trips)),
+        ),
+        (
+            attr::VERSION.to_owned(),
+            AttributeValue::N(stored.version.to_string()),
+        ),
+    ]);
+    if let Some(until) = state.open_until {
+        item.insert(attr::BREAKER_OPEN_UNTIL.to_owned(), number(until));
+    }
+    if let Some(until) = state.probe_until {
+        item.insert(attr::BREAKER_PROBE_UNTIL.to_owned(), number(until));
+    }
+    item
+}
+
+/// Read a breaker item back. Anything we could not have written is `Corrupt`, version 0
+/// included: no swap writes it, and a stored 0 would make every later swap fail its condition.
+pub fn item_to_breaker(item: &Item) -> Result<Versioned, StoreError> {
+    let key = match item.get(attr::ID) {
+        Some(AttributeValue::S(key)) => key.clone(),
+        _ => {
+            return Err(StoreError::Corrupt {
+                key: "<unknown>".into(),
+                reason: format!("`{}` is missing or not a string", attr::ID),
+            });
+        }
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.clone(),
+        reason,
+    };
+    let required = |name: &str| {
+        number_attr(item, name)
+            .map_err(&corrupt)?
+            .ok_or_else(|| corrupt(format!("`{name}` is missing")))
+    };
+    let count = |name: &str| {
+        let n = required(name)?;
+        u32::try_from(n).map_err(|_| corrupt(format!("`{name}` {n} is not a count")))
+    };
+    let version = required(attr::VERSION)?;
+    let version = u64::try_from(version)
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| corrupt(format!("`{}` {version} is not positive", attr::VERSION)))?;
+    Ok(Versioned {
+        state: BreakerState {
+            consecutive_failures: count(attr::BREAKER_FAILURES)?,
+            open_until: number_attr(item, attr::BREAKER_OPEN_UNTIL).map_err(&corrupt)?,
+            probe_until: number_attr(item, attr::BREAKER_PROBE_UNTIL).map_err(&corrupt)?,
+            trips: count(attr::BREAKER_TRIPS)?,
+        },
+        version,
+    })
+}
+
 /// The item key of a seen set: `seen#<scope>`.
 pub fn seen_key(scope: &str) -> String {
     scoped_key("seen", scope)
@@ -576,5 +718,101 @@ mod tests {
         let record = item_to_record(&item).unwrap();
         assert_eq!(record.result, None);
         assert_eq!(record.in_progress_expires_at, None);
+    }
+
+    fn open_breaker() -> Versioned {
+        Versioned {
+            state: BreakerState {
+                consecutive_failures: 5,
+                open_until: Some(1_794_395_230_000),
+                probe_until: Some(1_794_395_290_000),
+                trips: 2,
+            },
+            version: 7,
+        }
+    }
+
+    #[test]
+    fn breaker_is_one_numeric_item_under_its_own_key_without_a_ttl() {
+        let item = breaker_to_item(&breaker_key("odoo"), &open_breaker());
+        let expected = HashMap::from([
+            ("id".to_owned(), s("breaker#odoo")),
+            ("consecutive_failures".to_owned(), n("5")),
+            ("open_until".to_owned(), n("1794395230000")),
+            ("probe_until".to_owned(), n("1794395290000")),
+            ("trips".to_owned(), n("2")),
+            ("version".to_owned(), n("7")),
+        ]);
+        assert_eq!(item, expected);
+
+        let closed = breaker_to_item(
+            "breaker#odoo",
+            &Versioned {
+                state: BreakerState::default(),
+                version: 8,
+            },
+        );
+        assert!(!closed.contains_key("open_until"));
+        assert!(!closed.contains_key("probe_until"));
+        assert!(!closed.contains_key("expiration"));
+    }
+
+    #[test]
+    fn breaker_states_survive_the_round_trip_through_an_item() {
+        let half_open = Versioned {
+            state: BreakerState {
+                probe_until: None,
+                ..open_breaker().state
+            },
+            version: 1,
+        };
+        let closed = Versioned {
+            state: BreakerState::default(),
+            version: u64::try_from(i64::MAX).unwrap(),
+        };
+        for stored in [open_breaker(), half_open, closed] {
+            let item = breaker_to_item("breaker#odoo", &stored);
+            assert_eq!(item_to_breaker(&item).unwrap(), stored);
+        }
+    }
+
+    #[test]
+    fn breaker_items_we_could_not_have_written_are_corrupt() {
+        let base = breaker_to_item("breaker#odoo", &open_breaker());
+        let with = |name: &str, value: Option<AttributeValue>| {
+            let mut item = base.clone();
+            match value {
+                Some(value) => item.insert(name.into(), value),
+                None => item.remove(name),
+            };
+            item
+        };
+        let cases: Vec<(&str, Item)> = vec![
+            ("missing id", with("id", None)),
+            ("missing version", with("version", None)),
+            ("zero version", with("version", Some(n("0")))),
+            ("negative version", with("version", Some(n("-1")))),
+            ("string version", with("version", Some(s("7")))),
+            ("missing failures", with("consecutive_failures", None)),
+            (
+                "negative failures",
+                with("consecutive_failures", Some(n("-1"))),
+            ),
+            (
+                "failures past u32",
+                with("consecutive_failures", Some(n("4294967296"))),
+            ),
+            ("fractional trips", with("trips", Some(n("1.5")))),
+            ("missing trips", with("trips", None)),
+            ("string deadline", with("open_until", Some(s("soon")))),
+            (
+                "boolean lease",
+                with("probe_until", Some(AttributeValue::Bool(true))),
+            ),
+        ];
+        for (name, item) in cases {
+            let err = item_to_breaker(&item).unwrap_err();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{name}: {err}");
+        }
     }
 }

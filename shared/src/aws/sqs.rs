@@ -1,6 +1,7 @@
 //! SQS: the dead-letter sink consumers use for records that can never succeed (the original body
 //! unchanged, the reason in message attributes so the DLQ explains itself and can be redriven),
-//! and a small queue client for the harnesses that drive the SQS → Lambda leg themselves.
+//! the visibility port that gives a retried record its backoff, and a small queue client for the
+//! harnesses that drive the SQS → Lambda leg themselves.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,7 @@ use aws_sdk_sqs::types::{Message, MessageAttributeValue, MessageSystemAttributeN
 use thiserror::Error;
 
 use super::{failure_class, render_error};
-use crate::batch::{DeadLetter, DeadLetterSink};
+use crate::batch::{DeadLetter, DeadLetterSink, Visibility};
 use crate::failure::{Classify, FailureClass};
 
 /// Message attribute names on a dead letter.
@@ -28,6 +29,9 @@ pub mod attr {
 /// The error message on a dead letter is cut to this many bytes: it explains, the logs hold
 /// the rest, and SQS counts attributes against the message size limit.
 pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+
+/// The longest visibility timeout SQS accepts, in seconds (12 hours).
+pub const MAX_VISIBILITY_SECONDS: i32 = 43_200;
 
 #[derive(Debug, Error)]
 #[error("SQS {operation} failed: {detail}")]
@@ -96,6 +100,67 @@ impl DeadLetterSink for SqsDeadLetters {
             .map_err(|e| SqsError::from_sdk("SendMessage (dead letter)", &e).to_string())?;
         Ok(())
     }
+}
+
+/// Delays retried records of one queue through `ChangeMessageVisibility`.
+#[derive(Debug, Clone)]
+pub struct SqsVisibility {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsVisibility {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
+        Self::new(Client::new(config), queue_url)
+    }
+}
+
+impl Visibility for SqsVisibility {
+    async fn delay(&self, receipt_handle: &str, delay: std::time::Duration) -> Result<(), String> {
+        change_visibility(
+            &self.client,
+            &self.queue_url,
+            receipt_handle,
+            visibility_seconds(delay),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// A backoff as a visibility timeout: rounded up, so a record never comes back before its
+/// backoff has passed, and capped at what SQS accepts. SQS also counts the 12 hours from the
+/// first receive, so a long delay on an old message may still be refused; the queue's own
+/// timeout then stands.
+fn visibility_seconds(delay: std::time::Duration) -> i32 {
+    let whole = delay
+        .as_secs()
+        .saturating_add(u64::from(delay.subsec_nanos() > 0));
+    i32::try_from(whole).map_or(MAX_VISIBILITY_SECONDS, |s| s.min(MAX_VISIBILITY_SECONDS))
+}
+
+async fn change_visibility(
+    client: &Client,
+    queue_url: &str,
+    receipt_handle: &str,
+    seconds: i32,
+) -> Result<(), SqsError> {
+    client
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(seconds)
+        .send()
+        .await
+        .map_err(|e| SqsError::from_sdk("ChangeMessageVisibility", &e))?;
+    Ok(())
 }
 
 /// The attributes that travel with a dead letter. Empty values are left out (SQS refuses them).
@@ -223,6 +288,16 @@ impl SqsQueue {
             .await
             .map_err(|e| SqsError::from_sdk("DeleteMessage", &e))?;
         Ok(())
+    }
+
+    /// Make a received message visible again after `seconds` (0: at once), as a consumer
+    /// does to give a retried record its backoff.
+    pub async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        seconds: i32,
+    ) -> Result<(), SqsError> {
+        change_visibility(&self.client, &self.queue_url, receipt_handle, seconds).await
     }
 }
 
@@ -370,5 +445,25 @@ mod tests {
             record.event_source_arn.as_deref(),
             Some("arn:aws:sqs:us-east-1:1:q")
         );
+    }
+
+    #[test]
+    fn visibility_delay_is_rounded_up_to_whole_seconds_and_capped() {
+        use std::time::Duration;
+        let cases = [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_millis(999), 1),
+            (Duration::from_secs(1), 1),
+            (Duration::from_millis(1001), 2),
+            (Duration::from_secs(30), 30),
+            (Duration::from_secs(43_200), 43_200),
+            (Duration::from_millis(43_200_001), 43_200),
+            (Duration::from_secs(u64::from(u32::MAX) + 1), 43_200),
+            (Duration::MAX, 43_200),
+        ];
+        for (delay, expected) in cases {
+            assert_eq!(visibility_seconds(delay), expected, "{delay:?}");
+        }
     }
 }
