@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use canonical_transform::{SeenHistory, Transform};
 use chrono::Utc;
-use freightbridge::batch::{BatchConfig, RecordContext, process_batch};
+use freightbridge::batch::{BatchConfig, RecordContext, Settlement, process_batch};
 use freightbridge::bus::memory::{MemoryBus, Rule};
 use freightbridge::config::{ConfigError, PartnersFile, resolve_local};
 use freightbridge::failure::FailureReason;
@@ -26,6 +26,7 @@ use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::odoo::{Finance, FinanceConfig, OdooPort};
 use freightbridge::partners::Adapters;
+use freightbridge::retry::RetryPolicy;
 use freightbridge::seen::MemorySeen;
 use freightbridge::{canonical, webhook};
 use odoo_poster::Poster;
@@ -50,6 +51,8 @@ pub struct ChainConfig {
     pub handler_timeout: Duration,
     /// Finance settings for the poster; without them finance events are dead-lettered.
     pub finance: Option<FinanceConfig>,
+    /// Backoff between receives and how long a failing record is retried.
+    pub retry: RetryPolicy,
 }
 
 impl ChainConfig {
@@ -61,6 +64,7 @@ impl ChainConfig {
             max_receive_count: 3,
             handler_timeout: Duration::from_secs(30),
             finance: None,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -146,6 +150,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             consumer: consumer.to_owned(),
             concurrency: 8,
             max_receive_count: config.max_receive_count,
+            retry: config.retry,
         };
         let handler_timeout = chrono::Duration::from_std(config.handler_timeout)
             .unwrap_or_else(|_| chrono::Duration::seconds(30));
@@ -282,7 +287,12 @@ where
                 queue.wait(Duration::from_millis(200)).await;
                 continue;
             }
-            let report = process_batch(records, &config, &dead_letters, &handler).await;
+            let settlement = Settlement {
+                config: &config,
+                dead_letters: &dead_letters,
+                visibility: queue.as_ref(),
+            };
+            let report = process_batch(records, &settlement, &handler).await;
             let failed: std::collections::HashSet<&str> = report
                 .response
                 .batch_item_failures

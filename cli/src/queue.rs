@@ -111,6 +111,14 @@ impl LocalQueue {
         received
     }
 
+    /// Make an in-flight message invisible for `delay` from now (SQS ChangeMessageVisibility).
+    pub fn change_visibility(&self, message_id: &str, delay: Duration) {
+        if let Some(message) = self.lock().iter_mut().find(|m| m.id == message_id) {
+            message.visible_at = Instant::now() + delay;
+        }
+        self.notify.notify_waiters();
+    }
+
     pub fn delete(&self, message_id: &str) {
         self.lock().retain(|m| m.id != message_id);
         self.notify.notify_waiters();
@@ -165,6 +173,13 @@ fn to_sqs(message: &Message, queue: &str) -> SqsMessage {
         message.receive_count.to_string(),
     );
     m
+}
+
+impl freightbridge::batch::Visibility for LocalQueue {
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), String> {
+        self.change_visibility(receipt_handle, delay);
+        Ok(())
+    }
 }
 
 /// A local dead-letter queue used as the consumers' dead-letter sink: the reason travels as

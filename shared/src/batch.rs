@@ -3,8 +3,12 @@
 //! failure goes straight to the dead-letter queue with its reason attached.
 
 use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use crate::failure::FailureReason;
+use crate::retry::{RetryDecision, RetryPolicy};
 
 /// One message sent to a dead-letter queue by the consumer itself, so the reason travels with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,21 +68,28 @@ impl RecordContext {
 /// How a consumer runs its batches.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
-    /// Consumer name written on dead letters.
+    /// Consumer name written on dead letters: the stage that gave up.
     pub consumer: String,
     /// Records processed at the same time.
     pub concurrency: usize,
-    /// The queue's `maxReceiveCount`: on the last receive a still-failing record is
-    /// dead-lettered by us, with its reason, instead of silently by the redrive policy.
+    /// The queue's `maxReceiveCount`, a backstop above what the retry budget can use: on that
+    /// receive a still-failing record is dead-lettered by us, with its reason, instead of
+    /// silently by the redrive policy.
     pub max_receive_count: u32,
+    /// Backoff between receives and the retry budget (time since the record was queued).
+    pub retry: RetryPolicy,
 }
 
 /// The outcome of one record, for logs and reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     Done,
-    /// Reported in `batchItemFailures`: SQS delivers it again after the visibility timeout.
-    Retry(FailureReason),
+    /// Reported in `batchItemFailures`: delivered again once `delay` has passed (or the
+    /// queue's visibility timeout, when the delay could not be set).
+    Retry {
+        reason: FailureReason,
+        delay: Duration,
+    },
     /// Sent to the dead-letter queue with its reason.
     DeadLettered(FailureReason),
 }
@@ -90,21 +101,29 @@ pub struct BatchReport {
     pub outcomes: Vec<(String, RecordOutcome)>,
 }
 
+/// Where a batch's records go when they are not done: the dead-letter queue, or back on their
+/// queue after a backoff.
+pub struct Settlement<'a, D, V> {
+    pub config: &'a BatchConfig,
+    pub dead_letters: &'a D,
+    pub visibility: &'a V,
+}
+
 /// Run `handler` over every record of a batch, at most `config.concurrency` at a time.
 ///
-/// Never fails as a whole: each record ends done, retried (listed in `batchItemFailures`) or
-/// dead-lettered. A panicking handler fails only its own record (retried, then dead-lettered
-/// with the panic message on the last receive).
-pub async fn process_batch<F, Fut, D>(
+/// Never fails as a whole: each record ends done, retried (listed in `batchItemFailures`, its
+/// visibility extended by the backoff) or dead-lettered. A panicking handler fails only its
+/// own record (retried, then dead-lettered with the panic message once the budget is spent).
+pub async fn process_batch<F, Fut, D, V>(
     records: Vec<aws_lambda_events::event::sqs::SqsMessage>,
-    config: &BatchConfig,
-    dead_letters: &D,
+    settlement: &Settlement<'_, D, V>,
     handler: F,
 ) -> BatchReport
 where
     F: Fn(RecordContext) -> Fut,
     Fut: Future<Output = Result<(), FailureReason>>,
     D: DeadLetterSink,
+    V: Visibility,
 {
     use futures::FutureExt as _;
     use futures::StreamExt as _;
@@ -145,18 +164,12 @@ where
                             })
                     }
                 };
-                let outcome = settle(
-                    result,
-                    &record,
-                    &message_id,
-                    receive_count,
-                    config,
-                    dead_letters,
-                )
-                .await;
+                let outcome = settlement
+                    .settle(result, &record, &message_id, receive_count)
+                    .await;
                 (index, message_id, outcome)
             })
-            .buffer_unordered(config.concurrency.max(1))
+            .buffer_unordered(settlement.config.concurrency.max(1))
             .collect()
             .await;
 
@@ -164,7 +177,7 @@ where
     outcomes.sort_by_key(|(index, _, _)| *index);
     let mut report = BatchReport::default();
     for (_, message_id, outcome) in outcomes {
-        if matches!(outcome, RecordOutcome::Retry(_)) {
+        if matches!(outcome, RecordOutcome::Retry { .. }) {
             let mut failure = aws_lambda_events::event::sqs::BatchItemFailure::default();
             failure.item_identifier = message_id.clone();
             report.response.batch_item_failures.push(failure);
@@ -174,39 +187,118 @@ where
     report
 }
 
-async fn settle<D: DeadLetterSink>(
-    result: Result<(), FailureReason>,
+/// When the record was put on its queue (`SentTimestamp`, Unix milliseconds); a record
+/// without one is taken as queued now, which only lengthens its budget.
+fn queued_at(
     record: &aws_lambda_events::event::sqs::SqsMessage,
-    message_id: &str,
-    receive_count: u32,
-    config: &BatchConfig,
-    dead_letters: &D,
-) -> RecordOutcome {
-    let reason = match result {
-        Ok(()) => return RecordOutcome::Done,
-        Err(reason) => reason,
-    };
-    let last_chance = receive_count >= config.max_receive_count;
-    if reason.class == crate::failure::FailureClass::Retryable && !last_chance {
-        tracing::warn!(message_id, code = %reason.code, error = %reason.message, receive_count, "record failed, will be retried");
-        return RecordOutcome::Retry(reason);
-    }
-    let letter = DeadLetter {
-        body: record.body.clone().unwrap_or_default(),
-        message_id: message_id.to_owned(),
-        reason: reason.clone(),
-        consumer: config.consumer.clone(),
-        receive_count,
-    };
-    match dead_letters.send(letter).await {
-        Ok(()) => {
-            tracing::error!(message_id, code = %reason.code, error = %reason.message, receive_count, "record dead-lettered");
-            RecordOutcome::DeadLettered(reason)
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|ms| ms.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or(now)
+}
+
+impl<D: DeadLetterSink, V: Visibility> Settlement<'_, D, V> {
+    async fn settle(
+        &self,
+        result: Result<(), FailureReason>,
+        record: &aws_lambda_events::event::sqs::SqsMessage,
+        message_id: &str,
+        receive_count: u32,
+    ) -> RecordOutcome {
+        let reason = match result {
+            Ok(()) => return RecordOutcome::Done,
+            Err(reason) => reason,
+        };
+        if reason.class == crate::failure::FailureClass::Retryable {
+            let now = Utc::now();
+            let queued = queued_at(record, now);
+            let decision = self.config.retry.decide(
+                queued,
+                receive_count,
+                now,
+                reason.not_before,
+                crate::retry::jitter(),
+            );
+            let backstop = receive_count >= self.config.max_receive_count;
+            if let (RetryDecision::After(delay), false) = (decision, backstop) {
+                return self
+                    .retry_later(reason, record, message_id, receive_count, delay)
+                    .await;
+            }
+            tracing::warn!(
+                message_id,
+                code = %reason.code,
+                receive_count,
+                queued_at = %queued.to_rfc3339(),
+                "retry budget spent"
+            );
         }
-        Err(send_error) => {
-            // Could not dead-letter: keep the record on the queue rather than lose it.
-            tracing::error!(message_id, code = %reason.code, %send_error, "dead-letter send failed, record kept for retry");
-            RecordOutcome::Retry(reason)
+        self.dead_letter(reason, record, message_id, receive_count)
+            .await
+    }
+
+    async fn retry_later(
+        &self,
+        reason: FailureReason,
+        record: &aws_lambda_events::event::sqs::SqsMessage,
+        message_id: &str,
+        receive_count: u32,
+        delay: Duration,
+    ) -> RecordOutcome {
+        tracing::warn!(
+            message_id,
+            code = %reason.code,
+            error = %reason.message,
+            receive_count,
+            retry_in_ms = delay.as_millis() as u64,
+            "record failed, will be retried"
+        );
+        match record.receipt_handle.as_deref() {
+            Some(handle) => {
+                if let Err(error) = self.visibility.delay(handle, delay).await {
+                    // It still comes back, at the queue's own visibility timeout.
+                    tracing::warn!(message_id, %error, "could not set the retry delay");
+                }
+            }
+            None => tracing::warn!(message_id, "record has no receipt handle; no retry delay"),
+        }
+        RecordOutcome::Retry { reason, delay }
+    }
+
+    async fn dead_letter(
+        &self,
+        reason: FailureReason,
+        record: &aws_lambda_events::event::sqs::SqsMessage,
+        message_id: &str,
+        receive_count: u32,
+    ) -> RecordOutcome {
+        let letter = DeadLetter {
+            body: record.body.clone().unwrap_or_default(),
+            message_id: message_id.to_owned(),
+            reason: reason.clone(),
+            consumer: self.config.consumer.clone(),
+            receive_count,
+        };
+        match self.dead_letters.send(letter).await {
+            Ok(()) => {
+                tracing::error!(message_id, code = %reason.code, error = %reason.message, receive_count, "record dead-lettered");
+                RecordOutcome::DeadLettered(reason)
+            }
+            Err(send_error) => {
+                // Could not dead-letter: keep the record on the queue rather than lose it.
+                tracing::error!(message_id, code = %reason.code, %send_error, "dead-letter send failed, record kept for retry");
+                let delay = self.config.retry.base_delay;
+                if let Some(handle) = record.receipt_handle.as_deref()
+                    && let Err(error) = self.visibility.delay(handle, delay).await
+                {
+                    tracing::warn!(message_id, %error, "could not set the retry delay");
+                }
+                RecordOutcome::Retry { reason, delay }
+            }
         }
     }
 }
@@ -260,6 +352,36 @@ impl DeadLetterSink for MemoryDeadLetters {
     }
 }
 
+/// Retry delays kept in memory: what a consumer asked of its queue, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryVisibility {
+    delays: std::sync::Mutex<Vec<(String, Duration)>>,
+}
+
+impl MemoryVisibility {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `(receipt handle, delay)` in the order they were asked for.
+    pub fn delays(&self) -> Vec<(String, Duration)> {
+        self.delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Visibility for MemoryVisibility {
+    async fn delay(&self, receipt_handle: &str, delay: Duration) -> Result<(), String> {
+        self.delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((receipt_handle.to_owned(), delay));
+        Ok(())
+    }
+}
+
 impl<T: DeadLetterSink> DeadLetterSink for std::sync::Arc<T> {
     fn send(&self, letter: DeadLetter) -> impl Future<Output = Result<(), String>> + Send {
         (**self).send(letter)
@@ -271,20 +393,28 @@ mod tests {
     use super::*;
     use aws_lambda_events::event::sqs::SqsMessage;
 
-    fn record(id: &str, body: &str, receive_count: u32) -> SqsMessage {
+    fn record_sent(id: &str, body: &str, receive_count: u32, sent: DateTime<Utc>) -> SqsMessage {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.into());
+        m.receipt_handle = Some(format!("rh-{id}"));
         m.body = Some(body.into());
         m.attributes
             .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        m.attributes
+            .insert("SentTimestamp".into(), sent.timestamp_millis().to_string());
         m
+    }
+
+    fn record(id: &str, body: &str, receive_count: u32) -> SqsMessage {
+        record_sent(id, body, receive_count, Utc::now())
     }
 
     fn config() -> BatchConfig {
         BatchConfig {
             consumer: "test".into(),
             concurrency: 4,
-            max_receive_count: 3,
+            max_receive_count: 50,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -298,16 +428,31 @@ mod tests {
         }
     }
 
+    async fn run(
+        records: Vec<SqsMessage>,
+        config: &BatchConfig,
+        dlq: &MemoryDeadLetters,
+        visibility: &MemoryVisibility,
+    ) -> BatchReport {
+        let settlement = Settlement {
+            config,
+            dead_letters: dlq,
+            visibility,
+        };
+        process_batch(records, &settlement, handle).await
+    }
+
     #[tokio::test]
     async fn each_failed_record_is_reported_alone_and_a_panic_fails_only_its_record() {
         let dlq = MemoryDeadLetters::new();
+        let visibility = MemoryVisibility::new();
         let records = vec![
             record("m1", "ok", 1),
             record("m2", "retry", 1),
             record("m3", "panic", 1),
             record("m4", "ok", 1),
         ];
-        let report = process_batch(records, &config(), &dlq, handle).await;
+        let report = run(records, &config(), &dlq, &visibility).await;
         let failed: Vec<_> = report
             .response
             .batch_item_failures
@@ -317,46 +462,93 @@ mod tests {
         assert_eq!(failed, vec!["m2", "m3"]);
         assert_eq!(report.outcomes[0].1, RecordOutcome::Done);
         assert!(
-            matches!(&report.outcomes[2].1, RecordOutcome::Retry(r) if r.code == "handler_panic" && r.message.contains("boom"))
+            matches!(&report.outcomes[2].1, RecordOutcome::Retry { reason, .. } if reason.code == "handler_panic" && reason.message.contains("boom"))
         );
+        assert!(dlq.letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_retried_record_gets_a_backoff_that_grows_with_its_receives() {
+        let dlq = MemoryDeadLetters::new();
+        let visibility = MemoryVisibility::new();
+        let records = vec![record("m1", "retry", 1), record("m2", "retry", 6)];
+        run(records, &config(), &dlq, &visibility).await;
+        let mut delays = visibility.delays();
+        delays.sort();
+        assert_eq!(delays.len(), 2);
+        assert_eq!(delays[0].0, "rh-m1");
+        // Receive 1: 2 s less up to half of jitter; receive 6: 64 s less up to half.
+        assert!((1..=2).contains(&delays[0].1.as_secs()), "{delays:?}");
+        assert!((32..=64).contains(&delays[1].1.as_secs()), "{delays:?}");
         assert!(dlq.letters().is_empty());
     }
 
     #[tokio::test]
     async fn permanent_failure_is_dead_lettered_with_its_reason_and_not_retried() {
         let dlq = MemoryDeadLetters::new();
-        let report = process_batch(vec![record("m1", "bad", 1)], &config(), &dlq, handle).await;
+        let visibility = MemoryVisibility::new();
+        let report = run(vec![record("m1", "bad", 1)], &config(), &dlq, &visibility).await;
         assert!(report.response.batch_item_failures.is_empty());
         let letters = dlq.letters();
         assert_eq!(letters.len(), 1);
         assert_eq!(letters[0].body, "bad");
         assert_eq!(letters[0].reason.code, "malformed_payload");
         assert_eq!(letters[0].consumer, "test");
+        assert!(visibility.delays().is_empty());
     }
 
     #[tokio::test]
-    async fn retryable_failure_on_the_last_receive_is_dead_lettered() {
+    async fn a_retryable_failure_is_dead_lettered_only_once_its_time_budget_is_spent() {
         let dlq = MemoryDeadLetters::new();
-        let report = process_batch(vec![record("m1", "retry", 3)], &config(), &dlq, handle).await;
+        let visibility = MemoryVisibility::new();
+        let fresh = Utc::now() - chrono::Duration::minutes(119);
+        let spent = Utc::now() - chrono::Duration::minutes(121);
+        let records = vec![
+            record_sent("young", "retry", 30, fresh),
+            record_sent("old", "retry", 30, spent),
+        ];
+        let report = run(records, &config(), &dlq, &visibility).await;
+        assert!(matches!(report.outcomes[0].1, RecordOutcome::Retry { .. }));
+        // The young record's last try lands on its budget's end, a minute away at most.
+        assert!(visibility.delays()[0].1 <= Duration::from_secs(60));
+        assert_eq!(dlq.letters().len(), 1);
+        assert_eq!(dlq.letters()[0].message_id, "old");
+        assert_eq!(dlq.letters()[0].reason.code, "busy");
+        assert_eq!(dlq.letters()[0].receive_count, 30);
+    }
+
+    #[tokio::test]
+    async fn the_receive_count_backstop_dead_letters_with_the_reason() {
+        let dlq = MemoryDeadLetters::new();
+        let visibility = MemoryVisibility::new();
+        let report = run(
+            vec![record("m1", "retry", 50)],
+            &config(),
+            &dlq,
+            &visibility,
+        )
+        .await;
         assert!(report.response.batch_item_failures.is_empty());
         assert_eq!(dlq.letters()[0].reason.code, "busy");
-        assert_eq!(dlq.letters()[0].receive_count, 3);
     }
 
     #[tokio::test]
     async fn record_is_kept_for_retry_when_the_dead_letter_queue_is_down() {
         let dlq = MemoryDeadLetters::new();
+        let visibility = MemoryVisibility::new();
         dlq.set_refusing(true);
-        let report = process_batch(vec![record("m1", "bad", 1)], &config(), &dlq, handle).await;
+        let report = run(vec![record("m1", "bad", 1)], &config(), &dlq, &visibility).await;
         assert_eq!(report.response.batch_item_failures.len(), 1);
+        assert_eq!(visibility.delays().len(), 1);
     }
 
     #[tokio::test]
     async fn record_without_body_is_dead_lettered() {
         let dlq = MemoryDeadLetters::new();
+        let visibility = MemoryVisibility::new();
         let mut m = record("m1", "", 1);
         m.body = None;
-        process_batch(vec![m], &config(), &dlq, handle).await;
+        run(vec![m], &config(), &dlq, &visibility).await;
         assert_eq!(dlq.letters()[0].reason.code, "empty_message");
     }
 }

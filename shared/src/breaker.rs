@@ -76,6 +76,9 @@ pub struct BreakerConfig {
     pub max_cooldown: chrono::Duration,
     /// How long a probe may take before another caller may probe instead (the handler timeout).
     pub probe_lease: chrono::Duration,
+    /// How long a caller trusts a closed state it read before reading it again: calls while
+    /// Odoo answers cost no store read each, and an opening is seen by others within this.
+    pub trust_closed_for: std::time::Duration,
 }
 
 impl Default for BreakerConfig {
@@ -85,6 +88,7 @@ impl Default for BreakerConfig {
             cooldown: chrono::Duration::seconds(15),
             max_cooldown: chrono::Duration::minutes(5),
             probe_lease: chrono::Duration::seconds(60),
+            trust_closed_for: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -233,6 +237,8 @@ pub struct Breaker<S> {
     store: S,
     name: String,
     config: BreakerConfig,
+    /// When this caller last read (or wrote) a closed, failure-free state.
+    closed_seen: Mutex<Option<std::time::Instant>>,
 }
 
 impl<S: BreakerStore> Breaker<S> {
@@ -241,7 +247,21 @@ impl<S: BreakerStore> Breaker<S> {
             store,
             name: name.into(),
             config,
+            closed_seen: Mutex::new(None),
         }
+    }
+
+    /// Did this caller see the breaker closed and clean recently enough to skip a read?
+    fn trusts_closed(&self) -> bool {
+        self.closed_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|seen| seen.elapsed() < self.config.trust_closed_for)
+    }
+
+    fn remember(&self, state: &BreakerState) {
+        let mut seen = self.closed_seen.lock().unwrap_or_else(|p| p.into_inner());
+        *seen = (*state == BreakerState::default()).then(std::time::Instant::now);
     }
 
     pub fn config(&self) -> &BreakerConfig {
@@ -255,6 +275,9 @@ impl<S: BreakerStore> Breaker<S> {
     /// May this caller call Odoo now? A store that cannot be read admits the call: the breaker
     /// protects Odoo and the retry budget, it never decides whether an event is applied.
     pub async fn admit(&self, now: DateTime<Utc>) -> Admission {
+        if self.trusts_closed() {
+            return Admission::Call;
+        }
         for _ in 0..SWAP_ATTEMPTS {
             let current = match self.store.load(&self.name).await {
                 Ok(current) => current,
@@ -263,6 +286,7 @@ impl<S: BreakerStore> Breaker<S> {
                     return Admission::Call;
                 }
             };
+            self.remember(&current.state);
             let (admission, write) = admit(&current.state, now, &self.config);
             let Some(next) = write else {
                 return admission;
@@ -291,13 +315,18 @@ impl<S: BreakerStore> Breaker<S> {
         observation: Observation,
         now: DateTime<Utc>,
     ) -> Result<Option<Transition>, StoreError> {
+        if observation == Observation::Answered && self.trusts_closed() {
+            return Ok(None);
+        }
         for _ in 0..SWAP_ATTEMPTS {
             let current = self.store.load(&self.name).await?;
+            self.remember(&current.state);
             let Some((next, transition)) = observe(&current.state, observation, now, &self.config)
             else {
                 return Ok(None);
             };
             if self.store.swap(&self.name, current.version, &next).await? {
+                self.remember(&next);
                 match transition {
                     Some(Transition::Opened { until }) => tracing::warn!(
                         breaker = %self.name,
@@ -377,6 +406,7 @@ mod tests {
             cooldown: chrono::Duration::seconds(10),
             max_cooldown: chrono::Duration::seconds(25),
             probe_lease: chrono::Duration::seconds(5),
+            trust_closed_for: std::time::Duration::ZERO,
         }
     }
 
@@ -511,5 +541,23 @@ mod tests {
         let closed = a.observe(Observation::Answered, later).await.unwrap();
         assert_eq!(closed, Some(Transition::Closed));
         assert_eq!(b.admit(later).await, Admission::Call);
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_saw_it_closed_skips_reads_for_a_while_but_never_misses_a_failure() {
+        let store = std::sync::Arc::new(MemoryBreakerStore::new());
+        let trusting = BreakerConfig {
+            trust_closed_for: std::time::Duration::from_secs(60),
+            ..config()
+        };
+        let a = Breaker::new(store.clone(), "odoo", trusting);
+        let now = t("2026-12-03T10:00:00Z");
+        assert_eq!(a.admit(now).await, Admission::Call);
+        // Failures are always written, whatever the caller trusted.
+        for _ in 0..3 {
+            a.observe(Observation::Unreachable, now).await.unwrap();
+        }
+        assert!(matches!(a.admit(now).await, Admission::Wait { .. }));
+        assert!(store.load("odoo").await.unwrap().state.open_until.is_some());
     }
 }

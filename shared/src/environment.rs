@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::breaker::BreakerConfig;
 use crate::idempotency::Policy;
+use crate::retry::RetryPolicy;
 
 /// A variable that must be set and not blank.
 pub fn required(name: &str) -> Result<String, String> {
@@ -43,6 +45,47 @@ pub fn max_receive_count() -> Result<u32, String> {
             "MAX_RECEIVE_COUNT must be a positive integer, not {text:?}"
         )),
     }
+}
+
+/// A positive whole number from `name`, or `default` when it is not set.
+fn positive(name: &str, default: u64) -> Result<u64, String> {
+    match optional(name) {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{name} must be a positive integer, not {text:?}")),
+        },
+    }
+}
+
+/// The retry budget and backoff: `RETRY_BUDGET_MINUTES` (default 120), the longest time a
+/// failing record is retried before it is dead-lettered, and `RETRY_MAX_DELAY_SECONDS`
+/// (default 300), the longest wait between two receives.
+pub fn retry_policy() -> Result<RetryPolicy, String> {
+    let defaults = RetryPolicy::default();
+    let budget = positive("RETRY_BUDGET_MINUTES", defaults.budget.as_secs() / 60)?;
+    let max_delay = positive("RETRY_MAX_DELAY_SECONDS", defaults.max_delay.as_secs())?;
+    Ok(RetryPolicy {
+        budget: std::time::Duration::from_secs(budget.saturating_mul(60)),
+        max_delay: std::time::Duration::from_secs(max_delay).min(crate::retry::MAX_VISIBILITY),
+        ..defaults
+    })
+}
+
+/// The Odoo circuit breaker: `BREAKER_THRESHOLD` consecutive unreachable failures open it
+/// (default 5) for `BREAKER_COOLDOWN_SECONDS` (default 15, doubling per reopening).
+pub fn breaker_config() -> Result<BreakerConfig, String> {
+    let defaults = BreakerConfig::default();
+    let threshold = positive("BREAKER_THRESHOLD", u64::from(defaults.threshold))?;
+    let cooldown = positive(
+        "BREAKER_COOLDOWN_SECONDS",
+        defaults.cooldown.num_seconds().unsigned_abs(),
+    )?;
+    Ok(BreakerConfig {
+        threshold: u32::try_from(threshold).unwrap_or(u32::MAX),
+        cooldown: Duration::seconds(i64::try_from(cooldown).unwrap_or(i64::MAX / 1000)),
+        ..defaults
+    })
 }
 
 /// The invocation's deadline (Lambda context, ms since the epoch): how long this attempt holds

@@ -27,6 +27,12 @@ pub struct FailureReason {
     pub class: FailureClass,
     pub code: String,
     pub message: String,
+    /// Odoo's exception name (`odoo.exceptions.ValidationError`) when Odoo refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub odoo_error: Option<String>,
+    /// Do not retry before this time (the Odoo circuit breaker's reopening).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl FailureReason {
@@ -35,6 +41,8 @@ impl FailureReason {
             class: FailureClass::Retryable,
             code: code.into(),
             message: message.into(),
+            odoo_error: None,
+            not_before: None,
         }
     }
 
@@ -43,6 +51,8 @@ impl FailureReason {
             class: FailureClass::Permanent,
             code: code.into(),
             message: message.into(),
+            odoo_error: None,
+            not_before: None,
         }
     }
 
@@ -51,7 +61,19 @@ impl FailureReason {
             class: error.class(),
             code: error.code().to_string(),
             message: error.to_string(),
+            odoo_error: None,
+            not_before: None,
         }
+    }
+
+    pub fn with_odoo_error(mut self, name: Option<&str>) -> Self {
+        self.odoo_error = name.map(str::to_owned);
+        self
+    }
+
+    pub fn not_before(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.not_before = Some(at);
+        self
     }
 }
 

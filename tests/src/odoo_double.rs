@@ -318,6 +318,16 @@ impl OdooDouble {
         });
     }
 
+    /// Drops every injected failure still due: the outage is over.
+    pub fn clear_failures(&self) {
+        self.lock().failures.clear();
+    }
+
+    /// Requests answered with an injected failure so far (they are not in `calls`).
+    pub fn injected_count(&self) -> usize {
+        self.lock().injected
+    }
+
     /// The next `n` calls of `method` (e.g. `message_post`) get `failure`.
     pub fn fail_next_on(&self, method: &str, n: usize, failure: InjectedFailure) {
         self.lock().failures.push_back(Injection {
@@ -362,6 +372,8 @@ struct DoubleState {
     models: BTreeMap<&'static str, ModelTable>,
     calls: Vec<(String, String)>,
     failures: VecDeque<Injection>,
+    /// Requests answered with an injected failure so far.
+    injected: usize,
     /// Last number used per sequence prefix (`BILL/2026/11`, `LC/2026`).
     sequences: BTreeMap<String, u32>,
     /// Costing method of the products on a receipt (landed costs need `fifo` or `average`).
@@ -460,6 +472,7 @@ impl DoubleState {
             models,
             calls: Vec::new(),
             failures: VecDeque::new(),
+            injected: 0,
             sequences: BTreeMap::new(),
             costing: BTreeMap::new(),
         };
@@ -501,6 +514,7 @@ impl DoubleState {
             .failures
             .iter()
             .position(|i| i.method.as_deref().is_none_or(|m| m == method))?;
+        self.injected += 1;
         let injection = &mut self.failures[index];
         let failure = injection.failure;
         injection.remaining = injection.remaining.saturating_sub(1);

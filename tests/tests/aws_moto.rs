@@ -611,6 +611,8 @@ fn breaker_config() -> BreakerConfig {
         cooldown: Span::seconds(1),
         max_cooldown: Span::seconds(8),
         probe_lease: Span::seconds(30),
+        // Every admission reads the table, so the test sees each transition at once.
+        trust_closed_for: std::time::Duration::ZERO,
     }
 }
 

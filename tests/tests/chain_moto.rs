@@ -11,8 +11,8 @@ use canonical_transform::{SeenHistory, Transform};
 use chrono::{Duration, Utc};
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
-use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, to_lambda_message};
-use freightbridge::batch::{BatchConfig, RecordContext, process_batch};
+use freightbridge::aws::sqs::{SqsDeadLetters, SqsQueue, SqsVisibility, to_lambda_message};
+use freightbridge::batch::{BatchConfig, RecordContext, Settlement, process_batch};
 use freightbridge::bus::Envelope;
 use freightbridge::canonical::{CanonicalEvent, EventBody, ShipmentStatus};
 use freightbridge::config::{PartnersFile, resolve_local};
@@ -20,6 +20,7 @@ use freightbridge::failure::FailureReason;
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::odoo::{DryRunJournal, OdooClient};
+use freightbridge::retry::RetryPolicy;
 use freightbridge::{canonical, webhook};
 use freightbridge_tests::moto::{MotoServer, Queue, unique_name};
 use odoo_poster::Poster;
@@ -139,10 +140,17 @@ where
     let config = BatchConfig {
         consumer: consumer.into(),
         concurrency: 4,
-        max_receive_count: 5,
+        max_receive_count: 100,
+        retry: RetryPolicy::default(),
     };
     let dead_letters = SqsDeadLetters::new(moto.sqs(), &dlq.url);
-    let report = process_batch(records, &config, &dead_letters, handler).await;
+    let visibility = SqsVisibility::new(moto.sqs(), &queue.url);
+    let settlement = Settlement {
+        config: &config,
+        dead_letters: &dead_letters,
+        visibility: &visibility,
+    };
+    let report = process_batch(records, &settlement, handler).await;
     assert!(
         report.response.batch_item_failures.is_empty(),
         "{consumer} failed records: {:?}",

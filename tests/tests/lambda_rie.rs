@@ -106,6 +106,7 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
         )
         .await;
     let dlq = moto.create_queue("transform-dlq").await;
+    let queue = moto.create_queue("transform-queue").await;
     let table = moto.create_idempotency_table().await;
     let partners_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/partners.local.toml");
     let rie = Rie::start(
@@ -115,7 +116,8 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
             ("IDEMPOTENCY_TABLE", table.as_str()),
             ("EVENT_BUS_NAME", route.bus_name.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
-            ("MAX_RECEIVE_COUNT", "5"),
+            ("QUEUE_URL", queue.url.as_str()),
+            ("MAX_RECEIVE_COUNT", "100"),
         ],
     );
     let batch = sample_event("sqs-transform-batch.json");
@@ -180,12 +182,14 @@ async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
     let moto = MotoServer::shared();
     let table = moto.create_idempotency_table().await;
     let dlq = moto.create_queue("odoo-dlq").await;
+    let queue = moto.create_queue("odoo-queue").await;
     let rie = Rie::start(
         POSTER,
         &[
             ("IDEMPOTENCY_TABLE", table.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
-            ("MAX_RECEIVE_COUNT", "5"),
+            ("QUEUE_URL", queue.url.as_str()),
+            ("MAX_RECEIVE_COUNT", "100"),
         ],
     );
     let batch = sample_event("sqs-odoo-batch.json");

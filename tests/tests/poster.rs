@@ -8,6 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::{Duration as Span, Utc};
 use freightbridge::batch::RecordContext;
+use freightbridge::breaker::{BreakerConfig, BreakerStore};
 use freightbridge::bus::Envelope;
 use freightbridge::canonical::{
     CanonicalEvent, Delivery, EventBody, ProofOfDelivery, ShipmentStatus,
@@ -53,6 +54,10 @@ struct Setup {
 }
 
 async fn setup(timeout: Duration) -> Setup {
+    setup_with(timeout, BreakerConfig::default()).await
+}
+
+async fn setup_with(timeout: Duration, breaker: BreakerConfig) -> Setup {
     let double = OdooDouble::start(OdooDoubleConfig::version(19)).await;
     let picking = double.seed_picking(PickingSeed::new("WH/OUT/00002", Some("1")));
     let mut config = OdooConfig::new(double.url());
@@ -61,7 +66,8 @@ async fn setup(timeout: Duration) -> Setup {
     config.timeout = timeout;
     let odoo = OdooClient::connect(&config).await.unwrap();
     let store = Arc::new(MemoryStore::new());
-    let poster = Poster::new(odoo, Idempotency::new(store.clone(), Policy::default()));
+    let poster =
+        Poster::new(odoo, Idempotency::new(store.clone(), Policy::default())).with_breaker(breaker);
     Setup {
         double,
         store,
@@ -176,6 +182,64 @@ async fn missing_picking_is_a_permanent_failure_that_can_be_retried_later() {
         .handle_record(ctx, now, now + Span::seconds(30))
         .await
         .unwrap();
+}
+
+/// The same milestone as another event (its own id), so each is a note of its own.
+fn another_event() -> CanonicalEvent {
+    let mut e = event();
+    e.event_id = uuid::Uuid::new_v4();
+    e
+}
+
+#[tokio::test]
+async fn an_odoo_outage_opens_the_breaker_which_holds_calls_until_one_probe_succeeds() {
+    let breaker = BreakerConfig {
+        threshold: 2,
+        cooldown: Span::milliseconds(300),
+        max_cooldown: Span::seconds(1),
+        probe_lease: Span::seconds(5),
+        trust_closed_for: Duration::ZERO,
+    };
+    let s = setup_with(Duration::from_secs(5), breaker).await;
+    let events: Vec<CanonicalEvent> = (0..3).map(|_| another_event()).collect();
+    let post = |event: &CanonicalEvent| {
+        let now = Utc::now();
+        s.poster
+            .handle_record(poster_input::record(event, 1), now, now + Span::seconds(30))
+    };
+    // Odoo answers every call with a proxy's 503.
+    s.double.fail_next(usize::MAX, InjectedFailure::Http503);
+    for event in &events[..2] {
+        let err = post(event).await.unwrap_err();
+        assert_eq!(err.class, FailureClass::Retryable);
+        assert_eq!(err.code, "odoo_server_error");
+    }
+    let state = s.store.load(odoo_poster::ODOO_BREAKER).await.unwrap().state;
+    assert!(
+        state.open_until.is_some(),
+        "two failures open it: {state:?}"
+    );
+    // While open, nothing reaches Odoo and the record is told when to come back.
+    let refused_so_far = s.double.injected_count();
+    let err = post(&events[2]).await.unwrap_err();
+    assert_eq!(err.code, "odoo_circuit_open");
+    assert_eq!(err.class, FailureClass::Retryable);
+    assert!(err.not_before.is_some_and(|t| t > Utc::now()));
+    assert_eq!(
+        s.double.injected_count(),
+        refused_so_far,
+        "no call while open"
+    );
+    // Odoo is back; after the cooldown the first caller probes and closes it.
+    s.double.clear_failures();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    post(&events[2]).await.unwrap();
+    let state = s.store.load(odoo_poster::ODOO_BREAKER).await.unwrap().state;
+    assert_eq!(state, Default::default(), "closed and cleared");
+    for event in &events[..2] {
+        post(event).await.unwrap();
+    }
+    assert_eq!(s.double.messages_on(s.picking).len(), 3, "each event once");
 }
 
 #[tokio::test]

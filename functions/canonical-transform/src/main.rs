@@ -9,9 +9,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use canonical_transform::{SeenHistory, Transform};
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
-use freightbridge::aws::sqs::SqsDeadLetters;
+use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
 use freightbridge::aws::{sdk_config, ssm};
-use freightbridge::batch::{BatchConfig, process_batch};
+use freightbridge::batch::{BatchConfig, Settlement, process_batch};
 use freightbridge::environment;
 use freightbridge::observability::init_json;
 use freightbridge::partners::Adapters;
@@ -23,6 +23,8 @@ const CONCURRENCY: usize = 10;
 struct Function {
     transform: Transform<EventBridgeBus, Arc<SqsDeadLetters>, DynamoStore>,
     dead_letters: Arc<SqsDeadLetters>,
+    /// The function's own queue: a retried record's backoff is set on it.
+    visibility: SqsVisibility,
     batch: BatchConfig,
 }
 
@@ -66,19 +68,23 @@ async fn cold_start() -> Result<Function, Error> {
             },
         ),
         dead_letters,
+        visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
         batch: BatchConfig {
             consumer: "canonical-transform".into(),
             concurrency: CONCURRENCY,
             max_receive_count: environment::max_receive_count()?,
+            retry: environment::retry_policy()?,
         },
     })
 }
 
 async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let records = event.payload.records;
-    let report = process_batch(records, &f.batch, &f.dead_letters, |ctx| {
-        f.transform.handle_record(ctx)
-    })
-    .await;
+    let settlement = Settlement {
+        config: &f.batch,
+        dead_letters: &f.dead_letters,
+        visibility: &f.visibility,
+    };
+    let report = process_batch(records, &settlement, |ctx| f.transform.handle_record(ctx)).await;
     Ok(report.response)
 }

@@ -7,9 +7,14 @@
 //! accrual references) before every write, so even a lost record never makes a second one.
 //! Milestones are placed against the shipment's latest one first (`ordering`): one older than
 //! the latest is noted as history, never as the current status.
+//!
+//! Every call to Odoo goes through the circuit breaker shared with the other pollers (kept in
+//! the same store as the idempotency records): while it is open the event's key is released
+//! and the record waits on its queue until the breaker reopens, without calling Odoo.
 
 use chrono::{DateTime, Utc};
 use freightbridge::batch::RecordContext;
+use freightbridge::breaker::{Admission, Breaker, BreakerConfig, BreakerStore, Observation};
 use freightbridge::bus::Envelope;
 use freightbridge::canonical::{CanonicalEvent, EventBody};
 use freightbridge::failure::FailureReason;
@@ -64,21 +69,41 @@ impl Operation {
     }
 }
 
+/// The breaker's name in the store: one Odoo, one breaker.
+pub const ODOO_BREAKER: &str = "odoo";
+
 pub struct Poster<O, S> {
     odoo: O,
     idempotency: Idempotency<S>,
+    breaker: Breaker<S>,
     /// Finance settings and their cached reference data; without them finance events are
     /// refused and deliveries get their note only.
     finance: Option<Finance>,
 }
 
-impl<O: OdooPort, S: IdempotencyStore + LatestMilestones> Poster<O, S> {
+impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone> Poster<O, S> {
     pub fn new(odoo: O, idempotency: Idempotency<S>) -> Self {
+        let breaker = Breaker::new(
+            idempotency.store().clone(),
+            ODOO_BREAKER,
+            BreakerConfig::default(),
+        );
         Self {
             odoo,
             idempotency,
+            breaker,
             finance: None,
         }
+    }
+
+    /// Replaces the default breaker settings (`BreakerConfig::default`).
+    pub fn with_breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = Breaker::new(self.idempotency.store().clone(), ODOO_BREAKER, config);
+        self
+    }
+
+    pub fn breaker(&self) -> &Breaker<S> {
+        &self.breaker
     }
 
     /// Enables the finance operations (see `FinanceConfig::from_env`).
@@ -165,22 +190,25 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones> Poster<O, S> {
             Begin::Proceed { prior_attempt } => prior_attempt,
         };
         let check_existing = redelivery || prior_attempt;
+        if let Admission::Wait { until } = self.breaker.admit(now).await {
+            self.free_key(&key, prior_attempt).await;
+            tracing::info!(retry_at = %until.to_rfc3339(), "Odoo circuit open: waiting");
+            return Err(FailureReason::retryable(
+                "odoo_circuit_open",
+                format!(
+                    "Odoo stopped answering; the circuit breaker holds calls until {}",
+                    until.to_rfc3339()
+                ),
+            )
+            .not_before(until));
+        }
         // Placed before the note is written, so two racing milestones are ordered by the store
         // and not by whichever note lands first. A retry of this event is placed the same way.
         let placement = if operation.is_milestone() {
             match ordering::place_event(self.idempotency.store(), event, now).await {
                 Ok(placement) => placement,
                 Err(e) => {
-                    // Nothing was written this time; an earlier attempt may have written, and
-                    // then the retry must still be told to check first.
-                    let freed = if prior_attempt {
-                        self.idempotency.abandon(&key).await
-                    } else {
-                        self.idempotency.release(&key).await
-                    };
-                    if let Err(freed) = freed {
-                        tracing::error!(error = %freed, "could not release the event's key");
-                    }
+                    self.free_key(&key, prior_attempt).await;
                     return Err(FailureReason::from_error(&e));
                 }
             }
@@ -194,6 +222,13 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones> Poster<O, S> {
             );
         }
         let outcome = self.run(operation, event, placement, check_existing).await;
+        let observation = match &outcome {
+            Ok(_) => Observation::Answered,
+            Err(e) => Observation::of_failure(&FailureReason::from_error(e)),
+        };
+        if let Err(e) = self.breaker.observe(observation, now).await {
+            tracing::warn!(error = %e, "could not record the Odoo call on the circuit breaker");
+        }
         match outcome {
             Ok(result) => {
                 if let Err(e) = self
@@ -212,8 +247,21 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones> Poster<O, S> {
                 if let Err(abandon) = self.idempotency.abandon(&key).await {
                     tracing::error!(error = %abandon, "could not release the event's key");
                 }
-                Err(FailureReason::from_error(&e))
+                Err(FailureReason::from_error(&e).with_odoo_error(e.odoo_error_name()))
             }
+        }
+    }
+
+    /// Lets a retry take the key when nothing was written this time: an attempt before this
+    /// one may have written, and then the retry must still be told to check Odoo first.
+    async fn free_key(&self, key: &str, prior_attempt: bool) {
+        let freed = if prior_attempt {
+            self.idempotency.abandon(key).await
+        } else {
+            self.idempotency.release(key).await
+        };
+        if let Err(freed) = freed {
+            tracing::error!(error = %freed, "could not release the event's key");
         }
     }
 

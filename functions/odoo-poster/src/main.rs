@@ -6,9 +6,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::secrets::SecretsResolver;
-use freightbridge::aws::sqs::SqsDeadLetters;
+use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
 use freightbridge::aws::{sdk_config, ssm};
-use freightbridge::batch::{BatchConfig, process_batch};
+use freightbridge::batch::{BatchConfig, Settlement, process_batch};
 use freightbridge::config::SecretRef;
 use freightbridge::environment;
 use freightbridge::idempotency::Idempotency;
@@ -24,6 +24,8 @@ const CONCURRENCY: usize = 5;
 struct Function {
     poster: Poster<OdooClient, DynamoStore>,
     dead_letters: SqsDeadLetters,
+    /// The function's own queue: a retried record's backoff is set on it.
+    visibility: SqsVisibility,
     batch: BatchConfig,
 }
 
@@ -83,15 +85,18 @@ async fn cold_start() -> Result<Function, Error> {
             Poster::new(
                 odoo(&config).await?,
                 Idempotency::new(store, environment::idempotency_policy()?),
-            ),
+            )
+            .with_breaker(environment::breaker_config()?),
             &config,
         )
         .await?,
         dead_letters: SqsDeadLetters::from_config(&config, environment::required("DLQ_URL")?),
+        visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
         batch: BatchConfig {
             consumer: "odoo-poster".into(),
             concurrency: CONCURRENCY,
             max_receive_count: environment::max_receive_count()?,
+            retry: environment::retry_policy()?,
         },
     })
 }
@@ -101,7 +106,12 @@ async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRe
     let lock_until =
         environment::deadline(event.context.deadline, now, chrono::Duration::seconds(60));
     let records = event.payload.records;
-    let report = process_batch(records, &f.batch, &f.dead_letters, |ctx| {
+    let settlement = Settlement {
+        config: &f.batch,
+        dead_letters: &f.dead_letters,
+        visibility: &f.visibility,
+    };
+    let report = process_batch(records, &settlement, |ctx| {
         f.poster.handle_record(ctx, now, lock_until)
     })
     .await;

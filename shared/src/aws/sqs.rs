@@ -24,6 +24,8 @@ pub mod attr {
     pub const CONSUMER: &str = "fb-consumer";
     pub const ORIGINAL_MESSAGE_ID: &str = "fb-original-message-id";
     pub const RECEIVE_COUNT: &str = "fb-receive-count";
+    /// Odoo's exception name, when Odoo refused.
+    pub const ODOO_ERROR: &str = "fb-odoo-error";
 }
 
 /// The error message on a dead letter is cut to this many bytes: it explains, the logs hold
@@ -184,6 +186,11 @@ pub fn dead_letter_attributes(
             letter.message_id.as_str(),
         ),
         (attr::RECEIVE_COUNT, "Number", receive_count.as_str()),
+        (
+            attr::ODOO_ERROR,
+            "String",
+            letter.reason.odoo_error.as_deref().unwrap_or_default(),
+        ),
     ];
     let mut attributes = HashMap::new();
     for (name, data_type, value) in rows {

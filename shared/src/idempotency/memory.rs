@@ -1,6 +1,6 @@
 //! In-memory idempotency store: the same conditional-put semantics as the DynamoDB adapter,
 //! for the local chain and tests. Like the DynamoDB table, it also keeps each shipment's latest
-//! milestone (`ordering`).
+//! milestone (`ordering`) and the Odoo circuit breaker's state (`breaker`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,12 +8,14 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 use super::{IdempotencyRecord, IdempotencyStore, PutOutcome, Status, StoreError};
+use crate::breaker::{BreakerState, BreakerStore, MemoryBreakerStore, Versioned};
 use crate::ordering::{LatestMilestones, MemoryLatest, Milestone, Placement};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<String, IdempotencyRecord>>,
     latest: MemoryLatest,
+    breakers: MemoryBreakerStore,
 }
 
 impl MemoryStore {
@@ -101,5 +103,20 @@ impl LatestMilestones for MemoryStore {
 
     async fn latest(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Milestone>, StoreError> {
         self.latest.latest(key, now).await
+    }
+}
+
+impl BreakerStore for MemoryStore {
+    async fn load(&self, name: &str) -> Result<Versioned, StoreError> {
+        self.breakers.load(name).await
+    }
+
+    async fn swap(
+        &self,
+        name: &str,
+        expected: u64,
+        state: &BreakerState,
+    ) -> Result<bool, StoreError> {
+        self.breakers.swap(name, expected, state).await
     }
 }

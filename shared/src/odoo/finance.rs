@@ -160,6 +160,14 @@ pub enum FinanceError {
 }
 
 impl FinanceError {
+    /// Odoo's exception name, when Odoo refused the operation.
+    pub fn odoo_error_name(&self) -> Option<&str> {
+        match self {
+            FinanceError::Odoo(e) => e.name.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn refused(code: &'static str, message: impl Into<String>) -> Self {
         FinanceError::Refused {
             code,
