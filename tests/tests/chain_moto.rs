@@ -321,3 +321,76 @@ async fn signed_webhook_flows_through_eventbridge_and_sqs_to_the_odoo_poster() {
         .unwrap();
     assert!(dlq.is_empty(), "nothing dead-lettered");
 }
+
+/// A record failing with a retryable reason is not redelivered at the queue's pace: its own
+/// message gets the backoff (ChangeMessageVisibility), and a permanent failure goes to the DLQ
+/// with its reason, against the real SQS wire protocol.
+#[tokio::test]
+async fn a_retried_record_waits_out_its_backoff_on_the_queue_and_a_poison_one_is_dead_lettered() {
+    let moto = MotoServer::shared();
+    let queue = moto.create_queue(&unique_name("backoff")).await;
+    let dlq = moto.create_queue(&unique_name("backoff-dlq")).await;
+    let sqs = SqsQueue::new(moto.sqs(), &queue.url);
+    sqs.send("retry").await.unwrap();
+    sqs.send("poison").await.unwrap();
+    // Received with no visibility timeout at all: without the backoff both would be back at once.
+    let mut messages = Vec::new();
+    for _ in 0..5 {
+        messages.extend(sqs.receive(10, 0, Some(0)).await.unwrap());
+        messages.dedup_by(|a, b| a.message_id() == b.message_id());
+        if messages.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(messages.len(), 2, "both messages received");
+    let records = messages
+        .iter()
+        .map(|m| to_lambda_message(m, &queue.arn, "us-east-1"))
+        .collect::<Vec<_>>();
+    let config = BatchConfig {
+        consumer: "backoff-test".into(),
+        concurrency: 2,
+        max_receive_count: 100,
+        retry: RetryPolicy::default(),
+    };
+    let dead_letters = SqsDeadLetters::new(moto.sqs(), &dlq.url);
+    let visibility = SqsVisibility::new(moto.sqs(), &queue.url);
+    let settlement = Settlement {
+        config: &config,
+        dead_letters: &dead_letters,
+        visibility: &visibility,
+    };
+    let report = process_batch(records, &settlement, |ctx: RecordContext| async move {
+        match ctx.body.as_str() {
+            "retry" => Err(FailureReason::retryable(
+                "odoo_network",
+                "connection refused",
+            )),
+            _ => Err(FailureReason::permanent(
+                "malformed_envelope",
+                "not an envelope",
+            )),
+        }
+    })
+    .await;
+    assert_eq!(report.response.batch_item_failures.len(), 1);
+    // The poison record is acknowledged (deleted by the caller) and dead-lettered with its reason.
+    let poison = messages
+        .iter()
+        .find(|m| m.body() == Some("poison"))
+        .unwrap();
+    sqs.delete(poison.receipt_handle().unwrap()).await.unwrap();
+    let letters = SqsQueue::new(moto.sqs(), &dlq.url)
+        .receive(10, 1, None)
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].body(), Some("poison"));
+    let code = letters[0]
+        .message_attributes()
+        .and_then(|a| a.get("fb-error-code"))
+        .and_then(|v| v.string_value());
+    assert_eq!(code, Some("malformed_envelope"));
+    // The retried one sits out its backoff (at least a second) instead of coming straight back.
+    assert!(sqs.receive(10, 0, None).await.unwrap().is_empty());
+}
