@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod demo;
+pub mod durable;
 pub mod odoo_check;
 pub mod queue;
 pub mod send;

@@ -1,0 +1,423 @@
+//! The local chain's durable state: one SQLite file under `freightctl serve --state-dir` keeps
+//! what the AWS deployment keeps in DynamoDB, SQS and the EventBridge archive, so the chain can
+//! be stopped, killed or restarted without losing an accepted webhook or applying one twice.
+//!
+//! What is stored where (`freightbridge.sqlite3`, schema in `schema.rs`):
+//! - `idempotency`: the ingress and poster idempotency records (the DynamoDB table's records);
+//! - `latest`: each shipment's latest milestone (`freightbridge::ordering`);
+//! - `seen_scopes`, `seen_entries`: the scans the transform has published (`freightbridge::seen`);
+//! - `breakers`: the Odoo circuit breaker's versioned state;
+//! - `messages`: every queue's messages, dead-letter queues included, with SQS's bookkeeping;
+//! - `archive`: every envelope published on the bus, in order (the EventBridge archive).
+//!
+//! Ingress answers 2xx only after `publish` has committed the envelope and its queue messages in
+//! one transaction, so a 2xx means committed: on disk even across a power loss with
+//! `Durability::Full`, across a crash of the process with `Normal`. A consumer deletes a message
+//! only once its effect is recorded; one received but not deleted when the process died is
+//! visible again on the next open (`Recovered`), and the idempotency locks its handler held are
+//! lapsed, so the retry is told to look for the effect first.
+//!
+//! One process owns a state directory (`freightbridge.lock`). Inside it every operation goes
+//! through one connection; the async ports run theirs on a blocking thread.
+
+mod breaker;
+mod bus;
+mod dead_letters;
+mod idempotency;
+mod latest;
+mod queue;
+mod schema;
+mod seen;
+
+pub use bus::{ArchivedEvent, BusRule, DurableBus};
+pub use dead_letters::{DurableDeadLetters, letter_attributes};
+pub use queue::{DurableQueue, QueuedMessage};
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use freightbridge::bus::BusError;
+use freightbridge::idempotency::{Status, StoreError};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use thiserror::Error;
+use tokio::sync::Notify;
+
+/// The database file inside the state directory.
+pub const DATABASE_FILE: &str = "freightbridge.sqlite3";
+/// The file whose exclusive lock says a process owns the state directory.
+pub const LOCK_FILE: &str = "freightbridge.lock";
+
+/// How long a statement waits for SQLite's own locks (a checkpoint, another connection of a
+/// tool inspecting the file) before it fails as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How far a commit is on disk when it returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: committed means on disk, even after a power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a crash of the process (kill -9); a power loss may lose
+    /// the last commits.
+    Normal,
+}
+
+impl Durability {
+    fn synchronous(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DurableError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is locked: another freightctl is using this state directory")]
+    InUse { path: PathBuf },
+    #[error("embedded database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("the database is at schema version {found}; this freightctl knows up to {supported}")]
+    Schema { found: i64, supported: i64 },
+    #[error("database worker failed: {0}")]
+    Worker(String),
+}
+
+impl DurableError {
+    fn corrupt(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        DurableError::Corrupt {
+            what: what.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A stored value SQLite could not hand back as the type its column should hold.
+    fn is_unreadable_value(&self) -> bool {
+        matches!(
+            self,
+            DurableError::Sqlite(
+                rusqlite::Error::FromSqlConversionFailure(..)
+                    | rusqlite::Error::InvalidColumnType(..)
+                    | rusqlite::Error::IntegralValueOutOfRange(..)
+                    | rusqlite::Error::Utf8Error(..)
+            )
+        )
+    }
+}
+
+impl From<DurableError> for StoreError {
+    fn from(error: DurableError) -> Self {
+        match error {
+            DurableError::Corrupt { what, reason } => StoreError::Corrupt { key: what, reason },
+            unreadable if unreadable.is_unreadable_value() => StoreError::Corrupt {
+                key: "a stored row".into(),
+                reason: unreadable.to_string(),
+            },
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<DurableError> for BusError {
+    fn from(error: DurableError) -> Self {
+        BusError::Unavailable(error.to_string())
+    }
+}
+
+/// What `open` found left over from the previous process and released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Messages that were in flight: visible again now, their receive counts kept.
+    pub in_flight_messages: usize,
+    /// `INPROGRESS` idempotency records whose lock was lapsed.
+    pub lapsed_locks: usize,
+}
+
+/// The open state directory: the database connection, the directory lock and the in-process
+/// wake-ups of queue waiters.
+pub struct Durable {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    recovered: Recovered,
+    // Declared last so it is released after the connection has closed.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("path", &self.path)
+            .field("recovered", &self.recovered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Durable {
+    /// Opens (creating it if needed) the state in `state_dir`, takes the directory's lock, and
+    /// releases what the previous process left in flight.
+    pub fn open(state_dir: &Path, durability: Durability) -> Result<Arc<Durable>, DurableError> {
+        std::fs::create_dir_all(state_dir).map_err(io_error(state_dir))?;
+        let lock = lock_directory(&state_dir.join(LOCK_FILE))?;
+        let path = state_dir.join(DATABASE_FILE);
+        let mut conn = Connection::open(&path)?;
+        configure(&conn, durability)?;
+        schema::migrate(&mut conn)?;
+        let recovered = recover(&mut conn, now_ms())?;
+        tracing::info!(
+            path = %path.display(),
+            in_flight_messages = recovered.in_flight_messages,
+            lapsed_locks = recovered.lapsed_locks,
+            "durable state opened"
+        );
+        Ok(Arc::new(Durable {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            waiters: Mutex::new(HashMap::new()),
+            recovered,
+            _lock: lock,
+        }))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What this open released from the previous process.
+    pub fn recovered(&self) -> Recovered {
+        self.recovered
+    }
+
+    /// Deletes idempotency records, latest milestones and seen sets that expired by `now`
+    /// (they already count as absent); answers how many rows went.
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<usize, DurableError> {
+        let now_s = now.timestamp();
+        self.with(|conn| {
+            let tx = immediate(conn)?;
+            let mut removed = 0;
+            removed += tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now_s])?;
+            removed += tx.execute("DELETE FROM latest WHERE expires_at <= ?1", [now_s])?;
+            removed += tx.execute(
+                "DELETE FROM seen_entries WHERE scope IN
+                    (SELECT scope FROM seen_scopes WHERE expires_at <= ?1)",
+                [now_s],
+            )?;
+            removed += tx.execute("DELETE FROM seen_scopes WHERE expires_at <= ?1", [now_s])?;
+            tx.commit()?;
+            Ok(removed)
+        })
+    }
+
+    /// Runs `op` on the connection, on this thread.
+    fn with<T>(
+        &self,
+        op: impl FnOnce(&mut Connection) -> Result<T, DurableError>,
+    ) -> Result<T, DurableError> {
+        op(&mut lock(&self.conn))
+    }
+
+    /// Runs `op` on the connection on a blocking thread, for the async ports.
+    async fn blocking<T, F>(&self, op: F) -> Result<T, DurableError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DurableError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        off_thread(move || op(&mut lock(&conn))).await
+    }
+
+    /// The wake-up of `queue`'s waiters.
+    fn waiter(&self, queue: &str) -> Arc<Notify> {
+        lock(&self.waiters)
+            .entry(queue.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Something on `queue` may have become visible: wake its waiters.
+    fn wake(&self, queue: &str) {
+        if let Some(notify) = lock(&self.waiters).get(queue) {
+            notify.notify_waiters();
+        }
+    }
+}
+
+/// Runs a blocking database call off the async runtime's threads.
+async fn off_thread<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, DurableError> + Send + 'static,
+) -> Result<T, DurableError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .unwrap_or_else(|join| Err(DurableError::Worker(join.to_string())))
+}
+
+/// A transaction that takes the write lock at once, for read-modify-write.
+fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A duration in whole milliseconds, saturating (a visibility timeout of years is "never").
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A poisoned lock only means another thread panicked; SQLite rolled its transaction back.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DurableError {
+    let path = path.to_owned();
+    move |source| DurableError::Io { path, source }
+}
+
+/// The directory's exclusive lock, held as long as the returned file is open.
+fn lock_directory(path: &Path) -> Result<File, DurableError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_error(path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DurableError::InUse {
+            path: path.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io_error(path)(source)),
+    }
+}
+
+fn configure(conn: &Connection, durability: Durability) -> Result<(), DurableError> {
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(DurableError::corrupt(
+            "journal mode",
+            format!("SQLite kept {mode:?} instead of WAL"),
+        ));
+    }
+    conn.pragma_update(None, "synchronous", durability.synchronous())?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Single node: nobody else holds anything, so every in-flight message is visible again and
+/// every in-progress lock has lapsed (its holder is gone, and may have applied its effect).
+fn recover(conn: &mut Connection, now_ms: i64) -> Result<Recovered, DurableError> {
+    let tx = immediate(conn)?;
+    let in_flight_messages = tx.execute(
+        "UPDATE messages SET visible_at_ms = ?1 WHERE visible_at_ms > ?1",
+        [now_ms],
+    )?;
+    let lapsed_locks = tx.execute(
+        "UPDATE idempotency SET in_progress_expires_at = 0
+         WHERE status = ?1 AND in_progress_expires_at IS NOT 0",
+        [Status::InProgress.as_str()],
+    )?;
+    tx.commit()?;
+    Ok(Recovered {
+        in_flight_messages,
+        lapsed_locks,
+    })
+}
+
+#[cfg(test)]
+mod testing {
+    use super::*;
+
+    /// A fresh state directory, opened with the default durability.
+    pub(super) fn fresh() -> (tempfile::TempDir, Arc<Durable>) {
+        let dir = tempfile::tempdir().unwrap();
+        let durable = Durable::open(dir.path(), Durability::default()).unwrap();
+        (dir, durable)
+    }
+
+    /// Opens the directory again after the previous `Durable` was dropped.
+    pub(super) fn reopen(dir: &tempfile::TempDir) -> Arc<Durable> {
+        Durable::open(dir.path(), Durability::default()).unwrap()
+    }
+
+    /// Runs raw SQL, to set up what only a corrupt or old file would hold.
+    pub(super) fn raw(durable: &Durable, sql: &str) {
+        durable.with(|c| Ok(c.execute_batch(sql)?)).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_a_directory_in_use_fails_until_the_first_is_dropped() {
+        let (dir, first) = fresh();
+        let second = Durable::open(dir.path(), Durability::Normal);
+        match second {
+            Err(DurableError::InUse { path }) => assert_eq!(path, dir.path().join(LOCK_FILE)),
+            other => panic!("expected InUse, got {other:?}"),
+        }
+        drop(first);
+        let again = reopen(&dir);
+        assert_eq!(again.path(), dir.path().join(DATABASE_FILE));
+    }
+
+    #[test]
+    fn open_creates_the_directory_and_sets_wal_and_the_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("state").join("chain");
+        let durable = Durable::open(&nested, Durability::Normal).unwrap();
+        let (mode, version, synchronous): (String, i64, i64) = durable
+            .with(|c| {
+                let mode = c.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+                let version = c.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                let sync = c.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+                Ok((mode, version, sync))
+            })
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert_eq!(version, schema::VERSION);
+        assert_eq!(synchronous, 1, "NORMAL");
+        assert!(nested.join(DATABASE_FILE).exists());
+    }
+
+    #[test]
+    fn full_durability_is_the_default_and_syncs_fully() {
+        let (_dir, durable) = fresh();
+        let synchronous: i64 = durable
+            .with(|c| Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_freightctl_is_refused() {
+        let (dir, durable) = fresh();
+        raw(&durable, "PRAGMA user_version = 99");
+        drop(durable);
+        match Durable::open(dir.path(), Durability::Normal) {
+            Err(DurableError::Schema { found, supported }) => {
+                assert_eq!((found, supported), (99, schema::VERSION));
+            }
+            other => panic!("expected a schema error, got {other:?}"),
+        }
+    }
+}
