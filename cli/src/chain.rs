@@ -1,11 +1,16 @@
 //! The whole chain on one computer: the real ingress, transform and poster handlers, wired by
-//! the in-memory bus, SQS-like local queues (with DLQs) and the in-memory idempotency store, with
-//! an HTTP listener that behaves like API Gateway for `POST /webhooks/{partner}`.
+//! the embedded runtime (`durable`: the bus and its archive, SQS-like queues with DLQs, the
+//! idempotency records, seen sets, latest milestones and the Odoo breaker, all in one SQLite
+//! file under the state directory), with an HTTP listener that behaves like API Gateway for
+//! `POST /webhooks/{partner}`. A 2xx from the listener means the delivery is committed to
+//! disk; a restart resumes from the database, and `shutdown` drains what is in flight.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,34 +23,49 @@ use axum::routing::post;
 use canonical_transform::{SeenHistory, Transform};
 use chrono::Utc;
 use freightbridge::batch::{BatchConfig, RecordContext, Settlement, process_batch};
-use freightbridge::bus::memory::{MemoryBus, Rule};
+use freightbridge::breaker::BreakerConfig;
+use freightbridge::bus::{BusError, BusEvent, EventBus};
 use freightbridge::config::{ConfigError, PartnersFile, resolve_local};
 use freightbridge::failure::FailureReason;
-use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::odoo::{Finance, FinanceConfig, OdooPort};
 use freightbridge::partners::Adapters;
 use freightbridge::retry::RetryPolicy;
-use freightbridge::seen::MemorySeen;
 use freightbridge::{canonical, webhook};
 use odoo_poster::Poster;
+use thiserror::Error;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use webhook_ingress::{Ingress, Reply};
 
-use crate::queue::{LocalQueue, QueueDeadLetters};
+use crate::durable::{
+    BusRule, Durability, Durable, DurableBus, DurableDeadLetters, DurableError, DurableQueue,
+};
 
 /// Requests larger than this are cut off by the listener itself, like API Gateway's 10 MB cap;
 /// smaller ones reach the partner's own limit check.
 const LISTENER_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
+/// The queues' names in the database (and in `freightctl` reports).
+pub const TRANSFORM_QUEUE: &str = "transform-queue";
+pub const TRANSFORM_DLQ: &str = "transform-dlq";
+pub const ODOO_QUEUE: &str = "odoo-queue";
+pub const ODOO_DLQ: &str = "odoo-dlq";
+
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
     pub partners: PartnersFile,
+    /// Where the embedded database lives (`freightbridge.sqlite3`).
+    pub state_dir: PathBuf,
+    pub durability: Durability,
+    /// A copy of every envelope put on the bus, one JSON object per line (the database's
+    /// `archive` table is the record; this file is for reading along).
     pub event_log: Option<PathBuf>,
     /// How long a received message stays invisible (SQS visibility timeout).
     pub visibility_timeout: Duration,
-    /// Receives before a message moves to its DLQ (SQS `maxReceiveCount`).
+    /// Receives before a message moves to its DLQ (SQS `maxReceiveCount`): a backstop, the
+    /// retry budget decides first.
     pub max_receive_count: u32,
     /// How long one handler invocation may hold an idempotency key (the Lambda timeout).
     pub handler_timeout: Duration,
@@ -53,94 +73,170 @@ pub struct ChainConfig {
     pub finance: Option<FinanceConfig>,
     /// Backoff between receives and how long a failing record is retried.
     pub retry: RetryPolicy,
+    pub breaker: BreakerConfig,
+    /// Records each consumer works on at once.
+    pub concurrency: usize,
 }
 
 impl ChainConfig {
-    pub fn new(partners: PartnersFile) -> Self {
+    pub fn new(partners: PartnersFile, state_dir: impl Into<PathBuf>) -> Self {
         Self {
             partners,
+            state_dir: state_dir.into(),
+            durability: Durability::Full,
             event_log: None,
-            visibility_timeout: Duration::from_secs(2),
-            max_receive_count: 3,
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 100,
             handler_timeout: Duration::from_secs(30),
             finance: None,
             retry: RetryPolicy::default(),
+            breaker: BreakerConfig::default(),
+            concurrency: 8,
         }
     }
 }
 
-type LocalIngress = Ingress<Arc<MemoryStore>, Arc<MemoryBus>>;
+#[derive(Debug, Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] DurableError),
+    #[error("event log {path}: {source}")]
+    EventLog {
+        path: String,
+        source: std::io::Error,
+    },
+}
 
-/// A running local chain. Dropping it stops the workers.
+type LocalIngress = Ingress<Arc<Durable>, Arc<LoggedBus>>;
+
+/// The durable bus, plus the optional JSON-lines copy of what it archives.
+pub struct LoggedBus {
+    pub bus: Arc<DurableBus>,
+    log: Option<Mutex<EventLog>>,
+}
+
+/// The copy file and the archive position it has been written up to.
+struct EventLog {
+    file: File,
+    through: i64,
+}
+
+impl EventBus for LoggedBus {
+    async fn publish(&self, events: &[BusEvent]) -> Result<(), BusError> {
+        self.bus.publish(events).await?;
+        if let Some(log) = &self.log {
+            // Best effort: the archive is committed, the file is only a copy to read along.
+            let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(archived) = self.bus.archive_after(log.through) {
+                for event in archived {
+                    let _ = writeln!(log.file, "{}", event.envelope);
+                    log.through = event.seq;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running local chain. Dropping it stops the workers at once; `shutdown` drains first.
 pub struct Chain<O: OdooPort + 'static> {
-    pub bus: Arc<MemoryBus>,
-    pub store: Arc<MemoryStore>,
-    pub transform_queue: Arc<LocalQueue>,
-    pub transform_dlq: Arc<LocalQueue>,
-    pub odoo_queue: Arc<LocalQueue>,
-    pub odoo_dlq: Arc<LocalQueue>,
-    pub poster: Arc<Poster<O, Arc<MemoryStore>>>,
+    pub state: Arc<Durable>,
+    pub bus: Arc<DurableBus>,
+    pub transform_queue: Arc<DurableQueue>,
+    pub transform_dlq: Arc<DurableQueue>,
+    pub odoo_queue: Arc<DurableQueue>,
+    pub odoo_dlq: Arc<DurableQueue>,
+    pub poster: Arc<Poster<O, Arc<Durable>>>,
     ingress: Arc<LocalIngress>,
     workers: Vec<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
 }
 
 impl<O: OdooPort + 'static> Chain<O> {
-    /// Wire the chain and start the queue consumers (the part Lambda's SQS event source does).
-    pub fn start(config: ChainConfig, odoo: O) -> Result<Self, ConfigError> {
+    /// Open the state, wire the chain and start the queue consumers (the part Lambda's SQS
+    /// event source does). Work left in flight by an earlier run is visible again at once.
+    pub fn start(config: ChainConfig, odoo: O) -> Result<Self, ChainError> {
         let registry = Arc::new(Registry::build(&config.partners, resolve_local)?);
-        let bus = Arc::new(match &config.event_log {
-            Some(path) => MemoryBus::with_event_log(path).map_err(|source| ConfigError::Read {
-                path: path.display().to_string(),
-                source,
-            })?,
-            None => MemoryBus::new(),
+        let state = Durable::open(&config.state_dir, config.durability)?;
+        let recovered = state.recovered();
+        tracing::info!(
+            state = %state.path().display(),
+            ?recovered,
+            "local chain state opened"
+        );
+        let bus = Arc::new(DurableBus::new(&state));
+        let log = match &config.event_log {
+            Some(path) => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| ChainError::EventLog {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                // The copy continues where the archive stands: earlier runs are not repeated.
+                let through = bus.archive()?.last().map_or(0, |e| e.seq);
+                Some(Mutex::new(EventLog { file, through }))
+            }
+            None => None,
+        };
+        let logged = Arc::new(LoggedBus {
+            bus: bus.clone(),
+            log,
         });
-        let store = Arc::new(MemoryStore::new());
-        let queue = |name: &str, dlq: Option<Arc<LocalQueue>>| {
-            LocalQueue::new(
+        let queue = |name: &str, dlq: Option<&str>| {
+            DurableQueue::new(
+                &state,
                 name,
                 config.visibility_timeout,
                 config.max_receive_count,
                 dlq,
             )
         };
-        let transform_dlq = queue("transform-dlq", None);
-        let transform_queue = queue("transform-queue", Some(transform_dlq.clone()));
-        let odoo_dlq = queue("odoo-dlq", None);
-        let odoo_queue = queue("odoo-queue", Some(odoo_dlq.clone()));
+        let transform_dlq = queue(TRANSFORM_DLQ, None);
+        let transform_queue = queue(TRANSFORM_QUEUE, Some(TRANSFORM_DLQ));
+        let odoo_dlq = queue(ODOO_DLQ, None);
+        let odoo_queue = queue(ODOO_QUEUE, Some(ODOO_DLQ));
 
-        // The SAM template's rules, in memory.
-        bus.add_rule(rule(
-            "ingress-to-transform",
-            webhook::BUS_SOURCE,
-            Some(vec![webhook::DETAIL_TYPE]),
-            &transform_queue,
-        ));
-        let mut to_odoo = rule(
-            "canonical-to-odoo",
-            canonical::BUS_SOURCE,
-            Some(canonical::EventBody::TYPES.to_vec()),
-            &odoo_queue,
-        );
-        // The reconciler publishes its outcomes (matched, disputed) under its own source.
-        to_odoo
-            .sources
-            .push(canonical::RECONCILIATION_SOURCE.to_owned());
-        bus.add_rule(to_odoo);
+        // The SAM template's rules.
+        bus.add_rule(BusRule {
+            name: "ingress-to-transform".into(),
+            sources: vec![webhook::BUS_SOURCE.into()],
+            detail_types: Some(vec![webhook::DETAIL_TYPE.into()]),
+            queue: TRANSFORM_QUEUE.into(),
+        });
+        bus.add_rule(BusRule {
+            name: "canonical-to-odoo".into(),
+            // The reconciler publishes its outcomes (matched, disputed) under its own source.
+            sources: vec![
+                canonical::BUS_SOURCE.into(),
+                canonical::RECONCILIATION_SOURCE.into(),
+            ],
+            detail_types: Some(
+                canonical::EventBody::TYPES
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect(),
+            ),
+            queue: ODOO_QUEUE.into(),
+        });
 
-        let idempotency = || Idempotency::new(store.clone(), Policy::default());
-        let ingress = Arc::new(Ingress::new(registry, idempotency(), bus.clone()));
+        let idempotency = || Idempotency::new(state.clone(), Policy::default());
+        let ingress = Arc::new(Ingress::new(registry, idempotency(), logged.clone()));
         let adapters = Arc::new(Adapters::from_partners(&config.partners)?);
         let transform = Arc::new(Transform::new(
-            bus.clone(),
+            logged.clone(),
             adapters,
-            QueueDeadLetters(transform_dlq.clone()),
+            DurableDeadLetters(transform_dlq.clone()),
             SeenHistory {
-                store: MemorySeen::new(),
+                store: state.clone(),
                 ttl: Policy::default().ttl,
             },
         ));
-        let poster = Poster::new(odoo, idempotency());
+        let poster = Poster::new(odoo, idempotency()).with_breaker(config.breaker);
         let poster = Arc::new(match config.finance.clone() {
             Some(finance) => poster.with_finance(Finance::new(finance)),
             None => poster,
@@ -148,18 +244,20 @@ impl<O: OdooPort + 'static> Chain<O> {
 
         let batch = |consumer: &str| BatchConfig {
             consumer: consumer.to_owned(),
-            concurrency: 8,
+            concurrency: config.concurrency,
             max_receive_count: config.max_receive_count,
             retry: config.retry,
         };
         let handler_timeout = chrono::Duration::from_std(config.handler_timeout)
             .unwrap_or_else(|_| chrono::Duration::seconds(30));
+        let (stop, stopped) = watch::channel(false);
         let transform_worker = {
             let transform = transform.clone();
             spawn_consumer(
                 transform_queue.clone(),
-                QueueDeadLetters(transform_dlq.clone()),
+                DurableDeadLetters(transform_dlq.clone()),
                 batch("canonical-transform"),
+                stopped.clone(),
                 move |ctx| {
                     let transform = transform.clone();
                     async move { transform.handle_record(ctx).await }
@@ -170,8 +268,9 @@ impl<O: OdooPort + 'static> Chain<O> {
             let poster = poster.clone();
             spawn_consumer(
                 odoo_queue.clone(),
-                QueueDeadLetters(odoo_dlq.clone()),
+                DurableDeadLetters(odoo_dlq.clone()),
                 batch("odoo-poster"),
+                stopped,
                 move |ctx| {
                     let poster = poster.clone();
                     async move {
@@ -183,8 +282,8 @@ impl<O: OdooPort + 'static> Chain<O> {
         };
 
         Ok(Self {
+            state,
             bus,
-            store,
             transform_queue,
             transform_dlq,
             odoo_queue,
@@ -192,6 +291,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             poster,
             ingress,
             workers: vec![transform_worker, poster_worker],
+            stop,
         })
     }
 
@@ -207,24 +307,55 @@ impl<O: OdooPort + 'static> Chain<O> {
             .with_state(self.ingress.clone())
     }
 
-    /// Serve the listener on `127.0.0.1:port` (0 = any free port) in the background.
-    pub async fn listen(&self, port: u16) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    /// Serve the listener on `127.0.0.1:port` (0 = any free port) in the background, until
+    /// `stop` resolves; requests already being answered are finished first.
+    pub async fn listen_until(
+        &self,
+        port: u16,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let router = self.router();
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
                 tracing::error!(error = %e, "listener stopped");
             }
         });
         Ok((addr, server))
     }
 
+    /// Serve the listener until the chain is dropped or its process ends.
+    pub async fn listen(&self, port: u16) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+        self.listen_until(port, std::future::pending()).await
+    }
+
+    /// Stop taking new batches and let the ones in flight finish, for at most `bound`. What is
+    /// not finished stays in the database and is picked up by the next start.
+    pub async fn shutdown(mut self, bound: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let workers = std::mem::take(&mut self.workers);
+        let drained = tokio::time::timeout(bound, futures::future::join_all(workers))
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!(
+                bound_ms = bound.as_millis() as u64,
+                "in-flight work did not finish in time; it resumes on the next start"
+            );
+        }
+        drained
+    }
+
     /// Wait until both work queues are empty (everything applied or dead-lettered).
     pub async fn wait_drained(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.transform_queue.is_empty() && self.odoo_queue.is_empty() {
+            let empty = |q: &DurableQueue| q.is_empty().unwrap_or(false);
+            if empty(&self.transform_queue) && empty(&self.odoo_queue) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {
@@ -234,15 +365,11 @@ impl<O: OdooPort + 'static> Chain<O> {
         }
     }
 
-    /// Canonical events published so far, counted by type.
+    /// Canonical events published so far (this run and earlier ones), counted by type.
     pub fn canonical_counts(&self) -> BTreeMap<String, usize> {
-        let mut counts = BTreeMap::new();
-        for envelope in self.bus.published() {
-            if envelope.source == canonical::BUS_SOURCE {
-                *counts.entry(envelope.detail_type.clone()).or_default() += 1;
-            }
-        }
-        counts
+        self.bus
+            .counts_by_detail_type(canonical::BUS_SOURCE)
+            .unwrap_or_default()
     }
 }
 
@@ -254,26 +381,14 @@ impl<O: OdooPort + 'static> Drop for Chain<O> {
     }
 }
 
-fn rule(
-    name: &str,
-    source: &str,
-    detail_types: Option<Vec<&str>>,
-    queue: &Arc<LocalQueue>,
-) -> Rule {
-    let queue = queue.clone();
-    Rule {
-        name: name.to_owned(),
-        sources: vec![source.to_owned()],
-        detail_types: detail_types.map(|t| t.into_iter().map(str::to_owned).collect()),
-        sink: Arc::new(move |body| queue.send(body)),
-    }
-}
-
-/// The SQS event source mapping, locally: receive batches, run the handler, delete what succeeded.
+/// The SQS event source mapping, locally: receive batches, run the handler, delete what
+/// succeeded; a retried record's backoff is set on its message. Stops between batches once
+/// `stopped` says so.
 fn spawn_consumer<F, Fut>(
-    queue: Arc<LocalQueue>,
-    dead_letters: QueueDeadLetters,
+    queue: Arc<DurableQueue>,
+    dead_letters: DurableDeadLetters,
     config: BatchConfig,
+    mut stopped: watch::Receiver<bool>,
     handler: F,
 ) -> JoinHandle<()>
 where
@@ -281,28 +396,54 @@ where
     Fut: std::future::Future<Output = Result<(), FailureReason>> + Send + 'static,
 {
     tokio::spawn(async move {
-        loop {
-            let records = queue.receive(10);
+        while !*stopped.borrow() {
+            let receiving = queue.clone();
+            let records = match tokio::task::spawn_blocking(move || receiving.receive(10)).await {
+                Ok(Ok(records)) => records,
+                Ok(Err(error)) => {
+                    tracing::error!(queue = queue.name(), %error, "receive failed");
+                    Vec::new()
+                }
+                Err(join) => {
+                    tracing::error!(queue = queue.name(), error = %join, "receive task failed");
+                    Vec::new()
+                }
+            };
             if records.is_empty() {
-                queue.wait(Duration::from_millis(200)).await;
+                tokio::select! {
+                    _ = queue.wait(Duration::from_millis(200)) => {}
+                    _ = stopped.changed() => {}
+                }
                 continue;
             }
+            let receipts: BTreeMap<String, String> = records
+                .iter()
+                .filter_map(|r| Some((r.message_id.clone()?, r.receipt_handle.clone()?)))
+                .collect();
             let settlement = Settlement {
                 config: &config,
                 dead_letters: &dead_letters,
                 visibility: queue.as_ref(),
             };
             let report = process_batch(records, &settlement, &handler).await;
-            let failed: std::collections::HashSet<&str> = report
-                .response
-                .batch_item_failures
+            let done: Vec<String> = report
+                .outcomes
                 .iter()
-                .map(|f| f.item_identifier.as_str())
+                .filter(|(_, outcome)| {
+                    !matches!(outcome, freightbridge::batch::RecordOutcome::Retry { .. })
+                })
+                .filter_map(|(id, _)| receipts.get(id).cloned())
                 .collect();
-            for (message_id, _) in &report.outcomes {
-                if !failed.contains(message_id.as_str()) {
-                    queue.delete(message_id);
-                }
+            let deleting = queue.clone();
+            let deleted = tokio::task::spawn_blocking(move || {
+                done.iter()
+                    .try_for_each(|receipt| deleting.delete(receipt).map(|_| ()))
+            })
+            .await;
+            if let Ok(Err(error)) = deleted {
+                // Not deleted: redelivered after its visibility, and the handlers' idempotency
+                // makes the second run a no-op.
+                tracing::error!(queue = queue.name(), %error, "delete failed");
             }
         }
     })

@@ -222,7 +222,18 @@ pub async fn run<O: OdooPort + 'static>(
         ("transform", &chain.transform_dlq),
         ("odoo", &chain.odoo_dlq),
     ] {
-        for message in dlq.snapshot() {
+        let letters = match dlq.snapshot() {
+            Ok(letters) => letters,
+            Err(error) => {
+                report.dead_letters.push((
+                    queue.to_owned(),
+                    "dlq_unreadable".into(),
+                    error.to_string(),
+                ));
+                continue;
+            }
+        };
+        for message in letters {
             let attr = |k: &str| {
                 message
                     .attributes

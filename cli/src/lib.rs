@@ -6,7 +6,6 @@ pub mod chain;
 pub mod demo;
 pub mod durable;
 pub mod odoo_check;
-pub mod queue;
 pub mod send;
 
 use std::path::Path;

@@ -10,6 +10,7 @@ use freightbridge::odoo::FinanceConfig;
 use freightbridge::odoo::finance_config::FINANCE_CONFIG_ENV;
 use freightctl::chain::{Chain, ChainConfig};
 use freightctl::demo::{self, CountingOdoo};
+use freightctl::durable::Durability;
 use freightctl::{odoo_check, odoo_from_env, send, transform_body};
 
 const DEFAULT_PARTNERS: &str = "events/partners.local.toml";
@@ -47,6 +48,19 @@ enum Command {
         /// Finance settings of the poster (accounts, journals, carriers); see docs/odoo.md.
         #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
+        /// The embedded database (queues, DLQs, idempotency, archive): a restart resumes from it.
+        #[arg(long, default_value = "target/freightctl/state")]
+        state_dir: PathBuf,
+        /// `full`: every 2xx is on disk even after a power loss; `normal`: survives a crash
+        /// or kill -9, and may lose the last commits on power loss (about twice as fast).
+        #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+        durability: String,
+        /// On SIGTERM or Ctrl-C, how long in-flight work may take to finish before exiting.
+        #[arg(long, default_value_t = 10)]
+        drain_seconds: u64,
+        /// How long a record failing with a retryable error (Odoo down) is retried.
+        #[arg(long, default_value_t = 120)]
+        retry_budget_minutes: u64,
     },
     /// Sign a body as the partner would and post it.
     Send {
@@ -134,24 +148,48 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             event_log,
             odoo_journal,
             odoo_finance,
+            state_dir,
+            durability,
+            drain_seconds,
+            retry_budget_minutes,
         } => {
             let partners = load_partners(&partners)?;
             prepare(&[&event_log, &odoo_journal])?;
             let odoo = CountingOdoo::new(odoo_from_env(&odoo_journal).await?);
-            let mut config = ChainConfig::new(partners);
+            let mut config = ChainConfig::new(partners, &state_dir);
+            config.durability = match durability.as_str() {
+                "normal" => Durability::Normal,
+                _ => Durability::Full,
+            };
             config.event_log = Some(event_log.clone());
             config.finance = Some(load_finance(&odoo_finance)?);
+            config.retry.budget = Duration::from_secs(retry_budget_minutes.saturating_mul(60));
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;
+            let (stop_listener, listener_stopped) = tokio::sync::oneshot::channel::<()>();
             let (addr, server) = chain
-                .listen(port)
+                .listen_until(port, async {
+                    let _ = listener_stopped.await;
+                })
                 .await
                 .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
             eprintln!("freightbridge local chain listening on http://{addr}/webhooks/{{partner}}");
+            eprintln!("state: {}", chain.state.path().display());
             eprintln!("event log: {}", event_log.display());
-            tokio::select! {
-                _ = server => {}
-                _ = tokio::signal::ctrl_c() => eprintln!("stopping"),
-            }
+            let signal = stop_signal().await.map_err(|e| format!("signals: {e}"))?;
+            eprintln!("{signal}: draining (at most {drain_seconds} s)");
+            // No new deliveries, the ones being answered are finished; then the consumers.
+            let _ = stop_listener.send(());
+            let bound = Duration::from_secs(drain_seconds);
+            let _ = tokio::time::timeout(bound, server).await;
+            let drained = chain.shutdown(bound).await;
+            eprintln!(
+                "{}",
+                if drained {
+                    "stopped: in-flight work finished"
+                } else {
+                    "stopped: unfinished work resumes on the next start"
+                }
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Send {
@@ -210,7 +248,13 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 let _ = std::fs::remove_file(path);
             }
             let odoo = CountingOdoo::new(odoo_from_env(&odoo_journal).await?);
-            let mut config = ChainConfig::new(partners.clone());
+            // A fresh state too: the demo reports on its own samples only.
+            let state_dir = PathBuf::from("target/freightctl/demo-state");
+            if state_dir.exists() {
+                std::fs::remove_dir_all(&state_dir)
+                    .map_err(|e| format!("cannot clear {}: {e}", state_dir.display()))?;
+            }
+            let mut config = ChainConfig::new(partners.clone(), &state_dir);
             config.event_log = Some(event_log.clone());
             config.finance = Some(load_finance(&odoo_finance)?);
             config.visibility_timeout = Duration::from_millis(500);
@@ -251,6 +295,15 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::from(report.exit_code()))
         }
+    }
+}
+
+/// Waits for SIGTERM (how a service manager stops us) or Ctrl-C; answers which one came.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = terminate.recv() => Ok("SIGTERM"),
+        result = tokio::signal::ctrl_c() => result.map(|()| "Ctrl-C"),
     }
 }
 

@@ -19,6 +19,8 @@ const IN_TRANSIT: &[u8] =
 const DELIVERED: &[u8] = include_bytes!("../../events/partners/easypost-tracker-delivered.json");
 
 struct Setup {
+    /// The chain's embedded database, removed with the test.
+    _state: tempfile::TempDir,
     double: OdooDouble,
     chain: Chain<OdooClient>,
     base: String,
@@ -46,11 +48,13 @@ async fn setup(version: u8) -> Setup {
 
     let partners = PartnersFile::parse(PARTNERS).unwrap();
     let partner = partners.get("easypost").unwrap().clone();
-    let mut chain_config = ChainConfig::new(partners);
+    let state = tempfile::tempdir().unwrap();
+    let mut chain_config = ChainConfig::new(partners, state.path());
     chain_config.visibility_timeout = Duration::from_millis(200);
     let chain = Chain::start(chain_config, odoo).unwrap();
     let (addr, _server) = chain.listen(0).await.unwrap();
     Setup {
+        _state: state,
         double,
         chain,
         base: format!("http://{addr}"),
@@ -151,7 +155,7 @@ async fn signed_webhook_posts_one_note_on_the_right_picking(version: u8) {
             .contains("Shipment out for delivery")),
         "{notes:?}"
     );
-    assert!(s.chain.odoo_dlq.is_empty() && s.chain.transform_dlq.is_empty());
+    assert!(s.chain.odoo_dlq.is_empty().unwrap() && s.chain.transform_dlq.is_empty().unwrap());
 }
 
 /// Scans in `events/partners/easypost-tracker-updated-in-transit.json`.
@@ -208,7 +212,10 @@ async fn rejected_webhooks_publish_nothing() {
         (400, Some("malformed_payload"))
     );
 
-    assert!(s.chain.bus.published().is_empty(), "nothing was published");
+    assert!(
+        s.chain.bus.published().unwrap().is_empty(),
+        "nothing was published"
+    );
     assert!(s.double.calls().is_empty(), "Odoo was never called");
 }
 
@@ -240,7 +247,7 @@ async fn odoo_outage_is_retried_until_the_note_lands_once() {
         1,
         "proof of delivery in the delivery's note: {notes:?}"
     );
-    assert!(s.chain.odoo_dlq.is_empty());
+    assert!(s.chain.odoo_dlq.is_empty().unwrap());
 }
 
 #[tokio::test]
@@ -249,7 +256,7 @@ async fn event_for_an_unknown_picking_is_dead_lettered_with_its_reason() {
     let (status, _) = s.send("easypost", IN_TRANSIT).await;
     assert_eq!(status, 202);
     s.drained().await;
-    let letters = s.chain.odoo_dlq.snapshot();
+    let letters = s.chain.odoo_dlq.snapshot().unwrap();
     assert_eq!(letters.len(), SCANS, "each scan's event dead-lettered");
     for letter in &letters {
         let code = letter

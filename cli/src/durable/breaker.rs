@@ -109,6 +109,7 @@ mod tests {
             cooldown: chrono::Duration::seconds(10),
             max_cooldown: chrono::Duration::seconds(25),
             probe_lease: chrono::Duration::seconds(5),
+            trust_closed_for: std::time::Duration::ZERO,
         }
     }
 

@@ -78,7 +78,12 @@ impl DurableBus {
 
     /// Every archived envelope, in publishing order.
     pub fn archive(&self) -> Result<Vec<ArchivedEvent>, DurableError> {
-        self.durable.with(|conn| read_archive(conn))
+        self.archive_after(0)
+    }
+
+    /// The archived envelopes after `seq` (0: all), in publishing order.
+    pub fn archive_after(&self, seq: i64) -> Result<Vec<ArchivedEvent>, DurableError> {
+        self.durable.with(|conn| read_archive(conn, seq))
     }
 
     /// Every envelope published so far, in order (as `MemoryBus::published`).
@@ -190,11 +195,11 @@ fn commit(conn: &mut Connection, routed: &[Routed], now: i64) -> Result<(), Dura
     Ok(())
 }
 
-fn read_archive(conn: &Connection) -> Result<Vec<ArchivedEvent>, DurableError> {
+fn read_archive(conn: &Connection, after: i64) -> Result<Vec<ArchivedEvent>, DurableError> {
     let mut statement = conn.prepare_cached(
-        "SELECT seq, id, source, detail_type, time, envelope FROM archive ORDER BY seq",
+        "SELECT seq, id, source, detail_type, time, envelope FROM archive WHERE seq > ?1 ORDER BY seq",
     )?;
-    let rows = statement.query_and_then([], |row| {
+    let rows = statement.query_and_then([after], |row| {
         let id: String = row.get(1)?;
         let time: String = row.get(4)?;
         let time = DateTime::parse_from_rfc3339(&time)

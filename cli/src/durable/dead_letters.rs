@@ -40,8 +40,14 @@ pub fn letter_attributes(letter: &DeadLetter) -> Vec<(String, String)> {
         (attr::CONSUMER, letter.consumer.clone()),
         (attr::ORIGINAL_MESSAGE_ID, letter.message_id.clone()),
         (attr::RECEIVE_COUNT, letter.receive_count.to_string()),
+        (
+            attr::ODOO_ERROR,
+            letter.reason.odoo_error.clone().unwrap_or_default(),
+        ),
     ]
     .into_iter()
+    // As on SQS, an attribute without a value is left out.
+    .filter(|(_, value)| !value.is_empty())
     .map(|(name, value)| (name.to_owned(), value))
     .collect()
 }
