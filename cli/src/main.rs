@@ -164,6 +164,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             config.event_log = Some(event_log.clone());
             config.finance = Some(load_finance(&odoo_finance)?);
             config.retry.budget = Duration::from_secs(retry_budget_minutes.saturating_mul(60));
+            // BREAKER_THRESHOLD and BREAKER_COOLDOWN_SECONDS, as the deployed poster reads them.
+            config.breaker = freightbridge::environment::breaker_config()?;
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;
             let (stop_listener, listener_stopped) = tokio::sync::oneshot::channel::<()>();
             let (addr, server) = chain

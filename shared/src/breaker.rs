@@ -157,7 +157,11 @@ pub fn admit(
         None => (Admission::Call, None),
         Some(until) if until > now_ms => (Admission::Wait { until: at(until) }, None),
         Some(_) => match state.probe_until {
-            Some(lease) if lease > now_ms => (Admission::Wait { until: at(lease) }, None),
+            // Another caller is probing: look again soon, its answer may close the breaker.
+            Some(lease) if lease > now_ms => {
+                let soon = millis(now + chrono::Duration::seconds(1)).min(lease);
+                (Admission::Wait { until: at(soon) }, None)
+            }
             _ => {
                 let leased = BreakerState {
                     probe_until: Some(millis(now + config.probe_lease)),
@@ -449,11 +453,11 @@ mod tests {
         let (admission, leased) = admit(&open, later, &c);
         assert_eq!(admission, Admission::Probe);
         let leased = leased.unwrap();
-        // A second caller waits for the probe.
+        // A second caller waits for the probe, and looks again within a second.
         assert_eq!(
             admit(&leased, later, &c).0,
             Admission::Wait {
-                until: later + chrono::Duration::seconds(5)
+                until: later + chrono::Duration::seconds(1)
             }
         );
         // The probe fails: open again, cooldown doubled (20 s, under the 25 s cap).

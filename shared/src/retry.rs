@@ -63,11 +63,11 @@ impl RetryPolicy {
             .min(self.max_delay);
         let jitter = jitter.clamp(0.0, 1.0);
         let mut delay = backoff.mul_f64(0.5 + 0.5 * jitter);
-        if let Some(until) = not_before
-            && let Ok(wait) = (until - now).to_std()
-        {
-            // Waiting for the breaker: just after it reopens, spread over up to a second.
-            delay = delay.max(wait + Duration::from_millis((jitter * 1000.0) as u64));
+        if let Some(until) = not_before {
+            // Waiting for the breaker is not a failed attempt: come back just after it
+            // reopens, spread over up to a second, whatever the receive count says.
+            let wait = (until - now).to_std().unwrap_or_default();
+            delay = wait + Duration::from_millis((jitter * 1000.0) as u64);
         }
         // The last try lands on the deadline, not after it.
         if let Ok(left) = (deadline - now).to_std() {
@@ -130,6 +130,11 @@ mod tests {
         let now = t("2026-12-03T10:00:05Z");
         let reopens = t("2026-12-03T10:00:35Z");
         let RetryDecision::After(delay) = policy.decide(queued, 1, now, Some(reopens), 0.5) else {
+            panic!("exhausted");
+        };
+        assert_eq!(delay, Duration::from_millis(30_500));
+        // Many receives spent waiting do not stretch the wait past the reopening.
+        let RetryDecision::After(delay) = policy.decide(queued, 12, now, Some(reopens), 0.5) else {
             panic!("exhausted");
         };
         assert_eq!(delay, Duration::from_millis(30_500));
