@@ -651,8 +651,9 @@ async fn breaker_shared_through_dynamodb_opens_admits_one_probe_and_closes() {
     // Both ask at once after the cooldown: the conditional write lets one take the lease.
     let later = until + Span::milliseconds(1);
     let (from_a, from_b) = tokio::join!(a.admit(later), b.admit(later));
+    // The other looks again within a second: the probe's answer may close it by then.
     let lease = Admission::Wait {
-        until: later + breaker_config().probe_lease,
+        until: later + Span::seconds(1),
     };
     let (prober, waiter) = match (from_a, from_b) {
         (Admission::Probe, other) => {

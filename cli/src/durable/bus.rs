@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use freightbridge::bus::memory::local_envelope;
 use freightbridge::bus::{BusError, BusEvent, Envelope, EventBus};
 use rusqlite::{Connection, params};
 use serde_json::Value;
@@ -119,7 +120,7 @@ impl DurableBus {
     }
 
     fn route(&self, event: &BusEvent) -> Result<Routed, BusError> {
-        let envelope = envelope(event)?;
+        let envelope = local_envelope(event)?;
         let text =
             serde_json::to_string(&envelope).map_err(|e| BusError::Invalid(e.to_string()))?;
         let queues = lock(&self.rules)
@@ -153,23 +154,6 @@ impl EventBus for DurableBus {
         }
         Ok(())
     }
-}
-
-/// The envelope EventBridge wraps around `detail`, as the in-memory bus builds it.
-fn envelope(event: &BusEvent) -> Result<Envelope<Value>, BusError> {
-    let detail = serde_json::from_str(&event.detail)
-        .map_err(|e| BusError::Invalid(format!("detail is not JSON: {e}")))?;
-    Ok(Envelope {
-        version: Some("0".into()),
-        id: uuid::Uuid::new_v4().to_string(),
-        detail_type: event.detail_type.clone(),
-        source: event.source.clone(),
-        account: Some("000000000000".into()),
-        time: Utc::now(),
-        region: Some("local".into()),
-        resources: Vec::new(),
-        detail,
-    })
 }
 
 /// Archives every envelope and sends it to its queues, in one transaction.

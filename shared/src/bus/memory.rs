@@ -69,22 +69,6 @@ impl MemoryBus {
     pub fn set_unavailable(&self, down: bool) {
         self.unavailable.store(down, Ordering::SeqCst);
     }
-
-    fn envelope(event: &BusEvent) -> Result<Envelope<Value>, BusError> {
-        let detail: Value = serde_json::from_str(&event.detail)
-            .map_err(|e| BusError::Invalid(format!("detail is not JSON: {e}")))?;
-        Ok(Envelope {
-            version: Some("0".into()),
-            id: uuid::Uuid::new_v4().to_string(),
-            detail_type: event.detail_type.clone(),
-            source: event.source.clone(),
-            account: Some("000000000000".into()),
-            time: Utc::now(),
-            region: Some("local".into()),
-            resources: Vec::new(),
-            detail,
-        })
-    }
 }
 
 impl EventBus for MemoryBus {
@@ -94,7 +78,7 @@ impl EventBus for MemoryBus {
         }
         let envelopes = events
             .iter()
-            .map(Self::envelope)
+            .map(local_envelope)
             .collect::<Result<Vec<_>, _>>()?;
         for (event, envelope) in events.iter().zip(envelopes) {
             let text =
@@ -116,6 +100,24 @@ impl EventBus for MemoryBus {
         }
         Ok(())
     }
+}
+
+/// The envelope EventBridge wraps around an event's detail, as the local buses build it
+/// (account `000000000000`, region `local`, a fresh id).
+pub fn local_envelope(event: &BusEvent) -> Result<Envelope<Value>, BusError> {
+    let detail: Value = serde_json::from_str(&event.detail)
+        .map_err(|e| BusError::Invalid(format!("detail is not JSON: {e}")))?;
+    Ok(Envelope {
+        version: Some("0".into()),
+        id: uuid::Uuid::new_v4().to_string(),
+        detail_type: event.detail_type.clone(),
+        source: event.source.clone(),
+        account: Some("000000000000".into()),
+        time: Utc::now(),
+        region: Some("local".into()),
+        resources: Vec::new(),
+        detail,
+    })
 }
 
 /// A poisoned lock only means another thread panicked mid-update of a plain list; keep going.
