@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use canonical_transform::{SeenHistory, Transform};
 use chrono::Utc;
+use freightbridge::audit::{AuditedDeadLetters, Auditor};
 use freightbridge::batch::{BatchConfig, RecordContext, Settlement, process_batch};
 use freightbridge::breaker::BreakerConfig;
 use freightbridge::bus::{BusError, BusEvent, EventBus};
@@ -40,7 +41,8 @@ use tokio::task::JoinHandle;
 use webhook_ingress::{Ingress, Reply};
 
 use crate::durable::{
-    BusRule, Durability, Durable, DurableBus, DurableDeadLetters, DurableError, DurableQueue,
+    BusRule, Durability, Durable, DurableAuditLog, DurableBus, DurableDeadLetters, DurableError,
+    DurableQueue,
 };
 
 /// Requests larger than this are cut off by the listener itself, like API Gateway's 10 MB cap;
@@ -52,6 +54,37 @@ pub const TRANSFORM_QUEUE: &str = "transform-queue";
 pub const TRANSFORM_DLQ: &str = "transform-dlq";
 pub const ODOO_QUEUE: &str = "odoo-queue";
 pub const ODOO_DLQ: &str = "odoo-dlq";
+
+/// Each dead-letter queue and the queue its letters came from.
+pub const DEAD_LETTER_QUEUES: [(&str, &str); 2] =
+    [(TRANSFORM_DLQ, TRANSFORM_QUEUE), (ODOO_DLQ, ODOO_QUEUE)];
+
+/// The SAM template's rules, routing the bus to the local queues.
+pub fn bus_rules() -> Vec<BusRule> {
+    vec![
+        BusRule {
+            name: "ingress-to-transform".into(),
+            sources: vec![webhook::BUS_SOURCE.into()],
+            detail_types: Some(vec![webhook::DETAIL_TYPE.into()]),
+            queue: TRANSFORM_QUEUE.into(),
+        },
+        BusRule {
+            name: "canonical-to-odoo".into(),
+            // The reconciler publishes its outcomes (matched, disputed) under its own source.
+            sources: vec![
+                canonical::BUS_SOURCE.into(),
+                canonical::RECONCILIATION_SOURCE.into(),
+            ],
+            detail_types: Some(
+                canonical::EventBody::TYPES
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect(),
+            ),
+            queue: ODOO_QUEUE.into(),
+        },
+    ]
+}
 
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
@@ -76,6 +109,10 @@ pub struct ChainConfig {
     pub breaker: BreakerConfig,
     /// Records each consumer works on at once.
     pub concurrency: usize,
+    /// Days the audit trail keeps a record.
+    pub audit_ttl_days: u32,
+    /// The Odoo login the poster writes as, named on its audit records.
+    pub odoo_user: Option<String>,
 }
 
 impl ChainConfig {
@@ -92,6 +129,8 @@ impl ChainConfig {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             concurrency: 8,
+            audit_ttl_days: freightbridge::audit::DEFAULT_TTL_DAYS,
+            odoo_user: None,
         }
     }
 }
@@ -149,6 +188,8 @@ pub struct Chain<O: OdooPort + 'static> {
     pub odoo_queue: Arc<DurableQueue>,
     pub odoo_dlq: Arc<DurableQueue>,
     pub poster: Arc<Poster<O, Arc<Durable>>>,
+    /// The audit trail every stage writes.
+    pub audit: Arc<DurableAuditLog>,
     ingress: Arc<LocalIngress>,
     workers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -201,42 +242,38 @@ impl<O: OdooPort + 'static> Chain<O> {
         let odoo_dlq = queue(ODOO_DLQ, None);
         let odoo_queue = queue(ODOO_QUEUE, Some(ODOO_DLQ));
 
-        // The SAM template's rules.
-        bus.add_rule(BusRule {
-            name: "ingress-to-transform".into(),
-            sources: vec![webhook::BUS_SOURCE.into()],
-            detail_types: Some(vec![webhook::DETAIL_TYPE.into()]),
-            queue: TRANSFORM_QUEUE.into(),
-        });
-        bus.add_rule(BusRule {
-            name: "canonical-to-odoo".into(),
-            // The reconciler publishes its outcomes (matched, disputed) under its own source.
-            sources: vec![
-                canonical::BUS_SOURCE.into(),
-                canonical::RECONCILIATION_SOURCE.into(),
-            ],
-            detail_types: Some(
-                canonical::EventBody::TYPES
-                    .iter()
-                    .map(|t| (*t).to_owned())
-                    .collect(),
-            ),
-            queue: ODOO_QUEUE.into(),
-        });
+        for rule in bus_rules() {
+            bus.add_rule(rule);
+        }
 
-        let idempotency = || Idempotency::new(state.clone(), Policy::default());
-        let ingress = Arc::new(Ingress::new(registry, idempotency(), logged.clone()));
-        let adapters = Arc::new(Adapters::from_partners(&config.partners)?);
-        let transform = Arc::new(Transform::new(
-            logged.clone(),
-            adapters,
-            DurableDeadLetters(transform_dlq.clone()),
-            SeenHistory {
-                store: state.clone(),
-                ttl: Policy::default().ttl,
-            },
+        let audit = Arc::new(DurableAuditLog::new(
+            &state,
+            chrono::Duration::days(i64::from(config.audit_ttl_days)),
         ));
-        let poster = Poster::new(odoo, idempotency()).with_breaker(config.breaker);
+        let auditor = Auditor::new(audit.clone());
+        let dead_letters = |dlq: &Arc<DurableQueue>| {
+            AuditedDeadLetters::new(DurableDeadLetters(dlq.clone()), auditor.clone())
+        };
+        let idempotency = || Idempotency::new(state.clone(), Policy::default());
+        let ingress = Arc::new(
+            Ingress::new(registry, idempotency(), logged.clone()).with_audit(auditor.clone()),
+        );
+        let adapters = Arc::new(Adapters::from_partners(&config.partners)?);
+        let transform = Arc::new(
+            Transform::new(
+                logged.clone(),
+                adapters,
+                dead_letters(&transform_dlq),
+                SeenHistory {
+                    store: state.clone(),
+                    ttl: Policy::default().ttl,
+                },
+            )
+            .with_audit(auditor.clone()),
+        );
+        let poster = Poster::new(odoo, idempotency())
+            .with_breaker(config.breaker)
+            .with_audit(auditor.clone(), config.odoo_user.clone());
         let poster = Arc::new(match config.finance.clone() {
             Some(finance) => poster.with_finance(Finance::new(finance)),
             None => poster,
@@ -255,7 +292,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             let transform = transform.clone();
             spawn_consumer(
                 transform_queue.clone(),
-                DurableDeadLetters(transform_dlq.clone()),
+                dead_letters(&transform_dlq),
                 batch("canonical-transform"),
                 stopped.clone(),
                 move |ctx| {
@@ -268,7 +305,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             let poster = poster.clone();
             spawn_consumer(
                 odoo_queue.clone(),
-                DurableDeadLetters(odoo_dlq.clone()),
+                dead_letters(&odoo_dlq),
                 batch("odoo-poster"),
                 stopped,
                 move |ctx| {
@@ -289,6 +326,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             odoo_queue,
             odoo_dlq,
             poster,
+            audit,
             ingress,
             workers: vec![transform_worker, poster_worker],
             stop,
@@ -386,7 +424,7 @@ impl<O: OdooPort + 'static> Drop for Chain<O> {
 /// `stopped` says so.
 fn spawn_consumer<F, Fut>(
     queue: Arc<DurableQueue>,
-    dead_letters: DurableDeadLetters,
+    dead_letters: AuditedDeadLetters<DurableDeadLetters>,
     config: BatchConfig,
     mut stopped: watch::Receiver<bool>,
     handler: F,

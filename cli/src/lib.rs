@@ -6,6 +6,7 @@ pub mod chain;
 pub mod demo;
 pub mod durable;
 pub mod odoo_check;
+pub mod ops;
 pub mod send;
 
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! events, partner formats, signatures, idempotency decisions) are free of I/O; AWS and Odoo sit
 //! behind small traits (ports) with real adapters and in-memory doubles.
 
+pub mod audit;
 pub mod aws;
 pub mod batch;
 pub mod breaker;

@@ -26,11 +26,15 @@ pub struct BusRule {
 
 impl BusRule {
     pub fn matches(&self, event: &BusEvent) -> bool {
-        self.sources.iter().any(|s| s == &event.source)
+        self.matches_type(&event.source, &event.detail_type)
+    }
+
+    pub fn matches_type(&self, source: &str, detail_type: &str) -> bool {
+        self.sources.iter().any(|s| s == source)
             && self
                 .detail_types
                 .as_ref()
-                .is_none_or(|types| types.iter().any(|t| t == &event.detail_type))
+                .is_none_or(|types| types.iter().any(|t| t == detail_type))
     }
 }
 
@@ -97,6 +101,43 @@ impl DurableBus {
                 })
             })
             .collect()
+    }
+
+    /// Sends archived envelopes again, unchanged, to the queues their rules name now (a replay):
+    /// one transaction, nothing archived again. Answers how many queue messages were sent.
+    pub fn resend(&self, events: &[ArchivedEvent]) -> Result<usize, DurableError> {
+        let routed: Vec<(String, Vec<String>)> = {
+            let rules = lock(&self.rules);
+            events
+                .iter()
+                .map(|event| {
+                    let queues = rules
+                        .iter()
+                        .filter(|rule| rule.matches_type(&event.source, &event.detail_type))
+                        .map(|rule| rule.queue.clone())
+                        .collect();
+                    (event.envelope.clone(), queues)
+                })
+                .collect()
+        };
+        let sent = self.durable.with(|conn| {
+            let tx = immediate(conn)?;
+            let now = now_ms();
+            let mut sent = 0;
+            for (text, queues) in &routed {
+                for target in queues {
+                    queue::insert(&tx, target, text, &[], now)?;
+                    sent += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(sent)
+        })?;
+        let woken: BTreeSet<&String> = routed.iter().flat_map(|(_, q)| q).collect();
+        for queue in woken {
+            self.durable.wake(queue);
+        }
+        Ok(sent)
     }
 
     /// How many envelopes from `source` were archived, by detail type.

@@ -20,6 +20,7 @@
 //! One process owns a state directory (`freightbridge.lock`). Inside it every operation goes
 //! through one connection; the async ports run theirs on a blocking thread.
 
+mod audit;
 mod breaker;
 mod bus;
 mod dead_letters;
@@ -29,6 +30,7 @@ mod queue;
 mod schema;
 mod seen;
 
+pub use audit::DurableAuditLog;
 pub use bus::{ArchivedEvent, BusRule, DurableBus};
 pub use dead_letters::{DurableDeadLetters, letter_attributes};
 pub use queue::{DurableQueue, QueuedMessage};
@@ -152,8 +154,9 @@ pub struct Durable {
     path: PathBuf,
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     recovered: Recovered,
-    // Declared last so it is released after the connection has closed.
-    _lock: File,
+    // Declared last so it is released after the connection has closed. An operator's
+    // connection (`open_operator`) holds none.
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -187,7 +190,44 @@ impl Durable {
             path,
             waiters: Mutex::new(HashMap::new()),
             recovered,
-            _lock: lock,
+            _lock: Some(lock),
+        }))
+    }
+
+    /// Opens an existing state directory for the operator commands, beside a `serve` that may
+    /// be running on it: no directory lock, nothing recovered (what is in flight belongs to
+    /// that process). SQLite's own locking keeps the two connections' transactions apart.
+    pub fn open_operator(state_dir: &Path) -> Result<Arc<Durable>, DurableError> {
+        let path = state_dir.join(DATABASE_FILE);
+        if !path.is_file() {
+            return Err(DurableError::Io {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no freightbridge state here (is --state-dir the one serve uses?)",
+                ),
+            });
+        }
+        let mut conn = Connection::open(&path)?;
+        configure(&conn, Durability::Full)?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if found < schema::VERSION {
+            // An older freightctl's state that no serve has upgraded yet: upgrade it here,
+            // under the directory lock so a serve starting now waits for nothing half-done.
+            let _lock = lock_directory(&state_dir.join(LOCK_FILE))?;
+            schema::migrate(&mut conn)?;
+        } else if found > schema::VERSION {
+            return Err(DurableError::Schema {
+                found,
+                supported: schema::VERSION,
+            });
+        }
+        Ok(Arc::new(Durable {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+            waiters: Mutex::new(HashMap::new()),
+            recovered: Recovered::default(),
+            _lock: None,
         }))
     }
 
@@ -216,6 +256,7 @@ impl Durable {
                 [now_s],
             )?;
             removed += tx.execute("DELETE FROM seen_scopes WHERE expires_at <= ?1", [now_s])?;
+            removed += audit::sweep(&tx, now_s)?;
             tx.commit()?;
             Ok(removed)
         })

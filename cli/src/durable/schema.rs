@@ -71,7 +71,26 @@ CREATE TABLE archive (
 CREATE INDEX archive_by_type ON archive (source, detail_type);
 ";
 
-const MIGRATIONS: [&str; 1] = [V1];
+/// Version 2: the audit trail (`audit.rs`).
+const V2: &str = "
+CREATE TABLE audit (
+    id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX audit_by_expiry ON audit (expires_at);
+
+CREATE TABLE audit_subjects (
+    subject TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (subject, sort_key)
+) WITHOUT ROWID;
+CREATE INDEX audit_subjects_by_id ON audit_subjects (id);
+";
+
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// The schema version this freightctl writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

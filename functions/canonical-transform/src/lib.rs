@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
+use freightbridge::audit::{Actor, AuditRecord, Auditor, Outcome, Output, Reason, Stage, Subjects};
 use freightbridge::batch::{DeadLetter, DeadLetterSink, RecordContext};
 use freightbridge::bus::{BusEvent, Envelope, EventBus};
 use freightbridge::canonical::{self, CanonicalEvent};
@@ -16,7 +17,7 @@ use freightbridge::failure::FailureReason;
 use futures::StreamExt as _;
 use std::sync::Arc;
 
-use freightbridge::idempotency::StoreError;
+use freightbridge::idempotency::{StoreError, sha256_tag};
 use freightbridge::partners::{Adapters, History, PartnerError, RejectedRow, Transformed};
 use freightbridge::seen::SeenStore;
 use freightbridge::webhook::ReceivedWebhook;
@@ -46,6 +47,7 @@ pub struct Transform<B, D, S> {
     adapters: Arc<Adapters>,
     dead_letters: D,
     seen: SeenHistory<S>,
+    auditor: Auditor,
 }
 
 impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
@@ -55,7 +57,15 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
             adapters,
             dead_letters,
             seen,
+            auditor: Auditor::disabled(),
         }
+    }
+
+    /// Writes every published event (and every delivery acknowledged without one) to the
+    /// audit trail.
+    pub fn with_audit(mut self, auditor: Auditor) -> Self {
+        self.auditor = auditor;
+        self
     }
 
     /// Process one SQS record: parse, transform, publish.
@@ -89,6 +99,9 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
                 // `batch.updated`, …): acknowledge them, loudly, rather than fill the DLQ.
                 Err(PartnerError::Unsupported { what, .. }) => {
                     tracing::warn!(what = %what, "event kind not handled; acknowledged without canonical events");
+                    let record = transform_record(&webhook, &ctx, "acknowledged_unsupported", now)
+                        .reason(Reason::new("unsupported", &what));
+                    self.auditor.record(&[record]).await;
                     return Ok(());
                 }
                 Err(e) => return Err(FailureReason::from_error(&e)),
@@ -106,6 +119,20 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
                 self.publish(&events).await?;
             }
             self.mark_seen(&history, &events, now).await?;
+            let records: Vec<AuditRecord> = events
+                .iter()
+                .map(|event| {
+                    let mut subjects = Subjects::of_event(event);
+                    subjects.delivery_id = Some(webhook.delivery_id.clone());
+                    transform_record(&webhook, &ctx, "event_published", now)
+                        .subjects(subjects)
+                        .output(Output::Event {
+                            id: event.event_id,
+                            event_type: event.event_type().to_owned(),
+                        })
+                })
+                .collect();
+            self.auditor.record(&records).await;
             if events.is_empty() && rejected.is_empty() {
                 tracing::info!("delivery produced no new canonical events");
             }
@@ -238,6 +265,31 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
         }
         Ok(())
     }
+}
+
+/// A transform record about `webhook`, filed under its delivery.
+fn transform_record(
+    webhook: &ReceivedWebhook,
+    ctx: &RecordContext,
+    action: &str,
+    now: DateTime<Utc>,
+) -> AuditRecord {
+    AuditRecord::new(
+        Stage::Transform,
+        Actor {
+            function: CONSUMER.to_owned(),
+            partner: Some(webhook.partner.clone()),
+            odoo_user: None,
+        },
+        action,
+        now,
+        Outcome::Done,
+    )
+    .subjects(Subjects {
+        delivery_id: Some(webhook.delivery_id.clone()),
+        ..Subjects::default()
+    })
+    .input_hash(sha256_tag(ctx.body.as_bytes()))
 }
 
 /// The pure part: an accepted webhook → its canonical events (and the records that could not be

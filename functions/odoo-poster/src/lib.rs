@@ -13,11 +13,12 @@
 //! and the record waits on its queue until the breaker reopens, without calling Odoo.
 
 use chrono::{DateTime, Utc};
+use freightbridge::audit::{Actor, AuditRecord, Auditor, Outcome, Output, Reason, Stage, Subjects};
 use freightbridge::batch::RecordContext;
 use freightbridge::breaker::{Admission, Breaker, BreakerConfig, BreakerStore, Observation};
 use freightbridge::bus::Envelope;
 use freightbridge::canonical::{CanonicalEvent, EventBody};
-use freightbridge::failure::FailureReason;
+use freightbridge::failure::{FailureClass, FailureReason};
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
 use freightbridge::odoo::accruals::{self, Accrued, Reversal};
 use freightbridge::odoo::{Finance, FinanceError, OdooPort, bills, delivery, milestones};
@@ -45,6 +46,20 @@ enum Operation {
 }
 
 impl Operation {
+    /// The action the audit trail names. Delivery confirmation (the proof of delivery on the
+    /// shipment) and payment approval (the matched bill posted) are separate actions.
+    fn action(self) -> &'static str {
+        match self {
+            Operation::MilestoneNote => "milestone_noted",
+            Operation::DeliveryConfirmation => "delivery_confirmed",
+            Operation::Accrual => "accrual_posted",
+            Operation::VendorBill => "bill_drafted",
+            Operation::LateCharge => "charge_added",
+            Operation::SettleMatched => "payment_approved",
+            Operation::Dispute => "dispute_opened",
+        }
+    }
+
     fn for_event(body: &EventBody) -> Operation {
         match body {
             EventBody::StatusChanged(_) => Operation::MilestoneNote,
@@ -79,6 +94,9 @@ pub struct Poster<O, S> {
     /// Finance settings and their cached reference data; without them finance events are
     /// refused and deliveries get their note only.
     finance: Option<Finance>,
+    auditor: Auditor,
+    /// The Odoo login the poster writes as, for the audit trail.
+    odoo_user: Option<String>,
 }
 
 impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone> Poster<O, S> {
@@ -93,7 +111,16 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
             idempotency,
             breaker,
             finance: None,
+            auditor: Auditor::disabled(),
+            odoo_user: None,
         }
+    }
+
+    /// Writes each applied, duplicate or failed event to the audit trail, as `odoo_user`.
+    pub fn with_audit(mut self, auditor: Auditor, odoo_user: Option<String>) -> Self {
+        self.auditor = auditor;
+        self.odoo_user = odoo_user;
+        self
     }
 
     /// Replaces the default breaker settings (`BreakerConfig::default`).
@@ -136,9 +163,60 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
             event_id = %event.event_id,
             event_type = event.event_type(),
         );
-        self.apply(&event, ctx.is_redelivery(), now, lock_until)
+        let outcome = self
+            .apply(&event, ctx.is_redelivery(), now, lock_until)
             .instrument(span)
-            .await
+            .await;
+        if let Some(record) = self.record(&event, &ctx.body, &outcome, now) {
+            self.auditor.record(&[record]).await;
+        }
+        outcome.map(|_| ())
+    }
+
+    /// The trail's record of one attempt: applied (with the Odoo records), duplicate, refused
+    /// or failing. Waits on the breaker or on another invocation are not steps of their own.
+    fn record(
+        &self,
+        event: &CanonicalEvent,
+        body: &str,
+        outcome: &Result<Applied, FailureReason>,
+        now: DateTime<Utc>,
+    ) -> Option<AuditRecord> {
+        let operation = Operation::for_event(&event.body);
+        let (kind, reason, outputs) = match outcome {
+            Ok(Applied::Now(result)) => (Outcome::Done, None, odoo_outputs(result)),
+            Ok(Applied::Before) => (Outcome::Duplicate, None, Vec::new()),
+            Err(failure)
+                if matches!(failure.code.as_str(), "odoo_circuit_open" | "in_progress") =>
+            {
+                return None;
+            }
+            Err(failure) => (
+                if failure.class == FailureClass::Retryable {
+                    Outcome::Retrying
+                } else {
+                    Outcome::Refused
+                },
+                Some(Reason::of_failure(failure)),
+                Vec::new(),
+            ),
+        };
+        let mut record = AuditRecord::new(
+            Stage::Poster,
+            Actor {
+                function: CONSUMER.to_owned(),
+                partner: Some(event.partner.clone()),
+                odoo_user: self.odoo_user.clone(),
+            },
+            operation.action(),
+            now,
+            kind,
+        )
+        .subjects(Subjects::of_event(event))
+        .input_hash(sha256_tag(body.as_bytes()));
+        record.outputs = outputs;
+        record.reason = reason;
+        Some(record)
     }
 
     async fn apply(
@@ -147,7 +225,7 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
         redelivery: bool,
         now: DateTime<Utc>,
         lock_until: DateTime<Utc>,
-    ) -> Result<(), FailureReason> {
+    ) -> Result<Applied, FailureReason> {
         let operation = Operation::for_event(&event.body);
         if operation.is_finance() && self.finance.is_none() {
             // Kept in the DLQ with its reason, not acknowledged: a redrive applies it once the
@@ -173,7 +251,7 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
         let prior_attempt = match begin {
             Begin::Completed { .. } => {
                 tracing::info!("already applied to Odoo; duplicate suppressed");
-                return Ok(());
+                return Ok(Applied::Before);
             }
             Begin::InProgress => {
                 return Err(FailureReason::retryable(
@@ -239,7 +317,7 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
                     // Applied in Odoo; a redelivery would find the note by its marker.
                     tracing::warn!(error = %e, "could not mark the event applied");
                 }
-                Ok(())
+                Ok(Applied::Now(result))
             }
             Err(e) => {
                 // A failed write may still have committed in Odoo (a timeout after sending):
@@ -362,6 +440,52 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
             _ => Err(unrouted()),
         }
     }
+}
+
+/// What an event's turn came to.
+enum Applied {
+    /// Applied by this attempt; the result the idempotency record keeps.
+    Now(Value),
+    /// Applied before: a duplicate.
+    Before,
+}
+
+/// The consumer name written on audit records (and dead letters, by the batch).
+pub const CONSUMER: &str = "odoo-poster";
+
+/// The Odoo records a stored result names, as audit outputs.
+fn odoo_outputs(result: &Value) -> Vec<Output> {
+    const FIELDS: [(&str, &str); 7] = [
+        ("picking_id", "stock.picking"),
+        ("message_id", "mail.message"),
+        ("move_id", "account.move"),
+        ("bill_id", "account.move"),
+        ("activity_id", "mail.activity"),
+        ("landed_cost_id", "stock.landed.cost"),
+        ("released_invoices", "account.move"),
+    ];
+    let mut outputs = Vec::new();
+    let mut push = |model: &str, value: &Value| {
+        if let Some(id) = value.as_i64() {
+            outputs.push(Output::Odoo {
+                model: model.to_owned(),
+                id,
+            });
+        }
+    };
+    for (field, model) in FIELDS {
+        match result.get(field) {
+            Some(Value::Array(ids)) => ids.iter().for_each(|id| push(model, id)),
+            Some(value) => push(model, value),
+            None => {}
+        }
+    }
+    if let Some(reversed) = result.get("accrual").and_then(|a| a.get("reversal_ids")) {
+        for id in reversed.as_array().into_iter().flatten() {
+            push("account.move", id);
+        }
+    }
+    outputs
 }
 
 /// How the stored result names a milestone's placement.

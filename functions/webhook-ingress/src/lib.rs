@@ -12,12 +12,13 @@ use aws_lambda_events::encodings::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
+use freightbridge::audit::{Actor, AuditRecord, Auditor, Outcome, Output, Reason, Stage, Subjects};
 use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
 use freightbridge::bus::{BusEvent, EventBus};
 use freightbridge::config::{
     ConfigError, LocalSecrets, PartnersFile, Secret, SecretRef, SecretRefresher,
 };
-use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore};
+use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
 use freightbridge::ingress::{Accepted, Registry};
 use freightbridge::webhook::{self, ReceivedWebhook, WebhookBody};
 use http::HeaderMap;
@@ -26,6 +27,62 @@ use tracing::Instrument as _;
 
 /// Seconds a partner should wait before retrying a delivery that is being processed right now.
 const RETRY_AFTER_SECONDS: &str = "5";
+
+/// The trail's record of an answered delivery: the partner, its delivery id, the body's hash,
+/// the answer, and the event it became.
+fn received_record(
+    partner: &str,
+    delivery_id: &str,
+    body: &[u8],
+    reply: &Reply,
+    now: DateTime<Utc>,
+) -> AuditRecord {
+    let outcome = match reply.status {
+        202 => Outcome::Done,
+        200 => Outcome::Duplicate,
+        409 | 503 => Outcome::Retrying,
+        _ => Outcome::Refused,
+    };
+    let mut record = AuditRecord::new(
+        Stage::Ingress,
+        Actor {
+            function: FUNCTION.to_owned(),
+            partner: Some(partner.to_owned()),
+            odoo_user: None,
+        },
+        "webhook_received",
+        now,
+        outcome,
+    )
+    .subjects(Subjects {
+        delivery_id: Some(delivery_id.to_owned()),
+        ..Subjects::default()
+    })
+    .input_hash(sha256_tag(body))
+    .output(Output::Answer {
+        status: reply.status,
+    });
+    if reply.status < 300 {
+        if let Some(id) = reply
+            .body
+            .get("event_id")
+            .and_then(Value::as_str)
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        {
+            record = record.output(Output::Event {
+                id,
+                event_type: webhook::DETAIL_TYPE.to_owned(),
+            });
+        }
+    } else {
+        let field = |name: &str| reply.body.get(name).and_then(Value::as_str).unwrap_or("");
+        record = record.reason(Reason::new(field("error"), field("message")));
+    }
+    record
+}
+
+/// The function name written on audit records.
+pub const FUNCTION: &str = "webhook-ingress";
 
 /// An HTTP answer, independent of API Gateway's types (the local chain serves it too).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +108,7 @@ pub struct Ingress<S, B, R = LocalSecrets> {
     idempotency: Idempotency<S>,
     bus: B,
     secrets: R,
+    auditor: Auditor,
 }
 
 impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
@@ -62,6 +120,7 @@ impl<S: IdempotencyStore, B: EventBus> Ingress<S, B> {
             idempotency,
             bus,
             secrets: LocalSecrets,
+            auditor: Auditor::disabled(),
         }
     }
 }
@@ -75,7 +134,14 @@ impl<S, B, R> Ingress<S, B, R> {
             idempotency: self.idempotency,
             bus: self.bus,
             secrets,
+            auditor: self.auditor,
         }
+    }
+
+    /// Writes each answered delivery of a known partner to the audit trail.
+    pub fn with_audit(mut self, auditor: Auditor) -> Self {
+        self.auditor = auditor;
+        self
     }
 }
 
@@ -116,9 +182,15 @@ impl<S: IdempotencyStore, B: EventBus, R: SecretRefresher> Ingress<S, B, R> {
             partner = %accepted.partner,
             correlation_id = %accepted.delivery_id,
         );
-        self.accept(accepted, body, now, lock_until)
+        let (partner, delivery_id) = (accepted.partner.clone(), accepted.delivery_id.clone());
+        let reply = self
+            .accept(accepted, body, now, lock_until)
             .instrument(span)
-            .await
+            .await;
+        self.auditor
+            .record(&[received_record(&partner, &delivery_id, body, &reply, now)])
+            .await;
+        reply
     }
 
     async fn accept(

@@ -1,0 +1,328 @@
+//! Operator commands: the dead-letter queues listed and redriven, the bus archive replayed,
+//! a shipment traced through the audit trail. The same commands and the same reports against
+//! the local chain's state directory (`local`) and against a deployed stack (`aws`).
+
+pub mod local;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+/// One message on a dead-letter queue, as `dlq list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Letter {
+    /// The dead-letter queue it is on (`transform-dlq`, `odoo-dlq`, `bus-dlq`).
+    pub queue: String,
+    pub message_id: String,
+    /// When it was sent to the dead-letter queue.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// How many times its consumer had received it (`fb-receive-count`).
+    pub receive_count: Option<u32>,
+    pub error_class: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+    pub odoo_error: Option<String>,
+    /// The stage that gave up (`fb-consumer`).
+    pub consumer: Option<String>,
+    pub partner: Option<String>,
+    pub shipment: Option<String>,
+    pub event_id: Option<String>,
+    pub delivery_id: Option<String>,
+}
+
+impl Letter {
+    /// Fills partner, shipment, event and delivery from the body (`audit::letter_subjects`).
+    pub fn with_subjects_of(mut self, body: &str) -> Letter {
+        let (partner, subjects) = freightbridge::audit::letter_subjects(body);
+        self.partner = partner;
+        self.shipment = subjects.shipments.first().cloned();
+        self.event_id = subjects.events.first().map(ToString::to_string);
+        self.delivery_id = subjects.delivery_id;
+        self
+    }
+}
+
+/// Which letters a command acts on.
+#[derive(Debug, Clone, Default)]
+pub struct LetterFilter {
+    /// Only this dead-letter queue (`transform-dlq`, `odoo-dlq`); all of them when `None`.
+    pub queue: Option<String>,
+    /// Only letters with this error code.
+    pub code: Option<String>,
+    /// Only letters sent to the DLQ at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl LetterFilter {
+    pub fn matches(&self, letter: &Letter) -> bool {
+        self.queue.as_ref().is_none_or(|q| q == &letter.queue)
+            && self
+                .code
+                .as_ref()
+                .is_none_or(|c| letter.error_code.as_ref() == Some(c))
+            && self
+                .since
+                .is_none_or(|since| letter.sent_at.is_some_and(|at| at >= since))
+    }
+}
+
+/// What a redrive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RedriveSummary {
+    /// Letters that matched the filter (all of them on a dry run).
+    pub matched: usize,
+    /// Sent back to their source queue and removed from the DLQ.
+    pub moved: usize,
+    /// Sent back, but still on the DLQ too (its delete failed): a redrive again is harmless,
+    /// the consumers dedupe.
+    pub sent_not_deleted: usize,
+    /// Not moved: the send failed; still on the DLQ, unchanged.
+    pub failed: usize,
+    pub dry_run: bool,
+}
+
+/// Which archived events a replay sends again.
+#[derive(Debug, Clone)]
+pub struct ReplayWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub partner: Option<String>,
+    /// Detail type (`shipment.status_changed`, `partner.webhook.received`, …).
+    pub detail_type: Option<String>,
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplaySummary {
+    /// Archived events in the window that matched.
+    pub matched: usize,
+    /// Sent again to their rules' targets.
+    pub replayed: usize,
+    pub dry_run: bool,
+    /// The EventBridge replay's name (AWS only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_name: Option<String>,
+}
+
+/// Progress of a long command on stderr: one line rewritten in place on a terminal, a line
+/// per tenth otherwise.
+pub struct Progress {
+    label: &'static str,
+    total: usize,
+    last_tenth: usize,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn new(label: &'static str, total: usize) -> Progress {
+        use std::io::IsTerminal as _;
+        Progress {
+            label,
+            total,
+            last_tenth: 0,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn update(&mut self, done: usize) {
+        if self.total == 0 {
+            return;
+        }
+        let width = 30;
+        let filled = done.min(self.total) * width / self.total;
+        let bar = format!(
+            "{} [{}{}] {done}/{}",
+            self.label,
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.total
+        );
+        if self.terminal {
+            eprint!("\r{bar}");
+            if done >= self.total {
+                eprintln!();
+            }
+        } else {
+            let tenth = done * 10 / self.total;
+            if tenth > self.last_tenth || done >= self.total {
+                self.last_tenth = tenth;
+                eprintln!("{bar}");
+            }
+        }
+    }
+}
+
+/// A time given on the command line: RFC 3339 (`2026-12-04T10:00:00Z`), or an age back from
+/// now (`90s`, `30m`, `2h`, `7d`).
+pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let amount: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is neither an RFC 3339 time nor an age like 30m, 2h, 7d"))?;
+    let age = match unit {
+        "s" => Duration::seconds(amount),
+        "m" => Duration::minutes(amount),
+        "h" => Duration::hours(amount),
+        "d" => Duration::days(amount),
+        _ => return Err(format!("{text:?}: an age ends in s, m, h or d")),
+    };
+    Ok(now - age)
+}
+
+/// `dlq list` as a table.
+pub fn letters_table(letters: &[Letter], now: DateTime<Utc>) -> String {
+    let mut rows = vec![[
+        "QUEUE".to_owned(),
+        "MESSAGE ID".to_owned(),
+        "AGE".to_owned(),
+        "RECEIVES".to_owned(),
+        "CODE".to_owned(),
+        "PARTNER".to_owned(),
+        "SHIPMENT".to_owned(),
+        "MESSAGE".to_owned(),
+    ]];
+    for l in letters {
+        rows.push([
+            l.queue.clone(),
+            l.message_id.clone(),
+            l.sent_at.map_or("?".into(), |at| age(now - at)),
+            l.receive_count.map_or("?".into(), |n| n.to_string()),
+            l.error_code.clone().unwrap_or_else(|| "-".into()),
+            l.partner.clone().unwrap_or_else(|| "-".into()),
+            l.shipment.clone().unwrap_or_else(|| "-".into()),
+            l.error_message
+                .as_deref()
+                .map(|m| m.chars().take(80).collect())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!("{} dead letter(s)\n", letters.len()));
+    out
+}
+
+/// An age as an operator reads it: `42s`, `17m`, `5h`, `3d`.
+fn age(age: Duration) -> String {
+    let seconds = age.num_seconds().max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7_200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn letter(queue: &str, code: &str, minutes_ago: i64) -> Letter {
+        Letter {
+            queue: queue.into(),
+            message_id: format!("m-{code}"),
+            sent_at: Some(now() - Duration::minutes(minutes_ago)),
+            receive_count: Some(1),
+            error_class: Some("permanent".into()),
+            error_code: Some(code.into()),
+            error_message: Some("no picking with tracking 1Z".into()),
+            odoo_error: None,
+            consumer: Some("odoo-poster".into()),
+            partner: Some("easypost".into()),
+            shipment: Some("1Z".into()),
+            event_id: None,
+            delivery_id: None,
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_ages() {
+        assert_eq!(parse_time("2h", now()), Ok(now() - Duration::hours(2)));
+        assert_eq!(parse_time("90s", now()), Ok(now() - Duration::seconds(90)));
+        assert_eq!(
+            parse_time("2026-12-04T10:00:00+01:00", now()),
+            Ok(Utc
+                .with_ymd_and_hms(2026, 12, 4, 9, 0, 0)
+                .single()
+                .expect("valid"))
+        );
+        assert!(parse_time("yesterday", now()).is_err());
+        assert!(parse_time("5w", now()).is_err());
+        assert!(parse_time("", now()).is_err());
+    }
+
+    #[test]
+    fn the_filter_picks_by_queue_code_and_age() {
+        let l = letter("odoo-dlq", "odoo_missing_record", 30);
+        assert!(LetterFilter::default().matches(&l));
+        let by_code = LetterFilter {
+            code: Some("odoo_missing_record".into()),
+            ..LetterFilter::default()
+        };
+        assert!(by_code.matches(&l));
+        let other_code = LetterFilter {
+            code: Some("bad_row".into()),
+            ..LetterFilter::default()
+        };
+        assert!(!other_code.matches(&l));
+        let other_queue = LetterFilter {
+            queue: Some("transform-dlq".into()),
+            ..LetterFilter::default()
+        };
+        assert!(!other_queue.matches(&l));
+        let recent = LetterFilter {
+            since: Some(now() - Duration::minutes(10)),
+            ..LetterFilter::default()
+        };
+        assert!(!recent.matches(&l));
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_letter_with_age_code_partner_and_shipment() {
+        let table = letters_table(
+            &[
+                letter("odoo-dlq", "odoo_missing_record", 30),
+                letter("transform-dlq", "bad_row", 3_000),
+            ],
+            now(),
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("QUEUE"), "{table}");
+        assert!(
+            lines[1].contains("30m") && lines[1].contains("odoo_missing_record"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("easypost") && lines[1].contains("1Z"),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("2d") && lines[2].contains("bad_row"),
+            "{table}"
+        );
+        assert_eq!(lines[3], "2 dead letter(s)");
+    }
+}
