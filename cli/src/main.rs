@@ -11,6 +11,8 @@ use freightbridge::odoo::finance_config::FINANCE_CONFIG_ENV;
 use freightctl::chain::{Chain, ChainConfig};
 use freightctl::demo::{self, CountingOdoo};
 use freightctl::durable::Durability;
+use freightctl::ops::local::LocalOps;
+use freightctl::ops::{self, Letter, LetterFilter, ReplayWindow};
 use freightctl::{odoo_check, odoo_from_env, send, transform_body};
 
 const DEFAULT_PARTNERS: &str = "events/partners.local.toml";
@@ -102,6 +104,107 @@ enum Command {
         #[command(subcommand)]
         command: OdooCommand,
     },
+    /// The dead-letter queues: list what failed and why, redrive it once fixed.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Send the archived events of a time window through the chain again; the consumers dedupe
+    /// them, so a replay never applies an effect twice.
+    Replay {
+        /// Start of the window: RFC 3339, or an age like 2h.
+        #[arg(long)]
+        from: String,
+        /// End of the window: RFC 3339, or an age; default now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this partner's events.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only events of this detail type (shipment.status_changed, partner.webhook.received, …).
+        #[arg(long = "type")]
+        detail_type: Option<String>,
+        /// Count what would be replayed; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every step one shipment took (webhooks, events, Odoo records, dead letters), from a
+    /// tracking number, an event id, a delivery id or a carrier invoice number.
+    Trace {
+        query: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// Where the operator commands act: a local chain's state directory.
+#[derive(clap::Args, Debug, Clone)]
+struct Target {
+    /// The state directory of `freightctl serve` (safe while it runs).
+    #[arg(long, default_value = "target/freightctl/state")]
+    state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// A table of the dead letters: queue, message id, age, receives, error code, partner,
+    /// shipment, message.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Send dead letters back to the queue they came from, unchanged.
+    Redrive {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most this many letters.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Count what would move; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct FilterArgs {
+    /// Only this dead-letter queue (transform-dlq, odoo-dlq).
+    #[arg(long)]
+    queue: Option<String>,
+    /// Only letters with this error code.
+    #[arg(long)]
+    code: Option<String>,
+    /// Only letters dead-lettered since: RFC 3339, or an age like 30m, 2h, 7d.
+    #[arg(long)]
+    since: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> Result<LetterFilter, String> {
+        Ok(LetterFilter {
+            queue: self.queue.clone(),
+            code: self.code.clone(),
+            since: self
+                .since
+                .as_deref()
+                .map(|t| ops::parse_time(t, chrono::Utc::now()))
+                .transpose()?,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -127,7 +230,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's report is the output; its logs only need to show problems.
     let default_level = match cli.command {
-        Command::Demo { .. } | Command::Odoo { .. } => "warn",
+        Command::Demo { .. }
+        | Command::Odoo { .. }
+        | Command::Dlq { .. }
+        | Command::Replay { .. }
+        | Command::Trace { .. } => "warn",
         _ => "info",
     };
     freightbridge::observability::init_local(cli.json_logs, default_level);
@@ -164,6 +271,9 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             config.event_log = Some(event_log.clone());
             config.finance = Some(load_finance(&odoo_finance)?);
             config.retry.budget = Duration::from_secs(retry_budget_minutes.saturating_mul(60));
+            config.odoo_user = std::env::var("ODOO_URL")
+                .ok()
+                .and_then(|_| std::env::var("ODOO_USER").ok());
             // BREAKER_THRESHOLD and BREAKER_COOLDOWN_SECONDS, as the deployed poster reads them.
             config.breaker = freightbridge::environment::breaker_config()?;
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;
@@ -297,7 +407,119 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::from(report.exit_code()))
         }
+        Command::Dlq { command } => dlq(command).await,
+        Command::Replay {
+            from,
+            to,
+            partner,
+            detail_type,
+            dry_run,
+            json,
+            target,
+        } => {
+            let now = chrono::Utc::now();
+            let window = ReplayWindow {
+                from: ops::parse_time(&from, now)?,
+                to: to
+                    .as_deref()
+                    .map(|t| ops::parse_time(t, now))
+                    .transpose()?
+                    .unwrap_or(now),
+                partner,
+                detail_type,
+            };
+            if window.from > window.to {
+                return Err("--from is after --to".into());
+            }
+            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
+            let summary = ops
+                .replay(&window, dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", to_json(&summary)?);
+            } else if summary.dry_run {
+                println!("would replay {} archived event(s)", summary.matched);
+            } else {
+                println!(
+                    "replayed {} of {} archived event(s); the consumers dedupe what was applied before",
+                    summary.replayed, summary.matched
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Trace {
+            query,
+            json,
+            target,
+        } => {
+            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
+            let records = ops.trace(&query).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", to_json(&records)?);
+            } else if records.is_empty() {
+                println!("nothing recorded for {query:?}");
+            } else {
+                print!("{}", freightbridge::audit::timeline(&records));
+            }
+            Ok(if records.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
     }
+}
+
+async fn dlq(command: DlqCommand) -> Result<ExitCode, String> {
+    match command {
+        DlqCommand::List {
+            filter,
+            json,
+            target,
+        } => {
+            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
+            let letters: Vec<Letter> = ops
+                .letters(&filter.filter()?)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(letter, _)| letter)
+                .collect();
+            if json {
+                println!("{}", to_json(&letters)?);
+            } else {
+                print!("{}", ops::letters_table(&letters, chrono::Utc::now()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Redrive {
+            filter,
+            limit,
+            dry_run,
+            json,
+            target,
+        } => {
+            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
+            let summary = ops
+                .redrive(&filter.filter()?, limit, dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", to_json(&summary)?);
+            } else {
+                println!("{}", ops::redrive_line(&summary));
+            }
+            Ok(if summary.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, String> {
+    serde_json::to_string_pretty(value).map_err(|e| e.to_string())
 }
 
 /// Waits for SIGTERM (how a service manager stops us) or Ctrl-C; answers which one came.

@@ -436,7 +436,7 @@ pub fn timeline(records: &[AuditRecord]) -> String {
     let mut out = String::new();
     for r in records {
         let mut line = format!(
-            "{}  {:<11} {:<24} {:<13}",
+            "{}  {:<11} {:<24} {:<14}",
             r.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             r.stage.as_str(),
             r.action,
@@ -451,6 +451,12 @@ pub fn timeline(records: &[AuditRecord]) -> String {
         }
         if !r.subjects.shipments.is_empty() {
             facts.push(format!("shipment={}", r.subjects.shipments.join(",")));
+        }
+        let names_its_event = r.outputs.iter().any(|o| matches!(o, Output::Event { .. }));
+        if let [event] = r.subjects.events.as_slice()
+            && !names_its_event
+        {
+            facts.push(format!("event={event}"));
         }
         if let Some(user) = &r.actor.odoo_user {
             facts.push(format!("odoo_user={user}"));

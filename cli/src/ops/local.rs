@@ -124,11 +124,18 @@ impl LocalOps {
         if dry_run {
             return Ok(summary);
         }
+        let auditor = Auditor::new(Arc::new(self.audit.clone()));
         let mut progress = Progress::new("replay", picked.len());
-        for (done, batch) in picked.chunks(REDRIVE_BATCH).enumerate() {
+        for batch in picked.chunks(REDRIVE_BATCH) {
             bus.resend(batch)?;
             summary.replayed += batch.len();
-            progress.update((done * REDRIVE_BATCH + batch.len()).min(picked.len()));
+            let now = Utc::now();
+            let records: Vec<AuditRecord> = batch
+                .iter()
+                .map(|event| replay_record(event, now))
+                .collect();
+            auditor.record(&records).await;
+            progress.update(summary.replayed);
         }
         Ok(summary)
     }
@@ -162,6 +169,30 @@ fn in_window(event: &ArchivedEvent, window: &ReplayWindow) -> bool {
             })
             .unwrap_or(false),
     }
+}
+
+/// The trail's record of an archived event sent again.
+fn replay_record(event: &ArchivedEvent, now: chrono::DateTime<Utc>) -> AuditRecord {
+    let (partner, subjects) = audit::letter_subjects(&event.envelope);
+    AuditRecord::new(
+        Stage::Operator,
+        Actor {
+            function: "freightctl replay".to_owned(),
+            partner,
+            odoo_user: None,
+        },
+        "replayed",
+        now,
+        Outcome::Done,
+    )
+    .subjects(subjects)
+    .input_hash(freightbridge::idempotency::sha256_tag(
+        event.envelope.as_bytes(),
+    ))
+    .reason(Reason::new(
+        "replay",
+        &format!("{} sent again", event.detail_type),
+    ))
 }
 
 /// A stored dead letter as the listing shows it.

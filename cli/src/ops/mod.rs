@@ -80,6 +80,30 @@ pub struct RedriveSummary {
     pub dry_run: bool,
 }
 
+impl RedriveSummary {
+    fn line(&self) -> String {
+        if self.dry_run {
+            return format!("would redrive {} dead letter(s)", self.matched);
+        }
+        let mut line = format!("redrove {} of {} dead letter(s)", self.moved, self.matched);
+        if self.sent_not_deleted > 0 {
+            line.push_str(&format!(
+                "; {} sent but still on the DLQ (redriving them again is harmless)",
+                self.sent_not_deleted
+            ));
+        }
+        if self.failed > 0 {
+            line.push_str(&format!("; {} not moved, still on the DLQ", self.failed));
+        }
+        line
+    }
+}
+
+/// The one-line summary of a redrive.
+pub fn redrive_line(summary: &RedriveSummary) -> String {
+    summary.line()
+}
+
 /// Which archived events a replay sends again.
 #[derive(Debug, Clone)]
 pub struct ReplayWindow {

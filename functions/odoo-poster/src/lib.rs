@@ -495,3 +495,53 @@ fn placement_name(placement: Placement) -> &'static str {
         Placement::History => "history",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trail_names_every_odoo_record_a_result_holds() {
+        let settled = json!({"bill_id": 40, "posted_now": true,
+            "accrual": {"reversed": [7], "reversal_ids": [8, 9]}, "landed_cost_id": null});
+        let outputs = odoo_outputs(&settled);
+        let ids: Vec<(String, i64)> = outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Odoo { model, id } => Some((model, id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("account.move".to_owned(), 40),
+                ("account.move".to_owned(), 8),
+                ("account.move".to_owned(), 9)
+            ]
+        );
+        let delivered = json!({"picking_id": 3, "message_id": 11, "released_invoices": [21, 22]});
+        assert_eq!(odoo_outputs(&delivered).len(), 4);
+        assert!(odoo_outputs(&json!({"accrual": "stale"})).is_empty());
+    }
+
+    #[test]
+    fn delivery_confirmation_and_payment_approval_are_separate_actions() {
+        assert_eq!(
+            Operation::DeliveryConfirmation.action(),
+            "delivery_confirmed"
+        );
+        assert_eq!(Operation::SettleMatched.action(), "payment_approved");
+        let all = [
+            Operation::MilestoneNote,
+            Operation::DeliveryConfirmation,
+            Operation::Accrual,
+            Operation::VendorBill,
+            Operation::LateCharge,
+            Operation::SettleMatched,
+            Operation::Dispute,
+        ];
+        let names: std::collections::HashSet<&str> = all.iter().map(|o| o.action()).collect();
+        assert_eq!(names.len(), all.len());
+    }
+}

@@ -398,3 +398,61 @@ pub fn to_apigw(reply: Reply) -> ApiGatewayV2httpResponse {
     response.body = Some(Body::Text(reply.body.to_string()));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answered_delivery_is_recorded_with_its_answer_hash_and_event() {
+        let now = Utc::now();
+        let id = webhook::ingress_id("acme", "d-1");
+        let accepted = Reply {
+            status: 202,
+            body: json!({"event_id": id, "duplicate": false}),
+            retry_after: None,
+        };
+        let record = received_record("acme", "d-1", b"{}", &accepted, now);
+        assert_eq!(record.outcome, Outcome::Done);
+        assert_eq!(record.subjects.delivery_id.as_deref(), Some("d-1"));
+        assert_eq!(
+            record.input_hash.as_deref(),
+            Some(sha256_tag(b"{}").as_str())
+        );
+        assert!(record.outputs.contains(&Output::Answer { status: 202 }));
+        assert!(
+            record
+                .outputs
+                .iter()
+                .any(|o| matches!(o, Output::Event { id: e, .. } if *e == id))
+        );
+        assert!(record.reason.is_none());
+
+        let outcomes = [
+            (200, Outcome::Duplicate),
+            (409, Outcome::Retrying),
+            (503, Outcome::Retrying),
+            (422, Outcome::Refused),
+        ];
+        for (status, outcome) in outcomes {
+            let reply = if status == 200 {
+                Reply {
+                    status,
+                    body: json!({"event_id": id, "duplicate": true}),
+                    retry_after: None,
+                }
+            } else {
+                Reply::error(status, "some_code", "some message")
+            };
+            let record = received_record("acme", "d-1", b"{}", &reply, now);
+            assert_eq!(record.outcome, outcome, "{status}");
+            if status >= 300 {
+                let reason = record.reason.expect("a refusal has its reason");
+                assert_eq!(
+                    (reason.code.as_str(), reason.message.as_str()),
+                    ("some_code", "some message")
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! The operator commands against the local chain (`freightctl serve`'s state directory), run
+//! beside the running chain: a poison record listed with its reason, fixed in Odoo and
+//! redriven to exactly one effect (in two halves, as a redrive stopped halfway leaves it); a
+//! replay of the archive that doubles nothing in Odoo; and the shipment's trace through
+//! ingress, transform, poster, dead letter, operator and poster again, in order. The commands
+//! are run as the `freightctl` binary too, as an operator types them.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use freightbridge::audit::{AuditRecord, Outcome, Stage};
+use freightbridge::config::PartnersFile;
+use freightbridge::odoo::{OdooClient, OdooConfig};
+use freightbridge_tests::freightctl_binary;
+use freightbridge_tests::odoo_double::{OdooDouble, OdooDoubleConfig, PickingSeed};
+use freightctl::chain::{Chain, ChainConfig};
+use freightctl::ops::local::LocalOps;
+use freightctl::ops::{LetterFilter, ReplayWindow};
+use freightctl::send;
+use serde_json::Value;
+
+const PARTNERS: &str = include_str!("../../events/partners.local.toml");
+const IN_TRANSIT: &[u8] =
+    include_bytes!("../../events/partners/easypost-tracker-updated-in-transit.json");
+/// Scans in the sample tracker, and its tracking number.
+const SCANS: usize = 7;
+const TRACKING: &str = "1";
+
+async fn chain(double: &OdooDouble, state: &Path) -> Chain<OdooClient> {
+    let odoo_config = double.config().clone();
+    let mut config = OdooConfig::new(double.url());
+    config.db = Some(odoo_config.db.clone());
+    config.user = Some(odoo_config.login.clone());
+    config.api_key = Some(freightbridge::config::Secret::new(
+        odoo_config.api_key.clone(),
+    ));
+    let odoo = OdooClient::connect(&config).await.expect("double answers");
+    let partners = PartnersFile::parse(PARTNERS).expect("partners file");
+    let mut chain_config = ChainConfig::new(partners, state);
+    chain_config.visibility_timeout = Duration::from_millis(200);
+    chain_config.odoo_user = Some(odoo_config.login.clone());
+    Chain::start(chain_config, odoo).expect("chain starts")
+}
+
+/// Runs `freightctl <args> --state-dir <state>`; answers its stdout.
+fn freightctl(state: &Path, args: &[&str]) -> String {
+    let output = Command::new(freightctl_binary())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("freightctl runs");
+    assert!(
+        output.status.success(),
+        "freightctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn position(records: &[AuditRecord], stage: Stage, action: &str, outcome: Outcome) -> usize {
+    records
+        .iter()
+        .position(|r| r.stage == stage && r.action == action && r.outcome == outcome)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {stage:?} {action} {outcome:?} in the trace:\n{}",
+                freightbridge::audit::timeline(records)
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_record_is_listed_fixed_redriven_once_replayed_without_doubling_and_traced() {
+    let double = OdooDouble::start(OdooDoubleConfig::version(19)).await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let chain = chain(&double, state.path()).await;
+    let (addr, _server) = chain.listen(0).await.expect("listens");
+    let partners = PartnersFile::parse(PARTNERS).expect("partners file");
+    let partner = partners.get("easypost").expect("easypost").clone();
+    let headers = send::partner_headers(&partner, IN_TRANSIT, "msg_ops").expect("signed");
+    let url = format!("http://{addr}/webhooks/easypost");
+    let client = reqwest::Client::new();
+
+    // No picking carries the tracking number yet: every scan is dead-lettered by the poster.
+    let answer = send::post(&client, &url, &headers, IN_TRANSIT.to_vec())
+        .await
+        .expect("posted");
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert!(chain.wait_drained(Duration::from_secs(20)).await, "drained");
+
+    let ops = LocalOps::open(state.path()).expect("operator view beside the chain");
+    let letters = ops.letters(&LetterFilter::default()).expect("listed");
+    assert_eq!(letters.len(), SCANS, "one letter per scan");
+    for (letter, _) in &letters {
+        assert_eq!(letter.queue, "odoo-dlq");
+        assert_eq!(letter.error_code.as_deref(), Some("odoo_picking_not_found"));
+        assert_eq!(letter.consumer.as_deref(), Some("odoo-poster"));
+        assert_eq!(letter.partner.as_deref(), Some("easypost"));
+        assert_eq!(letter.shipment.as_deref(), Some(TRACKING));
+        assert!(
+            letter
+                .error_message
+                .as_deref()
+                .is_some_and(|m| m.contains(TRACKING)),
+            "{letter:?}"
+        );
+    }
+    // The same, as the operator sees it.
+    let table = freightctl(
+        state.path(),
+        &["dlq", "list", "--code", "odoo_picking_not_found"],
+    );
+    assert!(
+        table.contains(&format!("{SCANS} dead letter(s)")),
+        "{table}"
+    );
+    assert!(
+        table.contains("odoo-dlq") && table.contains("easypost"),
+        "{table}"
+    );
+    let listed: Value =
+        serde_json::from_str(&freightctl(state.path(), &["dlq", "list", "--json"])).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(SCANS), "{listed}");
+    let none = freightctl(state.path(), &["dlq", "list", "--code", "bad_row"]);
+    assert!(none.contains("0 dead letter(s)"), "{none}");
+
+    // A dry run moves nothing.
+    let dry = ops
+        .redrive(&LetterFilter::default(), None, true)
+        .await
+        .expect("dry run");
+    assert_eq!((dry.matched, dry.moved), (SCANS, 0));
+    assert_eq!(
+        ops.letters(&LetterFilter::default()).expect("listed").len(),
+        SCANS
+    );
+
+    // Fixed in Odoo, then redriven in two halves (what a redrive stopped halfway leaves):
+    // each scan applied exactly once.
+    let picking = double.seed_picking(PickingSeed::new("WH/OUT/00042", Some(TRACKING)));
+    let first = ops
+        .redrive(&LetterFilter::default(), Some(3), false)
+        .await
+        .expect("first half");
+    assert_eq!((first.matched, first.moved, first.failed), (3, 3, 0));
+    assert_eq!(
+        ops.letters(&LetterFilter::default()).expect("listed").len(),
+        SCANS - 3
+    );
+    let rest = freightctl(state.path(), &["dlq", "redrive", "--queue", "odoo-dlq"]);
+    assert!(
+        rest.contains(&format!("redrove {} of {}", SCANS - 3, SCANS - 3)),
+        "{rest}"
+    );
+    let again = freightctl(state.path(), &["dlq", "redrive"]);
+    assert!(again.contains("redrove 0 of 0"), "{again}");
+    assert!(chain.wait_drained(Duration::from_secs(20)).await, "drained");
+    assert_eq!(
+        double.messages_on(picking).len(),
+        SCANS,
+        "each scan noted once"
+    );
+    assert!(chain.odoo_dlq.is_empty().expect("dlq"));
+
+    // A replay of the whole archive: the webhook and its events go through again, and
+    // nothing more reaches Odoo.
+    let posts_before = post_calls(&double);
+    let window = ReplayWindow {
+        from: Utc::now() - chrono::Duration::hours(1),
+        to: Utc::now(),
+        partner: Some("easypost".into()),
+        detail_type: None,
+    };
+    let dry = ops.replay(&window, true).await.expect("dry replay");
+    assert_eq!(dry.replayed, 0);
+    assert_eq!(
+        dry.matched,
+        1 + SCANS,
+        "the webhook and its events: {dry:?}"
+    );
+    let replayed = ops.replay(&window, false).await.expect("replay");
+    assert_eq!(replayed.replayed, dry.matched);
+    let other_partner = ReplayWindow {
+        partner: Some("shippo".into()),
+        ..window.clone()
+    };
+    assert_eq!(
+        ops.replay(&other_partner, true).await.expect("dry").matched,
+        0
+    );
+    assert!(chain.wait_drained(Duration::from_secs(20)).await, "drained");
+    assert_eq!(
+        double.messages_on(picking).len(),
+        SCANS,
+        "a replay doubles nothing"
+    );
+    assert_eq!(
+        post_calls(&double),
+        posts_before,
+        "nothing written to Odoo again"
+    );
+    assert!(
+        chain.odoo_dlq.is_empty().expect("dlq") && chain.transform_dlq.is_empty().expect("dlq")
+    );
+
+    // The trace: received, published, refused, dead-lettered, redriven, noted — in that order,
+    // from the tracking number, from an event id and from the delivery id alike.
+    let records = ops.trace(TRACKING).await.expect("trace");
+    let received = position(&records, Stage::Ingress, "webhook_received", Outcome::Done);
+    let published = position(&records, Stage::Transform, "event_published", Outcome::Done);
+    let refused = position(&records, Stage::Poster, "milestone_noted", Outcome::Refused);
+    let dead = position(
+        &records,
+        Stage::DeadLetter,
+        "dead_lettered",
+        Outcome::DeadLettered,
+    );
+    let redriven = position(&records, Stage::Operator, "redriven", Outcome::Done);
+    let noted = position(&records, Stage::Poster, "milestone_noted", Outcome::Done);
+    assert!(
+        received < published
+            && published < refused
+            && refused < dead
+            && dead < redriven
+            && redriven < noted,
+        "out of order:\n{}",
+        freightbridge::audit::timeline(&records)
+    );
+    let applied: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.stage == Stage::Poster && r.outcome == Outcome::Done)
+        .collect();
+    assert_eq!(applied.len(), SCANS, "one applied step per scan");
+    assert!(
+        applied
+            .iter()
+            .all(|r| r.actor.odoo_user.as_deref() == Some(double.config().login.as_str()))
+    );
+    assert!(
+        applied.iter().all(|r| r.outputs.iter().any(|o| matches!(o,
+            freightbridge::audit::Output::Odoo { model, id } if model == "stock.picking" && *id == picking))),
+        "each applied step names the picking"
+    );
+    let replayed_steps = records
+        .iter()
+        .filter(|r| r.stage == Stage::Operator && r.action == "replayed")
+        .count();
+    assert_eq!(
+        replayed_steps,
+        1 + SCANS,
+        "the webhook and each event, replayed once"
+    );
+    let replays = records
+        .iter()
+        .filter(|r| r.stage == Stage::Poster && r.outcome == Outcome::Duplicate)
+        .count();
+    assert_eq!(
+        replays, SCANS,
+        "the replayed events are duplicates in the trail"
+    );
+    let event_id = applied[0].subjects.events[0].to_string();
+    assert_eq!(
+        ops.trace(&event_id).await.expect("trace").len(),
+        records.len()
+    );
+    let delivery = records[received]
+        .subjects
+        .delivery_id
+        .clone()
+        .expect("delivery id");
+    assert_eq!(
+        ops.trace(&delivery).await.expect("trace").len(),
+        records.len()
+    );
+
+    let timeline = freightctl(state.path(), &["trace", TRACKING]);
+    assert_eq!(timeline.lines().count(), records.len(), "{timeline}");
+    assert!(timeline.contains("odoo_picking_not_found"), "{timeline}");
+    let traced: Value =
+        serde_json::from_str(&freightctl(state.path(), &["trace", TRACKING, "--json"]))
+            .expect("json");
+    assert_eq!(traced.as_array().map(Vec::len), Some(records.len()));
+    println!("trace of shipment {TRACKING}:\n{timeline}");
+}
+
+fn post_calls(double: &OdooDouble) -> usize {
+    double
+        .calls()
+        .iter()
+        .filter(|(_, method)| method == "message_post")
+        .count()
+}
