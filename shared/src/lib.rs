@@ -13,6 +13,7 @@ pub mod environment;
 pub mod failure;
 pub mod idempotency;
 pub mod ingress;
+pub mod ledger;
 pub mod observability;
 pub mod odoo;
 pub mod ordering;

@@ -26,6 +26,7 @@ mod bus;
 mod dead_letters;
 mod idempotency;
 mod latest;
+mod ledger;
 mod queue;
 mod schema;
 mod seen;

@@ -90,7 +90,16 @@ CREATE TABLE audit_subjects (
 CREATE INDEX audit_subjects_by_id ON audit_subjects (id);
 ";
 
-const MIGRATIONS: [&str; 2] = [V1, V2];
+/// Version 3: the reconciler's shipment ledger (`ledger.rs`).
+const V3: &str = "
+CREATE TABLE ledger (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    entry TEXT NOT NULL
+);
+";
+
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The schema version this freightctl writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
