@@ -310,7 +310,8 @@ pub trait LedgerStore: Send + Sync {
         version: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Entries in key order after `after`, at most `limit`, for the sweeps.
+    /// At most `limit` entries after the key `after` (the last key of the previous page), in
+    /// the store's own order (key order locally, a Scan's order in DynamoDB), for the sweeps.
     fn page(
         &self,
         after: Option<&str>,

@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod ledger;
 pub mod secrets;
 pub mod sqs;
 pub mod ssm;
