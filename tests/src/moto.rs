@@ -34,6 +34,38 @@ rm -f "$2"
 exit 0
 "#;
 
+/// The same watchdog around moto's own server started through the venv's Python with
+/// `SERIALISED_DYNAMODB` (`$3`) first.
+const WATCHDOG_SERIALISED: &str = r#"
+"$0" -c "$3" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+moto=$!
+read -r _ignored
+kill "$moto" 2>/dev/null
+wait "$moto" 2>/dev/null
+rm -f "$2"
+exit 0
+"#;
+
+/// moto serves each request on its own thread and does not make a DynamoDB conditional write
+/// atomic against another one in flight, which DynamoDB does: racing tests of conditional
+/// updates would then see lost updates that DynamoDB never produces. This runs moto's own
+/// `moto_server` with its DynamoDB requests one at a time (SQS long polls and the rest keep
+/// running in parallel).
+const SERIALISED_DYNAMODB: &str = r#"
+import sys, threading
+from moto import server
+from moto.moto_server import werkzeug_app
+lock = threading.Lock()
+serve = werkzeug_app.DomainDispatcherApplication.__call__
+def one_dynamodb_request_at_a_time(self, environ, start_response):
+    if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        with lock:
+            return list(serve(self, environ, start_response))
+    return serve(self, environ, start_response)
+werkzeug_app.DomainDispatcherApplication.__call__ = one_dynamodb_request_at_a_time
+server.main(sys.argv[1:])
+"#;
+
 pub struct MotoServer {
     watchdog: Child,
     stdin: Option<ChildStdin>,
@@ -60,12 +92,31 @@ impl MotoServer {
             "freightbridge-moto-{}-{port}.log",
             std::process::id()
         ));
-        let mut watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg(&program)
-            .arg(port.to_string())
-            .arg(&log)
+        // moto's own Python, beside `moto_server` in its venv: DynamoDB requests serialised.
+        let python = program.with_file_name("python3");
+        let mut command = Command::new("sh");
+        if python.is_file() {
+            command
+                .arg("-c")
+                .arg(WATCHDOG_SERIALISED)
+                .arg(&python)
+                .arg(port.to_string())
+                .arg(&log)
+                .arg(SERIALISED_DYNAMODB);
+        } else {
+            eprintln!(
+                "moto: no python3 beside {}; DynamoDB requests are not serialised, racing \
+                 conditional-write tests may see moto's own lost updates",
+                program.display()
+            );
+            command
+                .arg("-c")
+                .arg(WATCHDOG)
+                .arg(&program)
+                .arg(port.to_string())
+                .arg(&log);
+        }
+        let mut watchdog = command
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -92,7 +92,7 @@ async fn a_duplicate_storm_posts_every_scan_exactly_once() {
         .await;
     let ingested = started.elapsed();
     assert!(
-        chain.wait_drained(Duration::from_secs(240)).await,
+        chain.wait_drained(Duration::from_secs(480)).await,
         "queues drained"
     );
     let total = started.elapsed();
