@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::canonical::{CanonicalEvent, ChargeLine, EventBody, ShipmentStatus};
+use crate::canonical::{CanonicalEvent, ChargeLine, Estimate, EventBody, Invoice, ShipmentStatus};
 use crate::idempotency::StoreError;
 
 /// Event ids remembered per entry for idempotency; older ones are forgotten first (an event
@@ -91,23 +91,26 @@ pub struct ProofOfDelivery {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpectedCost {
-    pub currency: String,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub total: Decimal,
-    pub lines: Vec<ChargeLine>,
+    /// The latest `freight_cost.estimated` (booking or quote).
+    pub estimate: Estimate,
     /// Partner time of the estimate: a later one revises, an older one arriving late does not.
     pub occurred_at: DateTime<Utc>,
     pub event_id: Uuid,
 }
 
+/// An invoice as received. The outcome of judging it is published under the partner and
+/// shipment carrier of its `freight_invoice.received`, so the poster finds the bill it drafted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceEntry {
     pub number: String,
+    /// The carrier key the bill was drafted under (`finance::carrier_key`).
     pub carrier: String,
-    pub currency: String,
-    #[serde(with = "rust_decimal::serde::str")]
-    pub total: Decimal,
-    pub lines: Vec<ChargeLine>,
+    pub partner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipment_carrier: Option<String>,
+    pub correlation_id: String,
+    /// The invoice itself, its parties left out (names are not the ledger's business).
+    pub invoice: Invoice,
     pub received_at: DateTime<Utc>,
     pub event_id: Uuid,
     /// The same carrier and number received again under another event (another file): the
@@ -197,9 +200,7 @@ impl LedgerEntry {
                     .is_none_or(|e| event.occurred_at >= e.occurred_at);
                 if newer {
                     self.expected = Some(ExpectedCost {
-                        currency: estimated.estimate.currency.clone(),
-                        total: estimated.estimate.total,
-                        lines: estimated.estimate.lines.clone(),
+                        estimate: estimated.estimate.clone(),
                         occurred_at: event.occurred_at,
                         event_id: event.event_id,
                     });
@@ -217,9 +218,13 @@ impl LedgerEntry {
                     None => self.invoices.push(InvoiceEntry {
                         number: invoice.number.clone(),
                         carrier: carrier.to_owned(),
-                        currency: invoice.currency.clone(),
-                        total: invoice.total,
-                        lines: invoice.lines.clone(),
+                        partner: event.partner.clone(),
+                        shipment_carrier: event.shipment.carrier.clone(),
+                        correlation_id: event.correlation_id.clone(),
+                        invoice: Invoice {
+                            parties: Vec::new(),
+                            ..invoice.clone()
+                        },
                         received_at: event.received_at,
                         event_id: event.event_id,
                         repeats: 0,
@@ -457,8 +462,8 @@ impl LedgerStore for MemoryLedger {
 mod tests {
     use super::*;
     use crate::canonical::{
-        ChargeKind, CostEstimate, Delivery, Estimate, EstimateKind, Invoice, InvoiceDate,
-        InvoiceReceived, ShipmentRef, StatusChange,
+        ChargeKind, CostEstimate, Delivery, EstimateKind, InvoiceDate, InvoiceReceived,
+        ShipmentRef, StatusChange,
     };
     use chrono::TimeZone;
 
@@ -581,7 +586,10 @@ mod tests {
             entry.apply(&event(6, 5, estimate(d("90.00"))), "FedEx", now),
             Change::Noted
         );
-        assert_eq!(entry.expected.as_ref().map(|e| e.total), Some(d("120.00")));
+        assert_eq!(
+            entry.expected.as_ref().map(|e| e.estimate.total),
+            Some(d("120.00"))
+        );
 
         // The same carrier and invoice number in another file counts as a repeat.
         entry.apply(
