@@ -14,7 +14,6 @@
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -461,6 +460,7 @@ impl LedgerStore for MemoryLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
     use crate::canonical::{
         ChargeKind, CostEstimate, Delivery, EstimateKind, InvoiceDate, InvoiceReceived,
         ShipmentRef, StatusChange,
