@@ -76,6 +76,10 @@ pub struct ChainConfig {
     pub breaker: BreakerConfig,
     /// Records each consumer works on at once.
     pub concurrency: usize,
+    /// How often the state is swept of expired rows (`crate::sweeper`; also once at start).
+    pub sweep_interval: Duration,
+    /// How long archived envelopes are kept (`serve --archive-retention-days`); `None`: forever.
+    pub archive_retention: Option<Duration>,
 }
 
 impl ChainConfig {
@@ -92,6 +96,8 @@ impl ChainConfig {
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
             concurrency: 8,
+            sweep_interval: Duration::from_secs(10 * 60),
+            archive_retention: Some(Duration::from_secs(30 * 24 * 60 * 60)),
         }
     }
 }
@@ -149,6 +155,8 @@ pub struct Chain<O: OdooPort + 'static> {
     pub odoo_queue: Arc<DurableQueue>,
     pub odoo_dlq: Arc<DurableQueue>,
     pub poster: Arc<Poster<O, Arc<Durable>>>,
+    /// What the background sweeper has removed so far.
+    pub sweeps: Arc<crate::sweeper::Sweeps>,
     ingress: Arc<LocalIngress>,
     workers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -264,6 +272,14 @@ impl<O: OdooPort + 'static> Chain<O> {
                 },
             )
         };
+        let (sweeps, sweeper) = crate::sweeper::spawn(
+            state.clone(),
+            crate::sweeper::SweepConfig {
+                interval: config.sweep_interval,
+                archive_retention: config.archive_retention,
+            },
+            stopped.clone(),
+        );
         let poster_worker = {
             let poster = poster.clone();
             spawn_consumer(
@@ -289,8 +305,9 @@ impl<O: OdooPort + 'static> Chain<O> {
             odoo_queue,
             odoo_dlq,
             poster,
+            sweeps,
             ingress,
-            workers: vec![transform_worker, poster_worker],
+            workers: vec![transform_worker, poster_worker, sweeper],
             stop,
         })
     }

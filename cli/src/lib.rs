@@ -7,6 +7,7 @@ pub mod demo;
 pub mod durable;
 pub mod odoo_check;
 pub mod send;
+pub mod sweeper;
 
 use std::path::Path;
 
