@@ -1,6 +1,7 @@
 //! `freightctl serve` as a process, on its embedded runtime, against the Odoo double: killed
 //! with SIGKILL in the middle of a load, killed after Odoo committed a write and before serve
-//! recorded it, stopped with SIGTERM, and through an Odoo outage. After each, every scan must be a note on its
+//! recorded it, stopped with SIGTERM, and through an Odoo outage of minutes
+//! (`FREIGHTBRIDGE_OUTAGE_SECONDS`, default 150). After each, every scan must be a note on its
 //! picking exactly once and nothing dead-lettered. Figures are printed (`-- --nocapture`).
 //!
 //! The binary is the one `cargo test --workspace` builds for freightctl's own tests
@@ -12,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use freightbridge::breaker::BreakerConfig;
 use freightbridge::config::{PartnerConfig, PartnersFile};
 use freightbridge::idempotency::{IdempotencyStore as _, Status};
 use freightbridge_tests::odoo_double::{
@@ -31,6 +33,8 @@ const TRACKER: &str =
 /// Four scans ending in delivered: four notes, and the customer invoice released when the
 /// finance settings say so.
 const DELIVERED: &str = include_str!("../../events/partners/easypost-tracker-delivered.json");
+/// The poster's records at once (`ChainConfig::concurrency`, which serve does not change).
+const POSTER_CONCURRENCY: usize = 8;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -662,41 +666,106 @@ async fn a_crash_after_the_odoo_write_and_before_the_idempotency_update_doubles_
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_odoo_outage_mid_load_dead_letters_nothing_and_the_breaker_opens_and_closes() {
-    let load = Load::new(100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let serve = Serve::start(&load.double, dir.path(), 1);
-    let all: Vec<usize> = (0..load.webhooks.len()).collect();
-    let sending = load.send(&serve.base, &all);
-    let outage = async {
-        while load.notes() < 100 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+/// `FREIGHTBRIDGE_OUTAGE_SECONDS`, default 150.
+fn outage_length() -> Duration {
+    match std::env::var("FREIGHTBRIDGE_OUTAGE_SECONDS") {
+        Err(_) => Duration::from_secs(150),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+            _ => {
+                panic!("FREIGHTBRIDGE_OUTAGE_SECONDS={text:?} is not a positive number of seconds")
+            }
+        },
+    }
+}
+
+/// When the breaker probes Odoo, counted from its first opening: after each cooldown, doubled
+/// per reopening up to the cap. Answers the probes within `outage` and the first after it.
+fn probe_schedule(config: &BreakerConfig, outage: Duration) -> (usize, Duration) {
+    let mut at = Duration::ZERO;
+    let mut cooldown = config.cooldown.to_std().unwrap_or_default();
+    let cap = config.max_cooldown.to_std().unwrap_or_default();
+    let mut within = 0;
+    loop {
+        at += cooldown;
+        if at >= outage {
+            return (within, at);
         }
-        // Odoo goes away: every call answered 503 by the proxy in front of it, for 6 s.
-        load.double.fail_next(usize::MAX, InjectedFailure::Http503);
-        let down = Instant::now();
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        load.double.clear_failures();
-        (down.elapsed(), load.double.injected_count())
-    };
+        within += 1;
+        cooldown = (cooldown * 2).min(cap);
+    }
+}
+
+/// Odoo down for minutes while webhooks keep coming, with serve's own backoff, breaker and
+/// retry budget: nothing is dead-lettered, every scan is posted once, the breaker holds the
+/// calls while Odoo is down and closes after it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_odoo_outage_of_minutes_mid_load_dead_letters_nothing_and_the_breaker_holds_the_calls() {
+    let outage = outage_length();
+    let breaker = BreakerConfig::default();
+    let (probes, first_probe_after) = probe_schedule(&breaker, outage);
+    let mut load = Load::empty().await;
+    let before = load.add(TRACKER, 40);
+    let during = load.add(TRACKER, 20);
+    let dir = tempfile::tempdir().unwrap();
+    // Serve's defaults: breaker threshold 5, cooldown 15 s doubling to 5 min, backoff 2 s
+    // doubling to 5 min, retry budget 2 h, Odoo timeout 30 s.
+    let mut serve = Serve::start_with(&load.double, dir.path(), &ServeOptions::default());
     let started = Instant::now();
-    let (results, (down_for, refused)) = tokio::join!(sending, outage);
+    let sending = load.send(&serve.base, &before);
+    let down = async {
+        assert!(
+            eventually(Duration::from_secs(60), || load.notes() >= 100).await,
+            "notes flow"
+        );
+        // Odoo goes away: every call answered 503 by the proxy in front of it.
+        load.double.fail_next(usize::MAX, InjectedFailure::Http503);
+        let down_at = Instant::now();
+        let notes_at_down = load.notes();
+        // Webhooks keep coming while it is down.
+        tokio::time::sleep(outage / 2).await;
+        let answers = load.send(&serve.base, &during).await;
+        tokio::time::sleep(outage.saturating_sub(down_at.elapsed())).await;
+        let refused = load.double.injected_count();
+        let notes_while_down = load.notes() - notes_at_down;
+        load.double.clear_failures();
+        (down_at, notes_at_down, notes_while_down, refused, answers)
+    };
+    let (results, (down_at, notes_at_down, notes_while_down, refused, answers)) =
+        tokio::join!(sending, down);
+    let back_at = Instant::now();
     assert!(
-        unanswered(&results).is_empty(),
+        unanswered(&results).is_empty() && unanswered(&answers).is_empty(),
         "ingress never depends on Odoo"
     );
-    let took = load.wait_for_all_notes(Duration::from_secs(120)).await;
+    let noticed = eventually(first_probe_after + Duration::from_secs(60), || {
+        load.notes() > notes_at_down + notes_while_down
+    })
+    .await;
+    let noticed_after = back_at.elapsed();
+    assert!(noticed, "notes flow again after the outage");
+    let took = load
+        .wait_for_all_notes(first_probe_after + Duration::from_secs(120))
+        .await;
+    let settled_after = back_at.elapsed() - Duration::from_millis(1500);
+    let lag = first_probe_after.saturating_sub(outage);
     println!(
-        "outage: Odoo down {:.1} s, {refused} calls refused while down (the breaker held the rest); all {} notes {:.1} s after the load started; breaker opened {} time(s), closed {} time(s)",
-        down_for.as_secs_f64(),
+        "outage: Odoo down {:.0} s (FREIGHTBRIDGE_OUTAGE_SECONDS), {} webhooks before and {} during it, {} notes; {refused} calls reached Odoo while it was down ({notes_at_down} notes before); breaker opened {} time(s), probed {} time(s) ({probes} while down as scheduled), closed {} time(s); Odoo noticed back {:.1} s after it returned (scheduled probe: {:.0} s after), all notes {:.1} s after it returned, {:.1} s after the load started",
+        (back_at - down_at).as_secs_f64(),
+        before.len(),
+        during.len(),
         load.expected_notes(),
-        started.elapsed().as_secs_f64() - 1.5,
         serve.lines_with("breaker opened"),
+        serve.lines_with("breaker half-open"),
         serve.lines_with("breaker closed"),
+        noticed_after.as_secs_f64(),
+        lag.as_secs_f64(),
+        settled_after.as_secs_f64(),
+        started.elapsed().as_secs_f64() - 1.5,
     );
     let _ = took;
     load.assert_each_scan_once();
+    assert_eq!(notes_while_down, 0, "nothing reached a down Odoo");
     assert_eq!(
         serve.lines_with("dead-lettered"),
         0,
@@ -707,4 +776,23 @@ async fn an_odoo_outage_mid_load_dead_letters_nothing_and_the_breaker_opens_and_
         "the breaker opened"
     );
     assert!(serve.lines_with("breaker closed") >= 1, "and closed again");
+    // Down: the failures that open it (threshold), the calls already in flight when it opened
+    // (at most two per poster worker), one per probe. Without the breaker every waiting record
+    // would call Odoo at each of its backoff steps (hundreds of calls).
+    let bound = breaker.threshold as usize + 2 * POSTER_CONCURRENCY + probes + 2;
+    assert!(
+        refused <= bound,
+        "{refused} calls reached Odoo while it was down; the breaker should hold all but {bound}"
+    );
+    // Back: noticed at the breaker's next probe, not later.
+    assert!(
+        noticed_after <= lag + Duration::from_secs(10),
+        "noticed {noticed_after:?} after Odoo returned; the next probe was due {lag:?} after"
+    );
+    assert!(serve.terminate(Duration::from_secs(15)), "clean exit");
+    assert!(
+        queue_depths(dir.path()).iter().all(|(_, n)| *n == 0),
+        "queues and DLQs empty: {:?}",
+        queue_depths(dir.path())
+    );
 }
