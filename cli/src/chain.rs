@@ -113,6 +113,10 @@ pub struct ChainConfig {
     pub audit_ttl_days: u32,
     /// The Odoo login the poster writes as, named on its audit records.
     pub odoo_user: Option<String>,
+    /// How often the state is swept of expired rows (`crate::sweeper`; also once at start).
+    pub sweep_interval: Duration,
+    /// How long archived envelopes are kept (`serve --archive-retention-days`); `None`: forever.
+    pub archive_retention: Option<Duration>,
 }
 
 impl ChainConfig {
@@ -131,6 +135,8 @@ impl ChainConfig {
             concurrency: 8,
             audit_ttl_days: freightbridge::audit::DEFAULT_TTL_DAYS,
             odoo_user: None,
+            sweep_interval: Duration::from_secs(10 * 60),
+            archive_retention: Some(Duration::from_secs(30 * 24 * 60 * 60)),
         }
     }
 }
@@ -190,6 +196,8 @@ pub struct Chain<O: OdooPort + 'static> {
     pub poster: Arc<Poster<O, Arc<Durable>>>,
     /// The audit trail every stage writes.
     pub audit: Arc<DurableAuditLog>,
+    /// What the background sweeper has removed so far.
+    pub sweeps: Arc<crate::sweeper::Sweeps>,
     ingress: Arc<LocalIngress>,
     workers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -301,6 +309,14 @@ impl<O: OdooPort + 'static> Chain<O> {
                 },
             )
         };
+        let (sweeps, sweeper) = crate::sweeper::spawn(
+            state.clone(),
+            crate::sweeper::SweepConfig {
+                interval: config.sweep_interval,
+                archive_retention: config.archive_retention,
+            },
+            stopped.clone(),
+        );
         let poster_worker = {
             let poster = poster.clone();
             spawn_consumer(
@@ -327,8 +343,9 @@ impl<O: OdooPort + 'static> Chain<O> {
             odoo_dlq,
             poster,
             audit,
+            sweeps,
             ingress,
-            workers: vec![transform_worker, poster_worker],
+            workers: vec![transform_worker, poster_worker, sweeper],
             stop,
         })
     }

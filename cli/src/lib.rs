@@ -8,6 +8,7 @@ pub mod durable;
 pub mod odoo_check;
 pub mod ops;
 pub mod send;
+pub mod sweeper;
 
 use std::path::Path;
 

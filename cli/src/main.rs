@@ -63,6 +63,10 @@ enum Command {
         /// How long a record failing with a retryable error (Odoo down) is retried.
         #[arg(long, default_value_t = 120)]
         retry_budget_minutes: u64,
+        /// Days the event archive keeps envelopes (0 keeps them forever), as the SAM
+        /// template's ArchiveRetentionDays; older ones go at the next sweep (every 10 minutes).
+        #[arg(long, default_value_t = 30)]
+        archive_retention_days: u64,
     },
     /// Sign a body as the partner would and post it.
     Send {
@@ -259,6 +263,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             durability,
             drain_seconds,
             retry_budget_minutes,
+            archive_retention_days,
         } => {
             let partners = load_partners(&partners)?;
             prepare(&[&event_log, &odoo_journal])?;
@@ -274,6 +279,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             config.odoo_user = std::env::var("ODOO_URL")
                 .ok()
                 .and_then(|_| std::env::var("ODOO_USER").ok());
+            config.archive_retention = (archive_retention_days > 0)
+                .then(|| Duration::from_secs(archive_retention_days.saturating_mul(24 * 60 * 60)));
             // BREAKER_THRESHOLD and BREAKER_COOLDOWN_SECONDS, as the deployed poster reads them.
             config.breaker = freightbridge::environment::breaker_config()?;
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;

@@ -460,12 +460,12 @@ impl LedgerStore for MemoryLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal::Decimal;
     use crate::canonical::{
         ChargeKind, CostEstimate, Delivery, EstimateKind, InvoiceDate, InvoiceReceived,
         ShipmentRef, StatusChange,
     };
     use chrono::TimeZone;
+    use rust_decimal::Decimal;
 
     fn d(text: &str) -> Decimal {
         text.parse().expect("decimal")

@@ -3,7 +3,9 @@
 //! a few models with a small domain evaluator, and hooks to seed data, inspect calls and inject
 //! failures. Accounting (moves, posting, reversals, landed costs, activities, sale orders) lives
 //! in `odoo_double/accounting.rs`. Every call is one transaction: a call that fails leaves no
-//! trace, except the ids it consumed (Postgres sequences are not rolled back).
+//! trace, except the ids it consumed (Postgres sequences are not rolled back). A write can also
+//! be committed and its answer held back (`hold_after_commit`), as when Odoo has committed and
+//! the caller dies before the answer reaches it.
 
 mod accounting;
 
@@ -22,6 +24,7 @@ use axum::routing::post;
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// The uid of the configured login (admin is 2 in a fresh Odoo database).
@@ -75,6 +78,16 @@ pub enum InjectedFailure {
     /// Answer only after this long — but still execute the call, as a real server does when
     /// the client has given up.
     Delay(Duration),
+}
+
+/// A call that ran and committed while its answer was held back (`hold_after_commit`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldCall {
+    pub model: String,
+    pub method: String,
+    pub ids: Vec<i64>,
+    /// Its named arguments (positional ones of JSON-RPC mapped to their names).
+    pub args: Map<String, Value>,
 }
 
 /// A delivery to seed. `id: None` takes the next free id.
@@ -328,6 +341,29 @@ impl OdooDouble {
         self.lock().injected
     }
 
+    /// The next `n` calls of any of `methods` that succeed are committed, and then their
+    /// answer is held back until `release_held` (or the double is dropped): the write is in
+    /// Odoo while its caller is still waiting, so killing the caller now leaves a write it
+    /// never heard of. Calls that fail are answered at once.
+    pub fn hold_after_commit(&self, methods: &[&str], n: usize) {
+        self.lock().hold = Some(Hold {
+            methods: methods.iter().map(|m| (*m).to_owned()).collect(),
+            remaining: n,
+        });
+    }
+
+    /// Every call held so far (answered or not), in the order they committed.
+    pub fn held(&self) -> Vec<HeldCall> {
+        self.lock().held.clone()
+    }
+
+    /// Answers every call held back so far and holds no more.
+    pub fn release_held(&self) {
+        let mut state = self.lock();
+        state.hold = None;
+        state.release.send_modify(|generation| *generation += 1);
+    }
+
     /// The next `n` calls of `method` (e.g. `message_post`) get `failure`.
     pub fn fail_next_on(&self, method: &str, n: usize, failure: InjectedFailure) {
         self.lock().failures.push_back(Injection {
@@ -360,6 +396,25 @@ struct Injection {
     failure: InjectedFailure,
 }
 
+/// Which successful calls get their answer held back, and how many more.
+struct Hold {
+    methods: Vec<String>,
+    remaining: usize,
+}
+
+/// An answer held back: sent once the release generation passes the one it was held in.
+struct HeldAnswer {
+    release: watch::Receiver<u64>,
+    generation: u64,
+}
+
+impl HeldAnswer {
+    async fn wait(mut self) {
+        // An error means the double is gone; the answer then goes nowhere anyway.
+        let _ = self.release.wait_for(|g| *g > self.generation).await;
+    }
+}
+
 #[derive(Clone)]
 struct ModelTable {
     fields: &'static [&'static str],
@@ -374,6 +429,13 @@ struct DoubleState {
     failures: VecDeque<Injection>,
     /// Requests answered with an injected failure so far.
     injected: usize,
+    hold: Option<Hold>,
+    held: Vec<HeldCall>,
+    /// Set by `dispatch` for the call it just ran when its answer is to be held; taken by the
+    /// route under the same lock.
+    hold_this: Option<HeldAnswer>,
+    /// Bumped by `release_held`: every answer held before it goes out.
+    release: watch::Sender<u64>,
     /// Last number used per sequence prefix (`BILL/2026/11`, `LC/2026`).
     sequences: BTreeMap<String, u32>,
     /// Costing method of the products on a receipt (landed costs need `fifo` or `average`).
@@ -473,6 +535,10 @@ impl DoubleState {
             calls: Vec::new(),
             failures: VecDeque::new(),
             injected: 0,
+            hold: None,
+            held: Vec::new(),
+            hold_this: None,
+            release: watch::channel(0).0,
             sequences: BTreeMap::new(),
             costing: BTreeMap::new(),
         };
@@ -522,6 +588,27 @@ impl DoubleState {
             self.failures.remove(index);
         }
         Some(failure)
+    }
+
+    /// After a successful call: is its answer to be held back? Records it if so.
+    fn hold_if_due(&mut self, model: &str, method: &str, ids: Vec<i64>, args: &Map<String, Value>) {
+        let Some(hold) = self.hold.as_mut().filter(|h| h.remaining > 0) else {
+            return;
+        };
+        if !hold.methods.iter().any(|m| m == method) {
+            return;
+        }
+        hold.remaining -= 1;
+        self.held.push(HeldCall {
+            model: model.to_owned(),
+            method: method.to_owned(),
+            ids,
+            args: args.clone(),
+        });
+        self.hold_this = Some(HeldAnswer {
+            release: self.release.subscribe(),
+            generation: *self.release.borrow(),
+        });
     }
 
     fn error_code(&self) -> i64 {
@@ -821,7 +908,10 @@ impl DoubleState {
         // One transaction per call: a failure rolls back everything but the sequences.
         let before = self.models.clone();
         let sequences = self.sequences.clone();
-        let outcome = self.execute(wire, model, method, ids, &kwargs);
+        let outcome = self.execute(wire, model, method, ids.clone(), &kwargs);
+        if outcome.is_ok() {
+            self.hold_if_due(model, method, ids, &kwargs);
+        }
         if outcome.is_err() {
             let mut restored = before;
             for (name, table) in restored.iter_mut() {
@@ -1565,7 +1655,25 @@ async fn json2_call(
     if let Some(response) = injected(failure, Wire::Json2, &Value::Null, 0).await {
         return response;
     }
-    let mut s = lock(&state);
+    let (response, held) = {
+        let mut s = lock(&state);
+        let response = json2_execute(&mut s, &model, &method, &headers, &body);
+        (response, s.hold_this.take())
+    };
+    if let Some(held) = held {
+        held.wait().await;
+    }
+    response
+}
+
+/// A JSON-2 request past the injected failures: database, key, arguments, the call.
+fn json2_execute(
+    s: &mut DoubleState,
+    model: &str,
+    method: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
     if let Some(db) = headers.get("x-odoo-database").and_then(|v| v.to_str().ok())
         && db != s.cfg.db
     {
@@ -1595,7 +1703,7 @@ async fn json2_call(
         Some(key) if key != s.cfg.api_key => return unauthorized("Invalid apikey"),
         Some(_) => {}
     }
-    let args = match serde_json::from_slice::<Value>(&body) {
+    let args = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(args)) => args,
         // Odoo ignores a body that is not an object (transcript 119).
         Ok(_) => Map::new(),
@@ -1618,7 +1726,7 @@ async fn json2_call(
             return json_response(fault.status, &fault.json2_body());
         }
     };
-    match s.dispatch(Wire::Json2, &model, &method, ids, args) {
+    match s.dispatch(Wire::Json2, model, method, ids, args) {
         Ok(result) => json_response(200, &result),
         Err(fault) => json_response(fault.status, &fault.json2_body()),
     }
@@ -1665,24 +1773,31 @@ async fn jsonrpc_call(state: Shared, body: Bytes) -> Response {
     if let Some(response) = injected(failure, Wire::JsonRpc, &id, code).await {
         return response;
     }
-    let mut s = lock(&state);
-    let outcome = match (service.as_str(), method.as_str()) {
-        ("common", "version") => Ok(server_version(s.cfg.version)),
-        ("common", "login" | "authenticate") => {
-            s.calls.push(("common".into(), method.clone()));
-            common_login(&s, &args)
-        }
-        ("object", "execute_kw") => execute_kw(&mut s, &args),
-        _ => Err(Fault::new(
-            "builtins.AttributeError",
-            500,
-            format!("The method '{service}.{method}' does not exist"),
-        )),
+    let (response, held) = {
+        let mut s = lock(&state);
+        let outcome = match (service.as_str(), method.as_str()) {
+            ("common", "version") => Ok(server_version(s.cfg.version)),
+            ("common", "login" | "authenticate") => {
+                s.calls.push(("common".into(), method.clone()));
+                common_login(&s, &args)
+            }
+            ("object", "execute_kw") => execute_kw(&mut s, &args),
+            _ => Err(Fault::new(
+                "builtins.AttributeError",
+                500,
+                format!("The method '{service}.{method}' does not exist"),
+            )),
+        };
+        let response = match outcome {
+            Ok(result) => json_response(200, &rpc_result(&id, result)),
+            Err(fault) => json_response(200, &rpc_error(&id, code, &fault)),
+        };
+        (response, s.hold_this.take())
     };
-    match outcome {
-        Ok(result) => json_response(200, &rpc_result(&id, result)),
-        Err(fault) => json_response(200, &rpc_error(&id, code, &fault)),
+    if let Some(held) = held {
+        held.wait().await;
     }
+    response
 }
 
 fn unknown_database(db: &str) -> Fault {

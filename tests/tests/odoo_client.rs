@@ -1285,6 +1285,82 @@ async fn timeout_after_odoo_committed_is_retryable_and_the_retry_does_not_post_t
 }
 
 #[tokio::test]
+async fn a_held_write_is_in_odoo_before_its_answer_and_answered_once_released() {
+    for setup in SETUPS {
+        let (double, client) = start(setup, WAIT).await;
+        let picking = double.seed_picking(PickingSeed::new("WH/OUT/00001", Some("TRK-H")));
+        double.hold_after_commit(&["message_post"], 1);
+        let client = Arc::new(client);
+        let posting = {
+            let client = client.clone();
+            tokio::spawn(async move {
+                post_milestone_note(&*client, &picked_up("TRK-H", "evt_held"), false).await
+            })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while double.held().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{setup:?}: never held"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Committed, and the caller still waits for the answer.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(double.messages_on(picking).len(), 1, "{setup:?}");
+        assert!(!posting.is_finished(), "{setup:?}: answered while held");
+        let held = double.held();
+        assert_eq!(held.len(), 1, "{setup:?}");
+        assert_eq!(
+            (
+                held[0].model.as_str(),
+                held[0].method.as_str(),
+                &held[0].ids
+            ),
+            ("stock.picking", "message_post", &vec![picking]),
+            "{setup:?}"
+        );
+        let body = held[0].args.get("body").and_then(Value::as_str);
+        assert!(
+            body.is_some_and(|b| b.ends_with(&note_marker(&picked_up("TRK-H", "evt_held")))),
+            "{setup:?}: {body:?}"
+        );
+
+        // Only `n` calls are held: the next write is answered at once.
+        let second = picked_up("TRK-H", "evt_second");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            post_milestone_note(&*client, &second, false),
+        )
+        .await
+        .expect("not held")
+        .unwrap();
+        assert!(!posting.is_finished(), "{setup:?}: the first is still held");
+
+        double.release_held();
+        let note = tokio::time::timeout(Duration::from_secs(5), posting)
+            .await
+            .expect("answered once released")
+            .unwrap()
+            .unwrap();
+        assert!(!note.already_posted, "{setup:?}");
+        // A release ends the hold, whatever was left of it.
+        double.hold_after_commit(&["message_post"], 5);
+        double.release_held();
+        let third = picked_up("TRK-H", "evt_third");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            post_milestone_note(&*client, &third, false),
+        )
+        .await
+        .expect("not held after a release")
+        .unwrap();
+        assert_eq!(double.held().len(), 1, "{setup:?}");
+        assert_eq!(double.messages_on(picking).len(), 3, "{setup:?}");
+    }
+}
+
+#[tokio::test]
 async fn server_failures_are_retryable_and_post_nothing() {
     let failures = [
         (InjectedFailure::Http500, OdooErrorKind::Server),

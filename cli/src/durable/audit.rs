@@ -116,15 +116,6 @@ fn by_subject(
     Ok(records)
 }
 
-/// Deletes the records expired by `now_s` and their subject rows; answers how many records.
-pub(super) fn sweep(conn: &Connection, now_s: i64) -> Result<usize, DurableError> {
-    conn.execute(
-        "DELETE FROM audit_subjects WHERE id IN (SELECT id FROM audit WHERE expires_at <= ?1)",
-        [now_s],
-    )?;
-    Ok(conn.execute("DELETE FROM audit WHERE expires_at <= ?1", [now_s])?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,10 +156,14 @@ mod tests {
         let log = DurableAuditLog::new(&durable, Duration::days(1));
         let got = trace(&log, "T1").await.expect("trace");
         assert_eq!(got, vec![first.clone(), second.clone()]);
-        let removed = durable
-            .with(|conn| sweep(conn, (now + Duration::days(2)).timestamp()))
-            .expect("sweep");
-        assert_eq!(removed, 3);
+        let swept = durable.sweep(now + Duration::days(2), None).expect("sweep");
+        assert_eq!(swept.audit, 3);
+        let subject_rows: i64 = durable
+            .with(|conn| {
+                Ok(conn.query_row("SELECT COUNT(*) FROM audit_subjects", [], |r| r.get(0))?)
+            })
+            .expect("count");
+        assert_eq!(subject_rows, 0, "no subject row outlives its record");
         assert!(trace(&log, "T1").await.expect("trace").is_empty());
     }
 }

@@ -65,6 +65,8 @@ struct Routed {
     source: String,
     detail_type: String,
     time: String,
+    /// `time` in Unix milliseconds: the archive's age for retention.
+    time_ms: i64,
     text: String,
     queues: Vec<String>,
 }
@@ -174,6 +176,7 @@ impl DurableBus {
             source: envelope.source,
             detail_type: envelope.detail_type,
             time: envelope.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            time_ms: envelope.time.timestamp_millis(),
             text,
             queues,
         })
@@ -202,15 +205,16 @@ fn commit(conn: &mut Connection, routed: &[Routed], now: i64) -> Result<(), Dura
     let tx = immediate(conn)?;
     for event in routed {
         tx.prepare_cached(
-            "INSERT INTO archive (id, source, detail_type, time, envelope)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO archive (id, source, detail_type, time, envelope, archived_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(params![
             event.id,
             event.source,
             event.detail_type,
             event.time,
-            event.text
+            event.text,
+            event.time_ms
         ])?;
         for target in &event.queues {
             queue::insert(&tx, target, &event.text, &[], now)?;

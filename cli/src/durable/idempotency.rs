@@ -362,10 +362,11 @@ mod tests {
         let (_dir, durable) = fresh();
         durable.complete("old", "{}", 100).await.unwrap();
         durable.complete("new", "{}", 300).await.unwrap();
-        let removed = durable
-            .sweep(DateTime::from_timestamp(200, 0).unwrap())
+        let swept = durable
+            .sweep(DateTime::from_timestamp(200, 0).unwrap(), None)
             .unwrap();
-        assert_eq!(removed, 1);
+        assert_eq!(swept.idempotency, 1);
+        assert_eq!(swept.total(), 1);
         assert_eq!(durable.get("old").await.unwrap(), None);
         assert!(durable.get("new").await.unwrap().is_some());
     }

@@ -10,6 +10,9 @@
 //! - `messages`: every queue's messages, dead-letter queues included, with SQS's bookkeeping;
 //! - `archive`: every envelope published on the bus, in order (the EventBridge archive).
 //!
+//! What expires is deleted by `sweep` (`sweep.rs`), which the chain runs at start and then
+//! periodically, with the archive's retention.
+//!
 //! Ingress answers 2xx only after `publish` has committed the envelope and its queue messages in
 //! one transaction, so a 2xx means committed: on disk even across a power loss with
 //! `Durability::Full`, across a crash of the process with `Normal`. A consumer deletes a message
@@ -30,11 +33,13 @@ mod ledger;
 mod queue;
 mod schema;
 mod seen;
+mod sweep;
 
 pub use audit::DurableAuditLog;
 pub use bus::{ArchivedEvent, BusRule, DurableBus};
 pub use dead_letters::{DurableDeadLetters, letter_attributes};
 pub use queue::{DurableQueue, QueuedMessage};
+pub use sweep::Swept;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -42,7 +47,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use freightbridge::bus::BusError;
 use freightbridge::idempotency::{Status, StoreError};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -240,27 +245,6 @@ impl Durable {
     /// What this open released from the previous process.
     pub fn recovered(&self) -> Recovered {
         self.recovered
-    }
-
-    /// Deletes idempotency records, latest milestones and seen sets that expired by `now`
-    /// (they already count as absent); answers how many rows went.
-    pub fn sweep(&self, now: DateTime<Utc>) -> Result<usize, DurableError> {
-        let now_s = now.timestamp();
-        self.with(|conn| {
-            let tx = immediate(conn)?;
-            let mut removed = 0;
-            removed += tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", [now_s])?;
-            removed += tx.execute("DELETE FROM latest WHERE expires_at <= ?1", [now_s])?;
-            removed += tx.execute(
-                "DELETE FROM seen_entries WHERE scope IN
-                    (SELECT scope FROM seen_scopes WHERE expires_at <= ?1)",
-                [now_s],
-            )?;
-            removed += tx.execute("DELETE FROM seen_scopes WHERE expires_at <= ?1", [now_s])?;
-            removed += audit::sweep(&tx, now_s)?;
-            tx.commit()?;
-            Ok(removed)
-        })
     }
 
     /// Runs `op` on the connection, on this thread.

@@ -99,7 +99,17 @@ CREATE TABLE ledger (
 );
 ";
 
-const MIGRATIONS: [&str; 3] = [V1, V2, V3];
+/// Version 4: the archive's age as a number, for retention (`--archive-retention-days`): the
+/// envelope's `time` in Unix milliseconds, indexed. Rows archived before it are dated from their
+/// `time` text; one SQLite cannot read stays NULL, and retention keeps it.
+const V4: &str = "
+ALTER TABLE archive ADD COLUMN archived_at_ms INTEGER;
+UPDATE archive
+    SET archived_at_ms = CAST(round((julianday(time) - 2440587.5) * 86400000.0) AS INTEGER);
+CREATE INDEX archive_by_age ON archive (archived_at_ms);
+";
+
+const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
 
 /// The schema version this freightctl writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;
@@ -124,4 +134,60 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), DurableError> {
         tracing::info!(version = step, "durable state schema migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::super::testing::reopen;
+    use super::*;
+
+    #[test]
+    fn a_version_1_archive_is_dated_from_its_time_text_by_migration_4() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut conn = Connection::open(dir.path().join(super::super::DATABASE_FILE)).unwrap();
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(V1).unwrap();
+            tx.pragma_update(None, "user_version", 1).unwrap();
+            tx.execute_batch(
+                "INSERT INTO archive (id, source, detail_type, time, envelope) VALUES
+                    ('a', 's', 'd', '2026-12-03T10:00:00Z', '{}'),
+                    ('b', 's', 'd', '2026-12-03T10:00:00.123456789Z', '{}'),
+                    ('c', 's', 'd', '2026-12-03T11:00:00+01:00', '{}'),
+                    ('d', 's', 'd', 'not a time', '{}');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let durable = reopen(&dir);
+        let rows: Vec<(String, Option<i64>)> = durable
+            .with(|c| {
+                let mut statement =
+                    c.prepare("SELECT id, archived_at_ms FROM archive ORDER BY seq")?;
+                let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        let ms = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .with_timezone(&Utc)
+                .timestamp_millis()
+        };
+        assert_eq!(
+            rows,
+            [
+                ("a".into(), Some(ms("2026-12-03T10:00:00Z"))),
+                ("b".into(), Some(ms("2026-12-03T10:00:00.123Z"))),
+                ("c".into(), Some(ms("2026-12-03T10:00:00Z"))),
+                ("d".into(), None),
+            ]
+        );
+        let version: i64 = durable
+            .with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(version, VERSION);
+    }
 }

@@ -101,10 +101,14 @@ mod tests {
         drop(store);
         let store = reopen(&dir);
         assert_eq!(store.seen("ep#1", 100).await.unwrap(), set(&["a"]));
-        let removed = store
-            .sweep(DateTime::from_timestamp(300, 0).unwrap())
+        let swept = store
+            .sweep(DateTime::from_timestamp(300, 0).unwrap(), None)
             .unwrap();
-        assert_eq!(removed, 2, "one scope and its one entry");
+        assert_eq!(
+            (swept.seen_scopes, swept.seen_entries, swept.total()),
+            (1, 1, 2),
+            "one scope and its one entry"
+        );
         assert!(store.seen("ep#1", 100).await.unwrap().is_empty());
         assert_eq!(store.seen("ep#2", 100).await.unwrap(), set(&["b"]));
     }
