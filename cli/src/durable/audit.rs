@@ -157,7 +157,9 @@ mod tests {
                 .await
                 .expect("write");
             // Written twice (a retried write) is still one record.
-            log.write(&[first.clone()]).await.expect("write");
+            log.write(std::slice::from_ref(&first))
+                .await
+                .expect("write");
         }
         let durable = Durable::open(dir.path(), Durability::Normal).expect("reopen");
         let log = DurableAuditLog::new(&durable, Duration::days(1));
