@@ -1,9 +1,13 @@
 //! What a deployed function reads from its Lambda environment at cold start: required and
-//! optional variables, the idempotency policy, the queue's redrive count, and the invocation
-//! deadline. One place, so the three binaries agree on names, defaults and error messages.
+//! optional variables, the idempotency policy, the queue's redrive count, the audit trail, and
+//! the invocation deadline. One place, so the three binaries agree on names, defaults and error messages.
 
 use chrono::{DateTime, Duration, Utc};
 
+use std::sync::Arc;
+
+use crate::audit::Auditor;
+use crate::aws::audit::DynamoAuditLog;
 use crate::breaker::BreakerConfig;
 use crate::idempotency::Policy;
 use crate::retry::RetryPolicy;
@@ -49,7 +53,12 @@ pub fn max_receive_count() -> Result<u32, String> {
 
 /// A positive whole number from `name`, or `default` when it is not set.
 fn positive(name: &str, default: u64) -> Result<u64, String> {
-    match optional(name) {
+    positive_of(name, optional(name), default)
+}
+
+/// [`positive`] of a value already read.
+fn positive_of(name: &str, value: Option<String>, default: u64) -> Result<u64, String> {
+    match value {
         None => Ok(default),
         Some(text) => match text.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
@@ -88,6 +97,40 @@ pub fn breaker_config() -> Result<BreakerConfig, String> {
     })
 }
 
+/// How long audit records are kept: `AUDIT_TTL_DAYS` (a positive integer), else
+/// `audit::DEFAULT_TTL_DAYS`.
+pub fn audit_ttl() -> Result<Duration, String> {
+    audit_ttl_of(optional("AUDIT_TTL_DAYS"))
+}
+
+/// Longest audit TTL taken, in days: beyond any table's life, and no overflow in time arithmetic.
+const MAX_AUDIT_TTL_DAYS: i64 = 365_000;
+
+fn audit_ttl_of(value: Option<String>) -> Result<Duration, String> {
+    let days = positive_of(
+        "AUDIT_TTL_DAYS",
+        value,
+        u64::from(crate::audit::DEFAULT_TTL_DAYS),
+    )?;
+    Ok(Duration::days(
+        i64::try_from(days).map_or(MAX_AUDIT_TTL_DAYS, |d| d.min(MAX_AUDIT_TTL_DAYS)),
+    ))
+}
+
+/// The audit trail a function writes: the DynamoDB table `AUDIT_TABLE` names, records kept
+/// `AUDIT_TTL_DAYS`. The template always sets it; without it (a function run by hand, an older
+/// stack) a warning is logged once and the function runs without a trail.
+pub fn audit_from_env(config: &aws_config::SdkConfig) -> Result<Auditor, String> {
+    let ttl = audit_ttl()?;
+    Ok(match optional("AUDIT_TABLE") {
+        Some(table) => Auditor::new(Arc::new(DynamoAuditLog::from_config(config, table, ttl))),
+        None => {
+            tracing::warn!("AUDIT_TABLE is not set: no audit trail is written");
+            Auditor::disabled()
+        }
+    })
+}
+
 /// The invocation's deadline (Lambda context, ms since the epoch): how long this attempt holds
 /// its idempotency key. `fallback` past `now` when the value is out of range.
 pub fn deadline(deadline_ms: u64, now: DateTime<Utc>, fallback: Duration) -> DateTime<Utc> {
@@ -100,6 +143,21 @@ pub fn deadline(deadline_ms: u64, now: DateTime<Utc>, fallback: Duration) -> Dat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_ttl_is_the_days_configured_or_the_default() {
+        let default = Duration::days(i64::from(crate::audit::DEFAULT_TTL_DAYS));
+        assert_eq!(audit_ttl_of(None), Ok(default));
+        assert_eq!(audit_ttl_of(Some("30".into())), Ok(Duration::days(30)));
+        assert_eq!(
+            audit_ttl_of(Some("99999999999".into())),
+            Ok(Duration::days(MAX_AUDIT_TTL_DAYS))
+        );
+        for bad in ["0", "-3", "x"] {
+            let error = audit_ttl_of(Some(bad.into())).expect_err(bad);
+            assert!(error.contains("AUDIT_TTL_DAYS"), "{error}");
+        }
+    }
 
     #[test]
     fn deadline_is_the_context_value_or_the_fallback() {

@@ -208,6 +208,52 @@ impl MotoServer {
         name
     }
 
+    /// A table in the audit trail's layout (the template's `AuditTable`): partition key
+    /// `subject` (S), sort key `sk` (S), TTL on `expires_at`.
+    pub async fn create_audit_table(&self) -> String {
+        let name = unique_name("audit");
+        let client = self.dynamodb();
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition")
+        };
+        let key = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .expect("key schema")
+        };
+        client
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(attribute("subject"))
+            .attribute_definitions(attribute("sk"))
+            .key_schema(key("subject", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateTable {name}: {}", render(&e)));
+        client
+            .update_time_to_live()
+            .table_name(&name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .expect("ttl specification"),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("UpdateTimeToLive {name}: {}", render(&e)));
+        name
+    }
+
     /// A standard queue with a unique name starting with `prefix`.
     pub async fn create_queue(&self, prefix: &str) -> Queue {
         self.create_queue_with(prefix, &[]).await

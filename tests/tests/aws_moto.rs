@@ -1,7 +1,7 @@
 //! The AWS adapters against moto server (the real AWS wire protocol on 127.0.0.1): DynamoDB
 //! idempotency with the same cases the in-memory store passes, EventBridge → SQS delivery,
-//! dead letters, SQS redrive and visibility, Secrets Manager; shipments' latest milestones and
-//! the Odoo circuit breaker. One moto server serves the whole binary.
+//! dead letters, SQS redrive and visibility, Secrets Manager; shipments' latest milestones, the
+//! Odoo circuit breaker and the audit trail. One moto server serves the whole binary.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +13,8 @@ use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use chrono::{DateTime, Duration as Span, Utc};
+use freightbridge::audit::{Actor, AuditLog, AuditRecord, Outcome, Stage, Subjects};
+use freightbridge::aws::audit::DynamoAuditLog;
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::secrets::{SecretSource, SecretsResolver};
@@ -1195,4 +1197,85 @@ async fn warm_ingress_accepts_a_secret_rotated_in_secrets_manager_after_the_refr
         401,
         "rotated out"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit trail
+
+/// Each record once per subject key, read back oldest first a page at a time, BatchWriteItem in
+/// chunks of 25.
+#[tokio::test]
+async fn the_audit_table_keeps_a_subjects_records_in_order_across_pages_and_skips_expired_ones() {
+    let table = moto().create_audit_table().await;
+    let log = DynamoAuditLog::new(moto().dynamodb(), &table, Span::days(400));
+    let base = Utc::now() - Span::minutes(10);
+    // 40 records of one shipment, each filed under three keys: five BatchWriteItem chunks.
+    let records: Vec<AuditRecord> = (0..40)
+        .rev()
+        .map(|n| {
+            AuditRecord::new(
+                Stage::Poster,
+                Actor::default(),
+                "milestone_noted",
+                base + Span::seconds(n),
+                Outcome::Done,
+            )
+            .subjects(Subjects {
+                shipments: vec!["1ZPAGES".into()],
+                events: vec![uuid::Uuid::new_v4()],
+                invoices: vec!["INV-1".into()],
+                ..Default::default()
+            })
+        })
+        .collect();
+    log.write(&records).await.unwrap();
+    // Written again (a retried write): still one item per record and key.
+    log.write(&records[..5]).await.unwrap();
+    let got = log.by_subject("shipment#1ZPAGES", 1_000).await.unwrap();
+    assert_eq!(got.len(), 40);
+    assert!(got.windows(2).all(|w| w[0].at < w[1].at), "oldest first");
+    let first_ten = log.by_subject("invoice#INV-1", 10).await.unwrap();
+    assert_eq!(first_ten, got[..10].to_vec());
+
+    // Expired but not yet removed (moto, like DynamoDB for a while, keeps it): skipped.
+    let short = DynamoAuditLog::new(moto().dynamodb(), &table, Span::seconds(1));
+    let old = AuditRecord::new(
+        Stage::Ingress,
+        Actor::default(),
+        "webhook_received",
+        base - Span::days(2),
+        Outcome::Done,
+    )
+    .subjects(Subjects {
+        shipments: vec!["1ZPAGES".into()],
+        ..Default::default()
+    });
+    short.write(std::slice::from_ref(&old)).await.unwrap();
+    let raw = moto()
+        .dynamodb()
+        .query()
+        .table_name(&table)
+        .key_condition_expression("subject = :s")
+        .expression_attribute_values(":s", AttributeValue::S("shipment#1ZPAGES".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.count(), 41, "the expired item is still in the table");
+    let got = log.by_subject("shipment#1ZPAGES", 1_000).await.unwrap();
+    assert_eq!(got.len(), 40);
+    assert!(got.iter().all(|r| r.id != old.id));
+    // The expired item is the oldest: the first page of ten holds nine records, and the tenth
+    // comes from the next page.
+    let ten = log.by_subject("shipment#1ZPAGES", 10).await.unwrap();
+    assert_eq!(ten, got[..10].to_vec());
+
+    // An unreachable table is unavailable, and says which.
+    let gone = DynamoAuditLog::new(moto().dynamodb(), "no-such-table", Span::days(1));
+    let error = gone
+        .by_subject("shipment#x", 10)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no-such-table"), "{error}");
+    assert!(gone.write(&records[..1]).await.is_err());
 }

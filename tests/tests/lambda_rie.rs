@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use freightbridge::audit::{AuditLog, Outcome, Stage};
+use freightbridge::aws::audit::DynamoAuditLog;
 use freightbridge::aws::ssm;
 use freightbridge::bus::Envelope;
 use freightbridge::canonical::CanonicalEvent;
@@ -92,6 +94,8 @@ async fn ingress_binary_accepts_the_sample_webhook_and_publishes_it_on_the_bus()
 
     let log = rie.log();
     assert!(log.contains("partner registry loaded"), "{log}");
+    // No AUDIT_TABLE (the template always sets it): said once, and the function runs.
+    assert_eq!(log.matches("AUDIT_TABLE is not set").count(), 1, "{log}");
     assert_eq!(init_reports(&log).len(), 1, "one cold start only:\n{log}");
     report_cold_start(INGRESS, &log);
 }
@@ -108,12 +112,15 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
     let dlq = moto.create_queue("transform-dlq").await;
     let queue = moto.create_queue("transform-queue").await;
     let table = moto.create_idempotency_table().await;
+    let audit = moto.create_audit_table().await;
     let partners_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../events/partners.local.toml");
     let rie = Rie::start(
         TRANSFORM,
         &[
             ("PARTNERS_FILE", partners_file),
             ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("AUDIT_TABLE", audit.as_str()),
+            ("AUDIT_TTL_DAYS", "30"),
             ("EVENT_BUS_NAME", route.bus_name.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
             ("QUEUE_URL", queue.url.as_str()),
@@ -174,6 +181,31 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
         .collect();
     assert_eq!(published, expected);
     assert!(receive_all(moto, &dlq, 0).await.is_empty());
+    // Each published event is in the audit trail, kept AUDIT_TTL_DAYS.
+    let trail = DynamoAuditLog::new(moto.dynamodb(), &audit, chrono::Duration::days(30));
+    for event_id in &expected {
+        let records = trail
+            .by_subject(&format!("event#{event_id}"), 10)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 1, "{event_id}: {records:?}");
+        assert_eq!(records[0].stage, Stage::Transform);
+        assert_eq!(records[0].actor.function, TRANSFORM);
+    }
+    let scanned = moto
+        .dynamodb()
+        .scan()
+        .table_name(&audit)
+        .limit(1)
+        .send()
+        .await
+        .unwrap();
+    let item = &scanned.items()[0];
+    let AttributeValue::N(expires_at) = &item["expires_at"] else {
+        panic!("expires_at is not a number: {item:?}");
+    };
+    let days = (expires_at.parse::<i64>().unwrap() - chrono::Utc::now().timestamp()) / 86_400;
+    assert!((29..=30).contains(&days), "{days} days");
     report_cold_start(TRANSFORM, &rie.log());
 }
 
@@ -183,10 +215,12 @@ async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
     let table = moto.create_idempotency_table().await;
     let dlq = moto.create_queue("odoo-dlq").await;
     let queue = moto.create_queue("odoo-queue").await;
+    let audit = moto.create_audit_table().await;
     let rie = Rie::start(
         POSTER,
         &[
             ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("AUDIT_TABLE", audit.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
             ("QUEUE_URL", queue.url.as_str()),
             ("MAX_RECEIVE_COUNT", "100"),
@@ -228,6 +262,17 @@ async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
         .expect("the event's idempotency record");
     assert_eq!(item["status"], AttributeValue::S("COMPLETED".into()));
     assert!(receive_all(moto, &dlq, 0).await.is_empty());
+    let trail = DynamoAuditLog::new(moto.dynamodb(), &audit, chrono::Duration::days(1));
+    let records = trail
+        .by_subject(&format!("event#{}", sample.detail.event_id), 10)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        (records[0].stage, records[0].outcome),
+        (Stage::Poster, Outcome::Done)
+    );
+    assert!(!log.contains("AUDIT_TABLE is not set"), "{log}");
     report_cold_start(POSTER, &log);
 }
 

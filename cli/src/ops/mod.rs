@@ -2,6 +2,7 @@
 //! a shipment traced through the audit trail. The same commands and the same reports against
 //! the local chain's state directory (`local`) and against a deployed stack (`aws`).
 
+pub mod aws;
 pub mod local;
 
 use chrono::{DateTime, Duration, Utc};
@@ -117,7 +118,8 @@ pub struct ReplayWindow {
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReplaySummary {
-    /// Archived events in the window that matched.
+    /// Archived events in the window that matched. Counted locally only: EventBridge tells
+    /// neither this nor `replayed` for a replay, so both stay 0 in AWS (see `state`).
     pub matched: usize,
     /// Sent again to their rules' targets.
     pub replayed: usize,
@@ -125,6 +127,15 @@ pub struct ReplaySummary {
     /// The EventBridge replay's name (AWS only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay_name: Option<String>,
+    /// The archive replayed from (AWS only: its ARN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    /// The rules the events are sent to again (AWS only: the replay's filter ARNs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// How the EventBridge replay ended (AWS only: `COMPLETED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// Progress of a long command on stderr: one line rewritten in place on a terminal, a line

@@ -1,12 +1,13 @@
 //! canonical-transform on Lambda: builds the EventBridge bus, the partners' adapters (from
-//! `PARTNERS_FILE` or the SSM parameter), the SQS dead-letter sink and the seen scan histories
-//! (in the idempotency table) once at cold start, then runs each SQS batch through the
+//! `PARTNERS_FILE` or the SSM parameter), the SQS dead-letter sink, the seen scan histories
+//! (in the idempotency table) and the audit trail (`AUDIT_TABLE`) once at cold start, then runs each SQS batch through the
 //! transform, answering with a partial batch response.
 
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use canonical_transform::{SeenHistory, Transform};
+use freightbridge::audit::AuditedDeadLetters;
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::eventbridge::EventBridgeBus;
 use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
@@ -20,9 +21,12 @@ use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 /// Records transformed at once: the event source's whole batch (BatchSize 10 in the template).
 const CONCURRENCY: usize = 10;
 
+/// Dead letters go to SQS and to the audit trail.
+type DeadLetters = Arc<AuditedDeadLetters<SqsDeadLetters>>;
+
 struct Function {
-    transform: Transform<EventBridgeBus, Arc<SqsDeadLetters>, DynamoStore>,
-    dead_letters: Arc<SqsDeadLetters>,
+    transform: Transform<EventBridgeBus, DeadLetters, DynamoStore>,
+    dead_letters: DeadLetters,
     /// The function's own queue: a retried record's backoff is set on it.
     visibility: SqsVisibility,
     batch: BatchConfig,
@@ -49,10 +53,11 @@ async fn cold_start() -> Result<Function, Error> {
         environment::idempotency_policy()?,
     );
     let config = sdk_config().await;
+    let auditor = environment::audit_from_env(&config)?;
     // One dead-letter sink: the batch helper's (failed records) and the transform's (bad rows).
-    let dead_letters = Arc::new(SqsDeadLetters::from_config(
-        &config,
-        environment::required("DLQ_URL")?,
+    let dead_letters = Arc::new(AuditedDeadLetters::new(
+        SqsDeadLetters::from_config(&config, environment::required("DLQ_URL")?),
+        auditor.clone(),
     ));
     Ok(Function {
         transform: Transform::new(
@@ -66,7 +71,8 @@ async fn cold_start() -> Result<Function, Error> {
                 store: DynamoStore::from_config(&config, table),
                 ttl: policy.ttl,
             },
-        ),
+        )
+        .with_audit(auditor),
         dead_letters,
         visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
         batch: BatchConfig {

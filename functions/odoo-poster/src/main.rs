@@ -1,9 +1,10 @@
-//! odoo-poster on Lambda: builds the DynamoDB store, the SQS dead-letter sink and the Odoo
-//! client (API key read from Secrets Manager; no `ODOO_URL` means dry-run to stdout) once at
-//! cold start, then applies each SQS batch, answering with a partial batch response.
+//! odoo-poster on Lambda: builds the DynamoDB store, the SQS dead-letter sink, the audit trail
+//! (`AUDIT_TABLE`) and the Odoo client (API key read from Secrets Manager; no `ODOO_URL` means
+//! dry-run to stdout) once at cold start, then applies each SQS batch, answering with a partial batch response.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
+use freightbridge::audit::AuditedDeadLetters;
 use freightbridge::aws::dynamodb::DynamoStore;
 use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
@@ -23,7 +24,8 @@ const CONCURRENCY: usize = 5;
 
 struct Function {
     poster: Poster<OdooClient, DynamoStore>,
-    dead_letters: SqsDeadLetters,
+    /// Dead letters go to SQS and to the audit trail.
+    dead_letters: AuditedDeadLetters<SqsDeadLetters>,
     /// The function's own queue: a retried record's backoff is set on it.
     visibility: SqsVisibility,
     batch: BatchConfig,
@@ -80,17 +82,23 @@ async fn with_finance(
 async fn cold_start() -> Result<Function, Error> {
     let config = sdk_config().await;
     let store = DynamoStore::from_config(&config, environment::required("IDEMPOTENCY_TABLE")?);
+    let auditor = environment::audit_from_env(&config)?;
+    let (odoo, odoo_user) = odoo(&config).await?;
     Ok(Function {
         poster: with_finance(
             Poster::new(
-                odoo(&config).await?,
+                odoo,
                 Idempotency::new(store, environment::idempotency_policy()?),
             )
-            .with_breaker(environment::breaker_config()?),
+            .with_breaker(environment::breaker_config()?)
+            .with_audit(auditor.clone(), odoo_user),
             &config,
         )
         .await?,
-        dead_letters: SqsDeadLetters::from_config(&config, environment::required("DLQ_URL")?),
+        dead_letters: AuditedDeadLetters::new(
+            SqsDeadLetters::from_config(&config, environment::required("DLQ_URL")?),
+            auditor,
+        ),
         visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
         batch: BatchConfig {
             consumer: "odoo-poster".into(),
@@ -119,13 +127,14 @@ async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRe
 }
 
 /// Odoo from `ODOO_URL` & co., its API key from the secret `ODOO_API_KEY_SECRET_ARN` names
-/// (or `ODOO_API_KEY` when run by hand); without `ODOO_URL`, a dry-run journal on stdout.
-async fn odoo(config: &aws_config::SdkConfig) -> Result<OdooClient, Error> {
+/// (or `ODOO_API_KEY` when run by hand); without `ODOO_URL`, a dry-run journal on stdout. With
+/// the client, the configured Odoo login (`ODOO_USER`) the audit trail names as the writer.
+async fn odoo(config: &aws_config::SdkConfig) -> Result<(OdooClient, Option<String>), Error> {
     if environment::optional("ODOO_URL").is_none() {
         tracing::warn!(
             "ODOO_URL is not set: dry-run, the Odoo calls are written to stdout and nothing reaches Odoo"
         );
-        return Ok(OdooClient::dry_run(DryRunJournal::stdout()));
+        return Ok((OdooClient::dry_run(DryRunJournal::stdout()), None));
     }
     let api_key = match environment::optional("ODOO_API_KEY_SECRET_ARN") {
         Some(arn) => Some(
@@ -142,5 +151,5 @@ async fn odoo(config: &aws_config::SdkConfig) -> Result<OdooClient, Error> {
     .ok_or("ODOO_URL is not set")?;
     let client = OdooClient::connect(&odoo_config).await?;
     tracing::info!(transport = ?client.transport(), "Odoo client ready");
-    Ok(client)
+    Ok((client, odoo_config.user.clone()))
 }

@@ -1,6 +1,7 @@
-//! webhook-ingress on Lambda: builds the DynamoDB store, the EventBridge bus and the partner
-//! registry (from `PARTNERS_FILE`, else the SSM parameter `PARTNERS_SSM_PARAMETER`, with every
-//! secret resolved) once at cold start, then serves API Gateway HTTP API events. The Secrets
+//! webhook-ingress on Lambda: builds the DynamoDB store, the EventBridge bus, the audit trail
+//! (`AUDIT_TABLE`) and the partner registry (from `PARTNERS_FILE`, else the SSM parameter
+//! `PARTNERS_SSM_PARAMETER`, with every secret resolved) once at cold start, then serves API
+//! Gateway HTTP API events. The Secrets
 //! Manager resolver stays with the handler to re-read a partner's rotated secret.
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ async fn cold_start() -> Result<AwsIngress, Error> {
         environment::idempotency_policy()?,
     );
     let config = sdk_config().await;
+    let auditor = environment::audit_from_env(&config)?;
     let file = ssm::load_partners_file(&config).await?;
     let secrets = SecretsResolver::from_config(&config);
     let registry = resolve_registry(&file, &secrets).await?;
@@ -50,7 +52,8 @@ async fn cold_start() -> Result<AwsIngress, Error> {
         Idempotency::new(DynamoStore::from_config(&config, table), policy),
         EventBridgeBus::from_config(&config, bus_name),
     )
-    .with_refresher(secrets))
+    .with_refresher(secrets)
+    .with_audit(auditor))
 }
 
 async fn handle(

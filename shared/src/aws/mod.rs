@@ -1,7 +1,9 @@
-//! AWS adapters: DynamoDB idempotency store, EventBridge bus, SQS dead letters, Secrets Manager.
+//! AWS adapters: DynamoDB idempotency store and audit trail, EventBridge bus, SQS dead letters,
+//! Secrets Manager.
 //! Each file owns its SDK conversions; this one holds what they share: loading the SDK config and
 //! turning SDK failures into text and a retry decision.
 
+pub mod audit;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod ledger;
