@@ -11,8 +11,7 @@ use freightbridge::odoo::finance_config::FINANCE_CONFIG_ENV;
 use freightctl::chain::{Chain, ChainConfig};
 use freightctl::demo::{self, CountingOdoo};
 use freightctl::durable::Durability;
-use freightctl::ops::local::LocalOps;
-use freightctl::ops::{self, Letter, LetterFilter, ReplayWindow};
+use freightctl::ops::{self, Letter, LetterFilter, Ops, ReplayWindow};
 use freightctl::{odoo_check, odoo_from_env, send, transform_body};
 
 const DEFAULT_PARTNERS: &str = "events/partners.local.toml";
@@ -147,12 +146,26 @@ enum Command {
     },
 }
 
-/// Where the operator commands act: a local chain's state directory.
+/// Where the operator commands act: a local chain's state directory, or a deployed stack.
 #[derive(clap::Args, Debug, Clone)]
 struct Target {
     /// The state directory of `freightctl serve` (safe while it runs).
     #[arg(long, default_value = "target/freightctl/state")]
     state_dir: PathBuf,
+    /// Act on the deployed stack instead, through the AWS SDK (credentials and region from the
+    /// environment), its resources named by the stack outputs file.
+    #[arg(long)]
+    aws: bool,
+    /// The stack's outputs (`sam list stack-outputs --stack-name S --output json > F`); default
+    /// $FREIGHTBRIDGE_STACK_OUTPUTS. Implies --aws.
+    #[arg(long)]
+    stack_outputs: Option<PathBuf>,
+}
+
+impl Target {
+    async fn open(&self) -> Result<Ops, String> {
+        Ops::open(self.aws, self.stack_outputs.as_deref(), &self.state_dir).await
+    }
 }
 
 #[derive(Subcommand)]
@@ -438,13 +451,26 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             if window.from > window.to {
                 return Err("--from is after --to".into());
             }
-            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
-            let summary = ops
-                .replay(&window, dry_run)
-                .await
-                .map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
+            let summary = ops.replay(&window, dry_run).await?;
             if json {
                 println!("{}", to_json(&summary)?);
+            } else if let Some(name) = &summary.replay_name {
+                let verb = if summary.dry_run {
+                    "would start"
+                } else {
+                    "started"
+                };
+                println!(
+                    "{verb} EventBridge replay {name} from {} to {} rule(s){}",
+                    summary.archive.as_deref().unwrap_or("the archive"),
+                    summary.rules.len(),
+                    summary
+                        .state
+                        .as_deref()
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default()
+                );
             } else if summary.dry_run {
                 println!("would replay {} archived event(s)", summary.matched);
             } else {
@@ -460,8 +486,8 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             json,
             target,
         } => {
-            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
-            let records = ops.trace(&query).await.map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
+            let records = ops.trace(&query).await?;
             if json {
                 println!("{}", to_json(&records)?);
             } else if records.is_empty() {
@@ -485,10 +511,10 @@ async fn dlq(command: DlqCommand) -> Result<ExitCode, String> {
             json,
             target,
         } => {
-            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
             let letters: Vec<Letter> = ops
                 .letters(&filter.filter()?)
-                .map_err(|e| e.to_string())?
+                .await?
                 .into_iter()
                 .map(|(letter, _)| letter)
                 .collect();
@@ -506,11 +532,8 @@ async fn dlq(command: DlqCommand) -> Result<ExitCode, String> {
             json,
             target,
         } => {
-            let ops = LocalOps::open(&target.state_dir).map_err(|e| e.to_string())?;
-            let summary = ops
-                .redrive(&filter.filter()?, limit, dry_run)
-                .await
-                .map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
+            let summary = ops.redrive(&filter.filter()?, limit, dry_run).await?;
             if json {
                 println!("{}", to_json(&summary)?);
             } else {

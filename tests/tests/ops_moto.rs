@@ -535,6 +535,35 @@ async fn a_poison_record_is_listed_redriven_without_loss_or_double_effect_and_tr
     let from_event = ops.trace(&event.to_string()).await.unwrap();
     assert_eq!(ids(&from_event), ids(&trace));
     assert_eq!(from_event.len(), trace.len());
+
+    // The same, as an operator types it against the stack.
+    let traced = freightctl_aws(&c.stack, &["trace", TRACKING, "--json"]);
+    let traced: serde_json::Value = serde_json::from_str(&traced).unwrap();
+    assert_eq!(traced.as_array().map(Vec::len), Some(trace.len()));
+    let listed = freightctl_aws(&c.stack, &["dlq", "list", "--queue", "odoo-dlq"]);
+    assert!(listed.contains("0 dead letter(s)"), "{listed}");
+}
+
+/// Runs `freightctl <args> --stack-outputs <the stack's file>` against moto, credentials and
+/// endpoint from the environment as an operator's shell would have them.
+fn freightctl_aws(stack: &Stack, args: &[&str]) -> String {
+    let output = std::process::Command::new(freightbridge_tests::freightctl_binary())
+        .args(args)
+        .arg("--stack-outputs")
+        .arg(&stack.outputs)
+        .env("AWS_ENDPOINT_URL", moto().endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", freightbridge_tests::moto::REGION)
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "freightctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[tokio::test]

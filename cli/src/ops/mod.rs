@@ -264,6 +264,79 @@ fn age(age: Duration) -> String {
     }
 }
 
+/// The operator commands' backend: a local state directory or a deployed stack.
+pub enum Ops {
+    Local(local::LocalOps),
+    Aws(Box<aws::AwsOps>),
+}
+
+impl Ops {
+    /// The stack whose outputs file is `outputs` (or `$FREIGHTBRIDGE_STACK_OUTPUTS`) when `aws`,
+    /// else the state directory.
+    pub async fn open(
+        aws: bool,
+        outputs: Option<&std::path::Path>,
+        state_dir: &std::path::Path,
+    ) -> Result<Ops, String> {
+        if aws || outputs.is_some() {
+            let ops = aws::AwsOps::from_env(outputs)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Ops::Aws(Box::new(ops)))
+        } else {
+            local::LocalOps::open(state_dir)
+                .map(Ops::Local)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    pub async fn letters(&self, filter: &LetterFilter) -> Result<Vec<(Letter, String)>, String> {
+        match self {
+            Ops::Local(ops) => ops.letters(filter).map_err(|e| e.to_string()),
+            Ops::Aws(ops) => ops.letters(filter).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    pub async fn redrive(
+        &self,
+        filter: &LetterFilter,
+        limit: Option<usize>,
+        dry_run: bool,
+    ) -> Result<RedriveSummary, String> {
+        match self {
+            Ops::Local(ops) => ops
+                .redrive(filter, limit, dry_run)
+                .await
+                .map_err(|e| e.to_string()),
+            Ops::Aws(ops) => ops
+                .redrive(filter, limit, dry_run)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub async fn replay(
+        &self,
+        window: &ReplayWindow,
+        dry_run: bool,
+    ) -> Result<ReplaySummary, String> {
+        match self {
+            Ops::Local(ops) => ops.replay(window, dry_run).await.map_err(|e| e.to_string()),
+            Ops::Aws(ops) => ops.replay(window, dry_run).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    pub async fn trace(
+        &self,
+        query: &str,
+    ) -> Result<Vec<freightbridge::audit::AuditRecord>, String> {
+        match self {
+            Ops::Local(ops) => ops.trace(query).await.map_err(|e| e.to_string()),
+            Ops::Aws(ops) => ops.trace(query).await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
