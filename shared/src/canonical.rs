@@ -410,10 +410,13 @@ pub struct DisputeReason {
     pub message: String,
 }
 
+/// The codes after `Other` are the reconciler's (`freightbridge::reconcile::judge`); the ones
+/// before are kept, names and all, for events already published and their readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DisputeCode {
-    /// The invoiced amount differs from the expected cost by more than the tolerance.
+    /// The invoiced amount differs from the expected cost by more than the tolerance. The
+    /// reconciler says which way: `over_tolerance` or `under_tolerance`.
     AmountOverTolerance,
     /// A charge that arrived after delivery and was not expected.
     SurchargeAfterDelivery,
@@ -421,11 +424,23 @@ pub enum DisputeCode {
     DuplicateInvoice,
     /// No shipment is known for the invoice.
     UnknownShipment,
-    /// The shipment has no proof of delivery.
+    /// The shipment has no proof of delivery. The reconciler says `no_pod`.
     NotDelivered,
-    /// The invoice is in another currency than the estimate.
+    /// The invoice is in another currency than the expected cost (or a surcharge cap).
     CurrencyMismatch,
     Other,
+    /// The shipment has no proof of delivery.
+    NoPod,
+    /// The invoice asks for more than the expected cost plus the carrier's tolerance.
+    OverTolerance,
+    /// The invoice asks for less than the expected cost less the carrier's tolerance.
+    UnderTolerance,
+    /// A surcharge or accessorial line that the carrier's allow-list does not cover.
+    SurchargeNotAllowed,
+    /// Surcharge lines adding up to more than their allow-list cap.
+    SurchargeOverCap,
+    /// No estimate arrived and the carrier's rate card cannot price the shipment.
+    NoExpectedCost,
 }
 
 impl DisputeCode {
@@ -438,11 +453,17 @@ impl DisputeCode {
             DisputeCode::NotDelivered => "not_delivered",
             DisputeCode::CurrencyMismatch => "currency_mismatch",
             DisputeCode::Other => "other",
+            DisputeCode::NoPod => "no_pod",
+            DisputeCode::OverTolerance => "over_tolerance",
+            DisputeCode::UnderTolerance => "under_tolerance",
+            DisputeCode::SurchargeNotAllowed => "surcharge_not_allowed",
+            DisputeCode::SurchargeOverCap => "surcharge_over_cap",
+            DisputeCode::NoExpectedCost => "no_expected_cost",
         }
     }
 
     /// Every code, in the order the JSON Schema lists them.
-    pub const ALL: [DisputeCode; 7] = [
+    pub const ALL: [DisputeCode; 13] = [
         DisputeCode::AmountOverTolerance,
         DisputeCode::SurchargeAfterDelivery,
         DisputeCode::DuplicateInvoice,
@@ -450,6 +471,12 @@ impl DisputeCode {
         DisputeCode::NotDelivered,
         DisputeCode::CurrencyMismatch,
         DisputeCode::Other,
+        DisputeCode::NoPod,
+        DisputeCode::OverTolerance,
+        DisputeCode::UnderTolerance,
+        DisputeCode::SurchargeNotAllowed,
+        DisputeCode::SurchargeOverCap,
+        DisputeCode::NoExpectedCost,
     ];
 }
 

@@ -18,6 +18,7 @@ pub mod observability;
 pub mod odoo;
 pub mod ordering;
 pub mod partners;
+pub mod reconcile;
 pub mod retry;
 pub mod seen;
 pub mod signature;

@@ -563,3 +563,113 @@ fn every_dispute_code_the_model_has_is_in_the_schema_and_a_dispute_needs_a_reaso
         assert!(!validator.is_valid(&bad), "schema accepted {case}: {bad:#}");
     }
 }
+
+#[test]
+fn reconciler_judgements_become_bodies_the_schema_accepts_for_every_reason() {
+    use std::collections::BTreeSet;
+
+    use crate::canonical::{ChargeKind, ChargeLine, Estimate, EstimateKind, Invoice};
+    use crate::reconcile::{
+        InvoiceSighting, JudgeContext, Pod, ReasonCode, Receipt, ReconcileConfig, ShipmentFacts,
+        judge,
+    };
+
+    let config = ReconcileConfig::from_toml(
+        r#"
+        [carrier.UPS]
+        currency = "USD"
+        tolerance = { absolute = "5.00", percent = "2" }
+        surcharges = [{ code = "LFG", cap = "75.00" }]
+        "#,
+    )
+    .unwrap();
+    let receipt = |minute: u32, id: u128| Receipt {
+        received_at: format!("2024-08-05T09:{minute:02}:00Z").parse().unwrap(),
+        event_id: uuid::Uuid::from_u128(id),
+    };
+    let delivered = ShipmentFacts {
+        status: Some(ShipmentStatus::Delivered),
+        pod: Some(Pod {
+            reference: "https://pod.example/1Z999.pdf".into(),
+            delivered_at: "2024-08-02T18:50:00Z".parse().unwrap(),
+            signed_by: None,
+        }),
+        estimate: Some(Estimate {
+            kind: EstimateKind::Booking,
+            currency: "USD".into(),
+            total: "210.00".parse().unwrap(),
+            lines: vec![],
+        }),
+        ..ShipmentFacts::new("UPS", "1Z999")
+    };
+    let invoice = |currency: &str, total: &str, extra: &[(&str, &str)]| Invoice {
+        number: "INV-1".into(),
+        issued_on: "2024-08-05".parse().unwrap(),
+        currency: currency.into(),
+        total: total.parse().unwrap(),
+        lines: extra
+            .iter()
+            .map(|(code, amount)| ChargeLine {
+                kind: ChargeKind::Accessorial,
+                code: Some(code.to_string()),
+                description: None,
+                amount: amount.parse().unwrap(),
+            })
+            .collect(),
+        references: vec![],
+        parties: vec![],
+        delivered_on: None,
+    };
+    let unknown = ShipmentFacts {
+        invoices: vec![InvoiceSighting {
+            carrier: "UPS".into(),
+            tracking_number: "1Z000".into(),
+            number: "INV-1".into(),
+            currency: "USD".into(),
+            total: "1.00".parse().unwrap(),
+            receipt: receipt(0, 1),
+        }],
+        ..ShipmentFacts::new("UPS", "1Z000")
+    };
+    let cases = [
+        (delivered.clone(), invoice("USD", "212.00", &[])),
+        (
+            unknown,
+            invoice("USD", "300.00", &[("RES", "10.00"), ("LFG", "80.00")]),
+        ),
+        (
+            ShipmentFacts {
+                pod: None,
+                ..delivered.clone()
+            },
+            invoice("USD", "250.00", &[]),
+        ),
+        (delivered.clone(), invoice("USD", "150.00", &[])),
+        (delivered.clone(), invoice("EUR", "210.00", &[])),
+        (
+            ShipmentFacts {
+                estimate: None,
+                ..delivered
+            },
+            invoice("USD", "210.00", &[]),
+        ),
+    ];
+    let validator = validator();
+    let mut seen = BTreeSet::new();
+    let mut matched = 0;
+    for (facts, invoice) in cases {
+        let context = JudgeContext {
+            receipt: receipt(30, 9),
+            fuel_price: None,
+            history: None,
+        };
+        let judgement = judge(&facts, &invoice, &config, &context);
+        seen.extend(judgement.reasons.iter().map(|r| r.code));
+        matched += usize::from(judgement.is_matched());
+        let mut event = status_change_with(ShipmentStatus::Delivered);
+        event.body = judgement.canonical_body();
+        assert_valid(&validator, &serde_json::to_value(&event).unwrap());
+    }
+    assert_eq!(matched, 1);
+    assert_eq!(seen, ReasonCode::ALL.into_iter().collect::<BTreeSet<_>>());
+}
