@@ -32,9 +32,11 @@ use freightbridge::idempotency::{Idempotency, Policy};
 use freightbridge::ingress::Registry;
 use freightbridge::odoo::{Finance, FinanceConfig, OdooPort};
 use freightbridge::partners::Adapters;
+use freightbridge::reconcile::ReconcileConfig;
 use freightbridge::retry::RetryPolicy;
 use freightbridge::{canonical, webhook};
 use odoo_poster::Poster;
+use reconciler::Reconciler;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -54,10 +56,15 @@ pub const TRANSFORM_QUEUE: &str = "transform-queue";
 pub const TRANSFORM_DLQ: &str = "transform-dlq";
 pub const ODOO_QUEUE: &str = "odoo-queue";
 pub const ODOO_DLQ: &str = "odoo-dlq";
+pub const RECONCILE_QUEUE: &str = "reconcile-queue";
+pub const RECONCILE_DLQ: &str = "reconcile-dlq";
 
 /// Each dead-letter queue and the queue its letters came from.
-pub const DEAD_LETTER_QUEUES: [(&str, &str); 2] =
-    [(TRANSFORM_DLQ, TRANSFORM_QUEUE), (ODOO_DLQ, ODOO_QUEUE)];
+pub const DEAD_LETTER_QUEUES: [(&str, &str); 3] = [
+    (TRANSFORM_DLQ, TRANSFORM_QUEUE),
+    (ODOO_DLQ, ODOO_QUEUE),
+    (RECONCILE_DLQ, RECONCILE_QUEUE),
+];
 
 /// The SAM template's rules, routing the bus to the local queues.
 pub fn bus_rules() -> Vec<BusRule> {
@@ -82,6 +89,21 @@ pub fn bus_rules() -> Vec<BusRule> {
                     .collect(),
             ),
             queue: ODOO_QUEUE.into(),
+        },
+        BusRule {
+            name: "canonical-to-reconciler".into(),
+            // Not the reconciler's own outcomes: those go to the poster.
+            sources: vec![canonical::BUS_SOURCE.into()],
+            detail_types: Some(
+                canonical::EventBody::TYPES
+                    .iter()
+                    .filter(|t| {
+                        !matches!(**t, "freight_invoice.matched" | "freight_invoice.disputed")
+                    })
+                    .map(|t| (*t).to_owned())
+                    .collect(),
+            ),
+            queue: RECONCILE_QUEUE.into(),
         },
     ]
 }
@@ -113,6 +135,8 @@ pub struct ChainConfig {
     pub audit_ttl_days: u32,
     /// The Odoo login the poster writes as, named on its audit records.
     pub odoo_user: Option<String>,
+    /// The reconciler's tolerances, allow-lists and rate cards (`events/reconcile.local.toml`).
+    pub reconcile: ReconcileConfig,
     /// How often the state is swept of expired rows (`crate::sweeper`; also once at start).
     pub sweep_interval: Duration,
     /// How long archived envelopes are kept (`serve --archive-retention-days`); `None`: forever.
@@ -135,6 +159,7 @@ impl ChainConfig {
             concurrency: 8,
             audit_ttl_days: freightbridge::audit::DEFAULT_TTL_DAYS,
             odoo_user: None,
+            reconcile: ReconcileConfig::default(),
             sweep_interval: Duration::from_secs(10 * 60),
             archive_retention: Some(Duration::from_secs(30 * 24 * 60 * 60)),
         }
@@ -193,6 +218,8 @@ pub struct Chain<O: OdooPort + 'static> {
     pub transform_dlq: Arc<DurableQueue>,
     pub odoo_queue: Arc<DurableQueue>,
     pub odoo_dlq: Arc<DurableQueue>,
+    pub reconcile_queue: Arc<DurableQueue>,
+    pub reconcile_dlq: Arc<DurableQueue>,
     pub poster: Arc<Poster<O, Arc<Durable>>>,
     /// The audit trail every stage writes.
     pub audit: Arc<DurableAuditLog>,
@@ -249,6 +276,8 @@ impl<O: OdooPort + 'static> Chain<O> {
         let transform_queue = queue(TRANSFORM_QUEUE, Some(TRANSFORM_DLQ));
         let odoo_dlq = queue(ODOO_DLQ, None);
         let odoo_queue = queue(ODOO_QUEUE, Some(ODOO_DLQ));
+        let reconcile_dlq = queue(RECONCILE_DLQ, None);
+        let reconcile_queue = queue(RECONCILE_QUEUE, Some(RECONCILE_DLQ));
 
         for rule in bus_rules() {
             bus.add_rule(rule);
@@ -317,6 +346,27 @@ impl<O: OdooPort + 'static> Chain<O> {
             },
             stopped.clone(),
         );
+        let reconciler = Arc::new(
+            Reconciler::new(
+                state.clone(),
+                logged.clone(),
+                Arc::new(config.reconcile.clone()),
+            )
+            .with_audit(auditor.clone()),
+        );
+        let reconciler_worker = {
+            let reconciler = reconciler.clone();
+            spawn_consumer(
+                reconcile_queue.clone(),
+                dead_letters(&reconcile_dlq),
+                batch(reconciler::CONSUMER),
+                stopped.clone(),
+                move |ctx| {
+                    let reconciler = reconciler.clone();
+                    async move { reconciler.handle_record(ctx).await }
+                },
+            )
+        };
         let poster_worker = {
             let poster = poster.clone();
             spawn_consumer(
@@ -341,11 +391,13 @@ impl<O: OdooPort + 'static> Chain<O> {
             transform_dlq,
             odoo_queue,
             odoo_dlq,
+            reconcile_queue,
+            reconcile_dlq,
             poster,
             audit,
             sweeps,
             ingress,
-            workers: vec![transform_worker, poster_worker, sweeper],
+            workers: vec![transform_worker, reconciler_worker, poster_worker, sweeper],
             stop,
         })
     }
@@ -410,7 +462,11 @@ impl<O: OdooPort + 'static> Chain<O> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let empty = |q: &DurableQueue| q.is_empty().unwrap_or(false);
-            if empty(&self.transform_queue) && empty(&self.odoo_queue) {
+            // In this order: each stage hands on before it lets go of its message.
+            if empty(&self.transform_queue)
+                && empty(&self.reconcile_queue)
+                && empty(&self.odoo_queue)
+            {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

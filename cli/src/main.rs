@@ -17,6 +17,7 @@ use freightctl::{odoo_check, odoo_from_env, send, transform_body};
 const DEFAULT_PARTNERS: &str = "events/partners.local.toml";
 const DEFAULT_SAMPLES: &str = "events/partners";
 const DEFAULT_FINANCE: &str = "events/odoo.local.toml";
+const DEFAULT_RECONCILE: &str = "events/reconcile.local.toml";
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,9 @@ enum Command {
         /// On SIGTERM or Ctrl-C, how long in-flight work may take to finish before exiting.
         #[arg(long, default_value_t = 10)]
         drain_seconds: u64,
+        /// The reconciler's tolerances, allow-lists and rate cards (TOML).
+        #[arg(long, default_value = DEFAULT_RECONCILE)]
+        reconcile_config: PathBuf,
         /// How long a record failing with a retryable error (Odoo down) is retried.
         #[arg(long, default_value_t = 120)]
         retry_budget_minutes: u64,
@@ -101,6 +105,9 @@ enum Command {
         /// Finance settings of the poster, as for `serve`.
         #[arg(long, env = FINANCE_CONFIG_ENV, default_value = DEFAULT_FINANCE)]
         odoo_finance: PathBuf,
+        /// The reconciler's settings, as for `serve`.
+        #[arg(long, default_value = DEFAULT_RECONCILE)]
+        reconcile_config: PathBuf,
     },
     /// Operator commands for the Odoo side.
     Odoo {
@@ -275,6 +282,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             state_dir,
             durability,
             drain_seconds,
+            reconcile_config,
             retry_budget_minutes,
             archive_retention_days,
         } => {
@@ -288,6 +296,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             };
             config.event_log = Some(event_log.clone());
             config.finance = Some(load_finance(&odoo_finance)?);
+            config.reconcile = load_reconcile(&reconcile_config)?;
             config.retry.budget = Duration::from_secs(retry_budget_minutes.saturating_mul(60));
             config.odoo_user = std::env::var("ODOO_URL")
                 .ok()
@@ -372,6 +381,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             event_log,
             odoo_journal,
             odoo_finance,
+            reconcile_config,
         } => {
             let partners = load_partners(&partners)?;
             prepare(&[&event_log, &odoo_journal])?;
@@ -389,6 +399,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             let mut config = ChainConfig::new(partners.clone(), &state_dir);
             config.event_log = Some(event_log.clone());
             config.finance = Some(load_finance(&odoo_finance)?);
+            config.reconcile = load_reconcile(&reconcile_config)?;
             config.visibility_timeout = Duration::from_millis(500);
             let chain = Chain::start(config, odoo).map_err(|e| e.to_string())?;
             let (addr, _server) = chain.listen(0).await.map_err(|e| e.to_string())?;
@@ -563,6 +574,13 @@ async fn stop_signal() -> std::io::Result<&'static str> {
 
 fn load_finance(path: &Path) -> Result<FinanceConfig, String> {
     FinanceConfig::load(path).map_err(|e| e.to_string())
+}
+
+fn load_reconcile(path: &Path) -> Result<freightbridge::reconcile::ReconcileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    freightbridge::reconcile::ReconcileConfig::from_toml(&text)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn load_partners(path: &Path) -> Result<PartnersFile, String> {

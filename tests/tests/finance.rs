@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, Utc};
 use freightbridge::batch::RecordContext;
+use freightbridge::bus::memory::MemoryBus;
 use freightbridge::canonical::{
     CanonicalEvent, ChargeKind, ChargeLine, EventBody, Invoice, InvoiceReceived, ShipmentStatus,
     StatusChange,
@@ -17,8 +18,10 @@ use freightbridge::config::Secret;
 use freightbridge::failure::{FailureClass, FailureReason};
 use freightbridge::idempotency::memory::MemoryStore;
 use freightbridge::idempotency::{Idempotency, IdempotencyStore, Policy, Status};
+use freightbridge::ledger::MemoryLedger;
 use freightbridge::odoo::bills;
 use freightbridge::odoo::{Finance, FinanceConfig, OdooClient, OdooConfig, Transport};
+use freightbridge::reconcile::ReconcileConfig;
 use freightbridge_tests::freight_events::{self, dec, line};
 use freightbridge_tests::odoo_double::{
     ACCOUNT_MOVE_MODEL_ID, InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed, ReceiptLine,
@@ -26,6 +29,7 @@ use freightbridge_tests::odoo_double::{
 };
 use freightbridge_tests::poster_input;
 use odoo_poster::Poster;
+use reconciler::Reconciler;
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
@@ -1728,4 +1732,150 @@ async fn round_trips_per_operation_stay_within_their_budget() {
     }
     // The numbers the issue asks for, in the test output (`--nocapture`).
     println!("Odoo round trips per operation:\n{}", report.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (9) The reconciler's outcomes through the poster: every fact goes to both (as the two rules
+// route it), and what the reconciler publishes goes on to the poster.
+
+/// OFL's contract: 3 % or 5.00 either way (freight and fuel are compared as one amount).
+const RECONCILE: &str = r#"
+[default]
+tolerance = { absolute = "5.00", percent = "3" }
+"#;
+
+struct Reconciled {
+    w: World,
+    reconciler: Reconciler<Arc<MemoryLedger>, Arc<MemoryBus>>,
+    bus: Arc<MemoryBus>,
+}
+
+impl Reconciled {
+    async fn new(setup: Setup) -> Reconciled {
+        let bus = Arc::new(MemoryBus::new());
+        let config = ReconcileConfig::from_toml(RECONCILE).unwrap();
+        let w = world(setup).await;
+        // The delivery's note goes on the shipment's picking.
+        w.double
+            .seed_picking(PickingSeed::new("WH/OUT/00077", Some("SHP-77")));
+        Reconciled {
+            w,
+            reconciler: Reconciler::new(
+                Arc::new(MemoryLedger::new()),
+                bus.clone(),
+                Arc::new(config),
+            ),
+            bus,
+        }
+    }
+
+    /// The poster and the reconciler take `event`; the outcomes the reconciler publishes go to
+    /// the poster. Answers them.
+    async fn send(&self, event: &CanonicalEvent) -> Vec<CanonicalEvent> {
+        self.w.handle(event).await.unwrap();
+        let before = self.bus.published().len();
+        self.reconciler
+            .handle_record(poster_input::record(event, 1))
+            .await
+            .unwrap();
+        let outcomes: Vec<CanonicalEvent> = self.bus.published()[before..]
+            .iter()
+            .map(|envelope| serde_json::from_value(envelope.detail.clone()).unwrap())
+            .collect();
+        for outcome in &outcomes {
+            self.w.handle(outcome).await.unwrap();
+        }
+        outcomes
+    }
+}
+
+fn delivered_at(source: &str) -> CanonicalEvent {
+    delivered_event(source, "SHP-77")
+}
+
+#[tokio::test]
+async fn accrual_delivery_and_an_invoice_within_tolerance_are_matched_the_bill_posted_and_the_accrual_reversed()
+ {
+    for setup in SETUPS {
+        let r = Reconciled::new(setup).await;
+        assert!(
+            r.send(&estimate_event("est-1", "2026-11-27T09:00:00Z", "1300.00"))
+                .await
+                .is_empty()
+        );
+        assert!(r.send(&delivered_at("pod-1")).await.is_empty());
+        // 1335.50 against 1300.00: 35.50 over, within 3 % (39.00).
+        let outcomes = r.send(&invoice_event("inv-1", ofl_invoice())).await;
+        assert_eq!(outcomes.len(), 1, "{setup:?}");
+        assert_eq!(
+            outcomes[0].event_type(),
+            "freight_invoice.matched",
+            "{setup:?}"
+        );
+        let bill = &r.w.bills_of(r.w.ofl)[0];
+        assert_eq!(bill["state"], "posted", "{setup:?}: a match posts the bill");
+        assert_eq!(
+            r.w.accrued("SHP-77"),
+            0.0,
+            "{setup:?}: the accrual is reversed"
+        );
+        assert!(r.w.double.records("mail.activity").is_empty(), "{setup:?}");
+
+        // The invoice redelivered: the same outcome id, nothing new in Odoo.
+        let moves = r.w.moves(json!([])).len();
+        let again = r.send(&invoice_event("inv-1", ofl_invoice())).await;
+        assert!(again.is_empty(), "{setup:?}: a matched invoice is final");
+        assert_eq!(r.w.moves(json!([])).len(), moves, "{setup:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_ten_percent_over_stays_draft_with_an_activity_listing_over_tolerance() {
+    for setup in SETUPS {
+        let r = Reconciled::new(setup).await;
+        r.send(&estimate_event("est-1", "2026-11-27T09:00:00Z", "1214.00"))
+            .await;
+        r.send(&delivered_at("pod-1")).await;
+        // 1335.50 against 1214.00: 10 % over, past 3 %.
+        let outcomes = r.send(&invoice_event("inv-1", ofl_invoice())).await;
+        assert_eq!(outcomes.len(), 1, "{setup:?}");
+        let EventBody::InvoiceDisputed(disputed) = &outcomes[0].body else {
+            panic!("{setup:?}: {:?}", outcomes[0].body);
+        };
+        let codes: Vec<&str> = disputed.reasons.iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(codes, ["over_tolerance"], "{setup:?}");
+        let bill = &r.w.bills_of(r.w.ofl)[0];
+        assert_eq!(bill["state"], "draft", "{setup:?}");
+        let activities = r.w.double.records("mail.activity");
+        assert_eq!(activities.len(), 1, "{setup:?}");
+        let note = activities[0]["note"].as_str().unwrap();
+        assert!(note.contains("over_tolerance"), "{setup:?}: {note}");
+        assert!(r.w.accrued("SHP-77") > 0.0, "{setup:?}: still accrued");
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_before_its_proof_of_delivery_waits_and_is_matched_when_it_arrives() {
+    for setup in SETUPS {
+        let r = Reconciled::new(setup).await;
+        r.send(&estimate_event("est-1", "2026-11-27T09:00:00Z", "1300.00"))
+            .await;
+        let early = r.send(&invoice_event("inv-1", ofl_invoice())).await;
+        assert!(
+            early.is_empty(),
+            "{setup:?}: no dispute just for a POD not yet seen"
+        );
+        assert_eq!(r.w.bills_of(r.w.ofl)[0]["state"], "draft", "{setup:?}");
+        assert!(r.w.double.records("mail.activity").is_empty(), "{setup:?}");
+
+        let outcomes = r.send(&delivered_at("pod-1")).await;
+        assert_eq!(outcomes.len(), 1, "{setup:?}");
+        assert_eq!(
+            outcomes[0].event_type(),
+            "freight_invoice.matched",
+            "{setup:?}"
+        );
+        assert_eq!(r.w.bills_of(r.w.ofl)[0]["state"], "posted", "{setup:?}");
+        assert_eq!(r.w.accrued("SHP-77"), 0.0, "{setup:?}");
+    }
 }

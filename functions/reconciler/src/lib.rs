@@ -1,0 +1,316 @@
+//! reconciler: consumes canonical events from its own queue, keeps the shipment ledger
+//! (`freightbridge::ledger`), and judges each invoice of the shipment against the expected cost
+//! and the proof of delivery (`freightbridge::reconcile::judge`), publishing the outcome as
+//! `freight_invoice.matched` (the poster posts the bill and reverses the accrual) or
+//! `freight_invoice.disputed` (the poster opens an activity for accounts payable).
+//!
+//! - An invoice whose only problem is a missing proof of delivery waits for it: carriers often
+//!   invoice at delivery, and the delivery scan may arrive after the invoice. Nothing is
+//!   published; the POD's arrival judges it again (the sweep disputes invoices still waiting
+//!   after the configured days).
+//! - A matched invoice is final. A disputed one is judged again by every later event of its
+//!   shipment (a revised estimate, the POD), and its outcome published only when it changed.
+//! - Outcome event ids are deterministic (invoice, outcome, reasons, expected cost), so a
+//!   redelivered record republishes the same event, which the poster dedupes; the ledger records
+//!   each outcome once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use freightbridge::audit::{
+    Actor, AuditRecord, Auditor, Outcome as AuditOutcome, Reason, Stage, Subjects,
+};
+use freightbridge::batch::RecordContext;
+use freightbridge::bus::{BusEvent, Envelope, EventBus};
+use freightbridge::canonical::{self, CanonicalEvent, EventBody, ShipmentRef};
+use freightbridge::failure::FailureReason;
+use freightbridge::ledger::{self, InvoiceEntry, LedgerEntry, LedgerStore, MatchOutcome};
+use freightbridge::reconcile::{
+    JudgeContext, Judgement, Outcome, Pod, ReasonCode, Receipt, ReconcileConfig, ShipmentFacts,
+    judge,
+};
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+/// The consumer name written on dead letters and audit records.
+pub const CONSUMER: &str = "reconciler";
+
+/// Namespace of the outcome event ids (UUIDv5).
+const OUTCOME_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a4e_9b7d_4e0a_8c35_d1f2_a9e4_7b60);
+
+pub struct Reconciler<L, B> {
+    ledger: L,
+    bus: B,
+    config: Arc<ReconcileConfig>,
+    auditor: Auditor,
+}
+
+impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
+    pub fn new(ledger: L, bus: B, config: Arc<ReconcileConfig>) -> Self {
+        Self {
+            ledger,
+            bus,
+            config,
+            auditor: Auditor::disabled(),
+        }
+    }
+
+    /// Writes every published outcome to the audit trail.
+    pub fn with_audit(mut self, auditor: Auditor) -> Self {
+        self.auditor = auditor;
+        self
+    }
+
+    pub fn ledger(&self) -> &L {
+        &self.ledger
+    }
+
+    pub async fn handle_record(&self, ctx: RecordContext) -> Result<(), FailureReason> {
+        self.handle_record_at(ctx, Utc::now()).await
+    }
+
+    /// [`Self::handle_record`] at a given time (the ledger's `updated_at`).
+    pub async fn handle_record_at(
+        &self,
+        ctx: RecordContext,
+        now: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
+        let envelope: Envelope<CanonicalEvent> = serde_json::from_str(&ctx.body)
+            .map_err(|e| FailureReason::permanent("malformed_envelope", e.to_string()))?;
+        let event = envelope.detail;
+        let span = tracing::info_span!(
+            "reconcile",
+            correlation_id = %event.correlation_id,
+            event_id = %event.event_id,
+            event_type = event.event_type(),
+        );
+        self.reconcile(&event, now).instrument(span).await
+    }
+
+    async fn reconcile(
+        &self,
+        event: &CanonicalEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
+        if matches!(
+            event.body,
+            EventBody::InvoiceMatched(_) | EventBody::InvoiceDisputed(_)
+        ) {
+            // Our own outcomes: the template's rule does not route them here.
+            return Ok(());
+        }
+        let (entry, change) = ledger::record(&self.ledger, event, now)
+            .await
+            .map_err(|e| FailureReason::from_error(&e))?;
+        tracing::info!(?change, invoices = entry.invoices.len(), "ledger updated");
+        // Judged even when the event was applied before: the earlier attempt may have stopped
+        // between the ledger and the bus.
+        self.judge_invoices(&entry, now).await
+    }
+
+    /// Judges every invoice of the shipment not matched yet; publishes what changed.
+    async fn judge_invoices(
+        &self,
+        entry: &LedgerEntry,
+        now: DateTime<Utc>,
+    ) -> Result<(), FailureReason> {
+        for invoice in &entry.invoices {
+            let previous = entry.outcome_of(&invoice.number);
+            if previous.is_some_and(|o| o.outcome == "matched") {
+                continue;
+            }
+            let judgement = judge(
+                &facts(entry, invoice),
+                &invoice.invoice,
+                &self.config,
+                &JudgeContext {
+                    receipt: Receipt {
+                        received_at: invoice.received_at,
+                        event_id: invoice.event_id,
+                    },
+                    fuel_price: None,
+                    history: None,
+                },
+            );
+            if awaits_pod(&judgement) {
+                tracing::info!(invoice = %invoice.number, "invoice waits for the proof of delivery");
+                continue;
+            }
+            let outcome = outcome_event(entry, invoice, &judgement);
+            if previous.is_some_and(|o| o.event_id == outcome.event_id) {
+                continue;
+            }
+            self.publish(&outcome).await?;
+            let record = MatchOutcome {
+                invoice_number: invoice.number.clone(),
+                outcome: outcome_name(&judgement).to_owned(),
+                reasons: judgement
+                    .reasons
+                    .iter()
+                    .map(|r| r.code.as_str().to_owned())
+                    .collect(),
+                evidence: serde_json::to_value(&judgement.evidence)
+                    .unwrap_or_else(|e| serde_json::json!({"unserialisable": e.to_string()})),
+                at: now,
+                event_id: outcome.event_id,
+            };
+            ledger::update(&self.ledger, &entry.tracking_number, |e| {
+                e.record_outcome(record.clone())
+            })
+            .await
+            .map_err(|e| FailureReason::from_error(&e))?;
+            tracing::info!(
+                invoice = %invoice.number,
+                outcome = outcome_name(&judgement),
+                outcome_event_id = %outcome.event_id,
+                "invoice judged"
+            );
+            self.auditor
+                .record(&[audit_record(&outcome, &judgement, now)])
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, outcome: &CanonicalEvent) -> Result<(), FailureReason> {
+        let event = BusEvent::new(
+            canonical::RECONCILIATION_SOURCE,
+            outcome.event_type(),
+            outcome,
+        )
+        .map_err(|e| FailureReason::permanent("serialisation_failed", e.to_string()))?;
+        self.bus
+            .publish(&[event])
+            .await
+            .map_err(|e| FailureReason::from_error(&e))
+    }
+}
+
+/// Whether the judgement's only objection is the missing proof of delivery.
+fn awaits_pod(judgement: &Judgement) -> bool {
+    judgement.outcome == Outcome::Disputed
+        && !judgement.reasons.is_empty()
+        && judgement
+            .reasons
+            .iter()
+            .all(|r| r.code == ReasonCode::NoPod)
+}
+
+fn outcome_name(judgement: &Judgement) -> &'static str {
+    if judgement.is_matched() {
+        "matched"
+    } else {
+        "disputed"
+    }
+}
+
+/// What the ledger knows that bears on `invoice`, as the judgement reads it.
+pub fn facts(entry: &LedgerEntry, invoice: &InvoiceEntry) -> ShipmentFacts {
+    let mut facts = ShipmentFacts::new(invoice.carrier.clone(), entry.tracking_number.clone());
+    facts.status = entry.latest.as_ref().map(|l| l.status);
+    facts.pod = entry.delivery.as_ref().map(|pod| Pod {
+        reference: pod
+            .document_url
+            .clone()
+            .unwrap_or_else(|| format!("shipment.delivered {}", pod.event_id)),
+        delivered_at: pod.delivered_at,
+        // The ledger keeps no names: whether it was signed is what the evidence needs.
+        signed_by: pod.signed.then(|| "signed".to_owned()),
+    });
+    facts.estimate = entry.expected.as_ref().map(|e| e.estimate.clone());
+    facts.invoices = entry
+        .invoices
+        .iter()
+        .map(|i| freightbridge::reconcile::InvoiceSighting {
+            carrier: i.carrier.clone(),
+            tracking_number: entry.tracking_number.clone(),
+            number: i.number.clone(),
+            currency: i.invoice.currency.clone(),
+            total: i.invoice.total,
+            receipt: Receipt {
+                received_at: i.received_at,
+                event_id: i.event_id,
+            },
+        })
+        .collect();
+    facts
+}
+
+/// The outcome as a canonical event, under the invoice's partner and carrier (so the poster
+/// finds the bill it drafted) and at the invoice's time (so a republished outcome is the same
+/// fact). Its id names the invoice and the judgement's substance.
+pub fn outcome_event(
+    entry: &LedgerEntry,
+    invoice: &InvoiceEntry,
+    judgement: &Judgement,
+) -> CanonicalEvent {
+    let reasons: Vec<&str> = judgement.reasons.iter().map(|r| r.code.as_str()).collect();
+    let expected = judgement
+        .evidence
+        .expected
+        .as_ref()
+        .map(|e| e.total.to_string())
+        .unwrap_or_default();
+    let name = format!(
+        "{}|{}|{}|{}|{}|{}",
+        invoice.carrier,
+        invoice.number,
+        invoice.event_id,
+        outcome_name(judgement),
+        reasons.join(","),
+        expected
+    );
+    let event_id = Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes());
+    CanonicalEvent {
+        schema: canonical::SCHEMA.to_owned(),
+        event_id,
+        partner: invoice.partner.clone(),
+        source_event_id: invoice.event_id.to_string(),
+        correlation_id: invoice.correlation_id.clone(),
+        occurred_at: invoice.received_at,
+        received_at: invoice.received_at,
+        shipment: ShipmentRef {
+            tracking_number: entry.tracking_number.clone(),
+            carrier: invoice.shipment_carrier.clone(),
+            reference: None,
+        },
+        body: judgement.canonical_body(),
+    }
+}
+
+fn audit_record(
+    outcome: &CanonicalEvent,
+    judgement: &Judgement,
+    now: DateTime<Utc>,
+) -> AuditRecord {
+    let mut record = AuditRecord::new(
+        Stage::Reconciler,
+        Actor {
+            function: CONSUMER.to_owned(),
+            partner: Some(outcome.partner.clone()),
+            odoo_user: None,
+        },
+        if judgement.is_matched() {
+            "invoice_matched"
+        } else {
+            "invoice_disputed"
+        },
+        now,
+        AuditOutcome::Done,
+    )
+    .subjects(Subjects::of_event(outcome))
+    .output(freightbridge::audit::Output::Event {
+        id: outcome.event_id,
+        event_type: outcome.event_type().to_owned(),
+    });
+    if !judgement.is_matched() {
+        let codes: Vec<&str> = judgement.reasons.iter().map(|r| r.code.as_str()).collect();
+        let message: Vec<&str> = judgement
+            .reasons
+            .iter()
+            .map(|r| r.message.as_str())
+            .collect();
+        record = record.reason(Reason::new(&codes.join(","), &message.join("; ")));
+    }
+    record
+}
