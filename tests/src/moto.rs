@@ -21,28 +21,19 @@ pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The watchdog between us and moto: it starts moto in the background and stops it as soon as
-/// its stdin closes, which happens when we drop the server *or* when the test process dies
-/// (a `static` server is never dropped).
+/// The watchdog between us and moto: it starts moto (`$0`, its first arguments `$3…`, then
+/// host and port `$1`, log `$2`) in the background and stops it as soon as its stdin closes,
+/// which happens when we drop the server *or* when the test process dies (a `static` server is
+/// never dropped).
 const WATCHDOG: &str = r#"
-"$0" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+program=$0 port=$1 log=$2
+shift 2
+"$program" "$@" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto=$!
 read -r _ignored
 kill "$moto" 2>/dev/null
 wait "$moto" 2>/dev/null
-rm -f "$2"
-exit 0
-"#;
-
-/// The same watchdog around moto's own server started through the venv's Python with
-/// `SERIALISED_DYNAMODB` (`$3`) first.
-const WATCHDOG_SERIALISED: &str = r#"
-"$0" -c "$3" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
-moto=$!
-read -r _ignored
-kill "$moto" 2>/dev/null
-wait "$moto" 2>/dev/null
-rm -f "$2"
+rm -f "$log"
 exit 0
 "#;
 
@@ -98,10 +89,11 @@ impl MotoServer {
         if python.is_file() {
             command
                 .arg("-c")
-                .arg(WATCHDOG_SERIALISED)
+                .arg(WATCHDOG)
                 .arg(&python)
                 .arg(port.to_string())
                 .arg(&log)
+                .arg("-c")
                 .arg(SERIALISED_DYNAMODB);
         } else {
             eprintln!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use freightbridge::breaker::BreakerConfig;
 use freightbridge::config::{PartnerConfig, PartnersFile};
 use freightbridge::idempotency::{IdempotencyStore as _, Status};
+use freightbridge_tests::freightctl_binary;
 use freightbridge_tests::odoo_double::{
     HeldCall, InjectedFailure, OdooDouble, OdooDoubleConfig, PickingSeed,
 };
@@ -38,22 +39,6 @@ const POSTER_CONCURRENCY: usize = 8;
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `target/<profile>/freightctl`, beside this test's own `deps/` directory.
-fn freightctl_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let binary = profile_dir.join("freightctl");
-    assert!(
-        binary.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p freightctl` first)",
-        binary.display()
-    );
-    binary
 }
 
 /// One `freightctl serve` process; killed when dropped.
