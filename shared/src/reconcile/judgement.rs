@@ -34,7 +34,8 @@ pub struct JudgeContext {
     pub history: Option<LaneHistory>,
 }
 
-/// A baseline of earlier costs per shipment on one carrier's lane, in one currency.
+/// A baseline of earlier costs per shipment (invoice totals) on one carrier's lane, in one
+/// currency; the invoice's total is flagged against it only when the currencies agree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaneHistory {
     pub currency: String,
