@@ -142,6 +142,11 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// The reconciler's operator side.
+    Reconcile {
+        #[command(subcommand)]
+        command: ReconcileCommand,
+    },
     /// Every step one shipment took (webhooks, events, Odoo records, dead letters), from a
     /// tracking number, an event id, a delivery id or a carrier invoice number.
     Trace {
@@ -173,6 +178,29 @@ impl Target {
     async fn open(&self) -> Result<Ops, String> {
         Ops::open(self.aws, self.stack_outputs.as_deref(), &self.state_dir).await
     }
+}
+
+#[derive(Subcommand)]
+enum ReconcileCommand {
+    /// A person approves a disputed invoice: `freight_invoice.matched` is published (the poster
+    /// posts the bill and reverses the accrual), with the approver and the reason in the ledger
+    /// and the audit trail. Local chain only (--state-dir) for now.
+    Approve {
+        /// The carrier's invoice number.
+        invoice: String,
+        /// Who approves (named in the evidence and the trail).
+        #[arg(long)]
+        by: String,
+        /// Why the dispute is overruled.
+        #[arg(long)]
+        reason: String,
+        /// Let the user who confirmed the delivery approve its payment too (segregation of
+        /// duties is enforced otherwise).
+        #[arg(long)]
+        allow_delivery_confirmer: bool,
+        #[arg(long, default_value = "target/freightctl/state")]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +286,7 @@ async fn main() -> ExitCode {
         | Command::Odoo { .. }
         | Command::Dlq { .. }
         | Command::Replay { .. }
+        | Command::Reconcile { .. }
         | Command::Trace { .. } => "warn",
         _ => "info",
     };
@@ -439,6 +468,30 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::from(report.exit_code()))
         }
         Command::Dlq { command } => dlq(command).await,
+        Command::Reconcile {
+            command:
+                ReconcileCommand::Approve {
+                    invoice,
+                    by,
+                    reason,
+                    allow_delivery_confirmer,
+                    state_dir,
+                },
+        } => {
+            if by.trim().is_empty() || reason.trim().is_empty() {
+                return Err("--by and --reason must say who approves and why".into());
+            }
+            let ops =
+                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let event = ops
+                .approve(&invoice, &by, &reason, !allow_delivery_confirmer)
+                .await?;
+            println!(
+                "approved invoice {invoice} by {by}: freight_invoice.matched {} published",
+                event.event_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             from,
             to,

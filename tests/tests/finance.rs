@@ -1879,3 +1879,77 @@ async fn an_invoice_before_its_proof_of_delivery_waits_and_is_matched_when_it_ar
         assert_eq!(r.w.accrued("SHP-77"), 0.0, "{setup:?}");
     }
 }
+
+#[tokio::test]
+async fn a_person_approves_a_disputed_invoice_and_the_bill_is_posted_unless_they_confirmed_the_delivery()
+ {
+    use freightbridge::ledger::{LedgerStore as _, ledger_key};
+    for setup in SETUPS {
+        let r = Reconciled::new(setup).await;
+        r.send(&estimate_event("est-1", "2026-11-27T09:00:00Z", "1214.00"))
+            .await;
+        r.send(&delivered_at("pod-1")).await;
+        let disputed = r.send(&invoice_event("inv-1", ofl_invoice())).await;
+        assert_eq!(
+            disputed[0].event_type(),
+            "freight_invoice.disputed",
+            "{setup:?}"
+        );
+        let entry = r
+            .reconciler
+            .ledger()
+            .load(&ledger_key("SHP-77"))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry;
+
+        // The user who confirmed the delivery may not approve its payment.
+        let confirmer = vec!["admin".to_owned()];
+        let refused = reconciler::approve(
+            &entry,
+            "OFL-INV-2026-0042",
+            "Admin",
+            "ok",
+            &confirmer,
+            true,
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("segregation of duties"),
+            "{refused}"
+        );
+
+        let (approved, outcome) = reconciler::approve(
+            &entry,
+            "OFL-INV-2026-0042",
+            "ap.clerk",
+            "fuel index changed mid-week; agreed with OFL",
+            &confirmer,
+            true,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(outcome.evidence["approved_by"], "ap.clerk");
+        assert_eq!(outcome.evidence["overruled"], json!(["over_tolerance"]));
+        r.w.handle(&approved).await.unwrap();
+        assert_eq!(r.w.bills_of(r.w.ofl)[0]["state"], "posted", "{setup:?}");
+        assert_eq!(r.w.accrued("SHP-77"), 0.0, "{setup:?}");
+        // Approved twice: the same event, nothing more in Odoo.
+        let (again, _) = reconciler::approve(
+            &entry,
+            "OFL-INV-2026-0042",
+            "ap.clerk",
+            "again",
+            &confirmer,
+            true,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(again.event_id, approved.event_id);
+        let moves = r.w.moves(json!([])).len();
+        r.w.handle(&again).await.unwrap();
+        assert_eq!(r.w.moves(json!([])).len(), moves, "{setup:?}");
+    }
+}

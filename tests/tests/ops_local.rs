@@ -293,3 +293,179 @@ fn post_calls(double: &OdooDouble) -> usize {
         .filter(|(_, method)| method == "message_post")
         .count()
 }
+
+/// Runs `freightctl <args> --state-dir <state>`; answers whether it succeeded and its output.
+fn freightctl_status(state: &Path, args: &[&str]) -> (bool, String) {
+    let output = Command::new(freightctl_binary())
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("freightctl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn reconcile_approve_publishes_the_match_records_it_and_keeps_duties_apart() {
+    use freightbridge::audit::{Actor, AuditLog as _, Subjects};
+    use freightbridge::ledger::{LedgerStore as _, MatchOutcome, ledger_key, update};
+    use freightbridge_tests::freight_events::{self, dec};
+    use freightctl::durable::{Durability, Durable, DurableAuditLog};
+
+    let state = tempfile::tempdir().expect("tempdir");
+    let when: chrono::DateTime<Utc> = "2026-11-27T09:00:00Z".parse().expect("time");
+    {
+        // A disputed invoice in the ledger, and the delivery confirmed by `poster-bot`.
+        let durable = Durable::open(state.path(), Durability::Normal).expect("state");
+        let invoice = freight_events::event(
+            "ofl-edi",
+            "inv-1",
+            "OFL",
+            "SHP-9",
+            when,
+            freightbridge::canonical::EventBody::InvoiceReceived(
+                freightbridge::canonical::InvoiceReceived {
+                    invoice: freight_events::invoice(
+                        "INV-9",
+                        "2026-11-20".parse().expect("date"),
+                        dec("130.00"),
+                        Vec::new(),
+                    ),
+                },
+            ),
+        );
+        update(&*durable, "SHP-9", |entry| {
+            entry.apply(&invoice, "OFL", when);
+            entry.record_outcome(MatchOutcome {
+                invoice_number: "INV-9".into(),
+                outcome: "disputed".into(),
+                reasons: vec!["no_expected_cost".into()],
+                evidence: serde_json::json!({}),
+                at: when,
+                event_id: uuid::Uuid::from_u128(9),
+            })
+        })
+        .await
+        .expect("ledger");
+        let trail = DurableAuditLog::new(&durable, chrono::Duration::days(1));
+        let confirmed = AuditRecord::new(
+            Stage::Poster,
+            Actor {
+                function: "odoo-poster".into(),
+                partner: Some("easypost".into()),
+                odoo_user: Some("poster-bot".into()),
+            },
+            "delivery_confirmed",
+            Utc::now(),
+            Outcome::Done,
+        )
+        .subjects(Subjects {
+            shipments: vec!["SHP-9".into()],
+            ..Subjects::default()
+        });
+        trail.write(&[confirmed]).await.expect("trail");
+    }
+
+    let (ok, refused) = freightctl_status(
+        state.path(),
+        &[
+            "reconcile",
+            "approve",
+            "INV-9",
+            "--by",
+            "poster-bot",
+            "--reason",
+            "fine",
+        ],
+    );
+    assert!(
+        !ok && refused.contains("segregation of duties"),
+        "{refused}"
+    );
+    let (ok, unknown) = freightctl_status(
+        state.path(),
+        &[
+            "reconcile",
+            "approve",
+            "INV-0",
+            "--by",
+            "ap.clerk",
+            "--reason",
+            "fine",
+        ],
+    );
+    assert!(
+        !ok && unknown.contains("no shipment in the ledger"),
+        "{unknown}"
+    );
+    let approved = freightctl(
+        state.path(),
+        &[
+            "reconcile",
+            "approve",
+            "INV-9",
+            "--by",
+            "ap.clerk",
+            "--reason",
+            "rate agreed by phone",
+        ],
+    );
+    assert!(approved.contains("freight_invoice.matched"), "{approved}");
+    let (ok, twice) = freightctl_status(
+        state.path(),
+        &[
+            "reconcile",
+            "approve",
+            "INV-9",
+            "--by",
+            "ap.clerk",
+            "--reason",
+            "again",
+        ],
+    );
+    assert!(!ok && twice.contains("matched already"), "{twice}");
+
+    // On the bus for the poster, in the ledger, in the trail.
+    let durable = Durable::open(state.path(), Durability::Normal).expect("state");
+    let odoo = freightctl::durable::DurableQueue::new(
+        &durable,
+        freightctl::chain::ODOO_QUEUE,
+        Duration::from_secs(30),
+        10,
+        None,
+    );
+    let queued = odoo.snapshot().expect("queue");
+    assert_eq!(queued.len(), 1, "one matched event for the poster");
+    assert!(queued[0].body.contains("freight_invoice.matched"));
+    let entry = durable
+        .load(&ledger_key("SHP-9"))
+        .await
+        .expect("ledger")
+        .expect("entry")
+        .entry;
+    let outcome = entry.outcome_of("INV-9").expect("outcome");
+    assert_eq!(outcome.outcome, "matched");
+    assert_eq!(outcome.evidence["approved_by"], "ap.clerk");
+    assert_eq!(
+        outcome.evidence["overruled"],
+        serde_json::json!(["no_expected_cost"])
+    );
+    let trail = DurableAuditLog::new(&durable, chrono::Duration::days(1));
+    let steps = freightbridge::audit::trace(&trail, "INV-9")
+        .await
+        .expect("trace");
+    let approval = steps
+        .iter()
+        .find(|r| r.action == "dispute_approved")
+        .expect("the approval is in the trail");
+    assert_eq!(approval.actor.odoo_user.as_deref(), Some("ap.clerk"));
+    assert_eq!(
+        approval.reason.as_ref().map(|r| r.message.as_str()),
+        Some("rate agreed by phone")
+    );
+}

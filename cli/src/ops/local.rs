@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::Utc;
 use freightbridge::audit::{self, Actor, AuditLog, AuditRecord, Auditor, Outcome, Reason, Stage};
 use freightbridge::aws::sqs::attr;
+use freightbridge::bus::{BusEvent, EventBus as _};
+use freightbridge::canonical::CanonicalEvent;
 
 use super::{Letter, LetterFilter, Progress, RedriveSummary, ReplaySummary, ReplayWindow};
 use crate::chain::{DEAD_LETTER_QUEUES, bus_rules};
@@ -250,4 +252,107 @@ pub fn operator_record(
         ));
     }
     record
+}
+
+impl LocalOps {
+    /// A person approves a disputed invoice (`reconciler::approve`): the `freight_invoice.matched`
+    /// is published on the bus (the poster posts the bill and reverses the accrual), the ledger
+    /// records the outcome, and the trail the approver, the reason and what was overruled.
+    /// With `segregate`, whoever the trail shows confirming the delivery may not approve.
+    pub async fn approve(
+        &self,
+        invoice_number: &str,
+        approver: &str,
+        reason: &str,
+        segregate: bool,
+    ) -> Result<CanonicalEvent, String> {
+        let entry = self
+            .entry_with_invoice(invoice_number)
+            .await?
+            .ok_or_else(|| reconciler::ApprovalRefused::UnknownInvoice.to_string())?;
+        let shipment = audit::subject_key(audit::Kind::Shipment, &entry.tracking_number);
+        let confirmed_by: Vec<String> = self
+            .audit
+            .by_subject(&shipment, audit::TRACE_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|r| r.action == "delivery_confirmed" && r.outcome == Outcome::Done)
+            .filter_map(|r| r.actor.odoo_user)
+            .collect();
+        let now = Utc::now();
+        let (event, outcome) = reconciler::approve(
+            &entry,
+            invoice_number,
+            approver,
+            reason,
+            &confirmed_by,
+            segregate,
+            now,
+        )
+        .map_err(|refused| refused.to_string())?;
+        let bus = DurableBus::new(&self.state);
+        for rule in bus_rules() {
+            bus.add_rule(rule);
+        }
+        let published = BusEvent::new(
+            freightbridge::canonical::RECONCILIATION_SOURCE,
+            event.event_type(),
+            &event,
+        )
+        .map_err(|e| e.to_string())?;
+        bus.publish(&[published]).await.map_err(|e| e.to_string())?;
+        freightbridge::ledger::update(&self.state, &entry.tracking_number, |e| {
+            e.record_outcome(outcome.clone())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let record = AuditRecord::new(
+            Stage::Operator,
+            Actor {
+                function: "freightctl reconcile approve".to_owned(),
+                partner: Some(event.partner.clone()),
+                odoo_user: Some(approver.to_owned()),
+            },
+            "dispute_approved",
+            now,
+            Outcome::Done,
+        )
+        .subjects(audit::Subjects::of_event(&event))
+        .output(audit::Output::Event {
+            id: event.event_id,
+            event_type: event.event_type().to_owned(),
+        })
+        .reason(Reason::new("approved_by_person", reason));
+        Auditor::new(Arc::new(self.audit.clone()))
+            .record(&[record])
+            .await;
+        Ok(event)
+    }
+
+    /// The ledger entry holding invoice `number`, read page by page.
+    async fn entry_with_invoice(
+        &self,
+        number: &str,
+    ) -> Result<Option<freightbridge::ledger::LedgerEntry>, String> {
+        use freightbridge::ledger::LedgerStore as _;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .state
+                .page(after.as_deref(), 500)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some((last, _)) = page.last() else {
+                return Ok(None);
+            };
+            after = Some(last.clone());
+            if let Some((_, entry)) = page
+                .into_iter()
+                .find(|(_, e)| e.invoices.iter().any(|i| i.number == number))
+            {
+                return Ok(Some(entry));
+            }
+        }
+    }
 }

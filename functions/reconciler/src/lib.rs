@@ -314,3 +314,111 @@ fn audit_record(
     }
     record
 }
+
+/// Why a person's approval of a disputed invoice was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalRefused {
+    /// No shipment in the ledger has an invoice with this number.
+    UnknownInvoice,
+    /// The invoice is matched already: there is nothing to approve.
+    AlreadyMatched,
+    /// The reconciler has not disputed it (it may be waiting for its proof of delivery).
+    NotDisputed,
+    /// Segregation of duties: the approver confirmed the shipment's delivery.
+    ApproverConfirmedDelivery { user: String },
+}
+
+impl std::fmt::Display for ApprovalRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApprovalRefused::UnknownInvoice => {
+                write!(f, "no shipment in the ledger has this invoice")
+            }
+            ApprovalRefused::AlreadyMatched => write!(f, "the invoice is matched already"),
+            ApprovalRefused::NotDisputed => write!(
+                f,
+                "the reconciler has not disputed this invoice (it may be waiting for its proof of delivery)"
+            ),
+            ApprovalRefused::ApproverConfirmedDelivery { user } => write!(
+                f,
+                "segregation of duties: {user} confirmed the shipment's delivery and cannot approve its payment"
+            ),
+        }
+    }
+}
+
+/// A person's approval of a disputed invoice: the `freight_invoice.matched` to publish (its id
+/// names the invoice and the approver, so approving twice publishes one event) and the outcome
+/// the ledger records, with the approver, the reason and the reasons overruled as evidence.
+///
+/// `delivery_confirmed_by` are the users the audit trail shows confirming the delivery; with
+/// `segregate` the approver may not be one of them.
+pub fn approve(
+    entry: &LedgerEntry,
+    invoice_number: &str,
+    approver: &str,
+    reason: &str,
+    delivery_confirmed_by: &[String],
+    segregate: bool,
+    now: DateTime<Utc>,
+) -> Result<(CanonicalEvent, MatchOutcome), ApprovalRefused> {
+    let invoice = entry
+        .invoices
+        .iter()
+        .find(|i| i.number == invoice_number)
+        .ok_or(ApprovalRefused::UnknownInvoice)?;
+    let previous = entry
+        .outcome_of(invoice_number)
+        .ok_or(ApprovalRefused::NotDisputed)?;
+    if previous.outcome == "matched" {
+        return Err(ApprovalRefused::AlreadyMatched);
+    }
+    if segregate
+        && let Some(user) = delivery_confirmed_by
+            .iter()
+            .find(|u| u.trim().eq_ignore_ascii_case(approver.trim()))
+    {
+        return Err(ApprovalRefused::ApproverConfirmedDelivery { user: user.clone() });
+    }
+    let name = format!(
+        "approved|{}|{}|{}|{}",
+        invoice.carrier,
+        invoice.number,
+        invoice.event_id,
+        approver.trim().to_lowercase()
+    );
+    let event = CanonicalEvent {
+        schema: canonical::SCHEMA.to_owned(),
+        event_id: Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes()),
+        partner: invoice.partner.clone(),
+        source_event_id: invoice.event_id.to_string(),
+        correlation_id: invoice.correlation_id.clone(),
+        occurred_at: invoice.received_at,
+        received_at: invoice.received_at,
+        shipment: ShipmentRef {
+            tracking_number: entry.tracking_number.clone(),
+            carrier: invoice.shipment_carrier.clone(),
+            reference: None,
+        },
+        body: EventBody::InvoiceMatched(canonical::InvoiceMatched {
+            invoice_number: invoice.number.clone(),
+            currency: invoice.invoice.currency.clone(),
+            invoiced_total: invoice.invoice.total,
+            expected_total: entry.expected.as_ref().map(|e| e.estimate.total),
+        }),
+    };
+    let outcome = MatchOutcome {
+        invoice_number: invoice.number.clone(),
+        outcome: "matched".to_owned(),
+        reasons: Vec::new(),
+        evidence: serde_json::json!({
+            "approved_by": approver,
+            "reason": reason,
+            "overruled": previous.reasons,
+            "disputed_event_id": previous.event_id,
+        }),
+        at: now,
+        event_id: event.event_id,
+    };
+    Ok((event, outcome))
+}
