@@ -182,6 +182,24 @@ impl Target {
 
 #[derive(Subcommand)]
 enum ReconcileCommand {
+    /// Sweep the ledger for what fell through the cracks: deliveries not invoiced, invoices
+    /// never delivered (disputed as no_pod), accruals with no invoice; prints a summary by
+    /// finding and carrier with the amounts and the oldest item. Local chain only for now.
+    Sweep {
+        #[arg(long, default_value_t = 14)]
+        uninvoiced_days: i64,
+        #[arg(long, default_value_t = 7)]
+        undelivered_days: i64,
+        #[arg(long, default_value_t = 30)]
+        accrual_days: i64,
+        /// Report only: publish no dispute.
+        #[arg(long)]
+        report_only: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value = "target/freightctl/state")]
+        state_dir: PathBuf,
+    },
     /// A person approves a disputed invoice: `freight_invoice.matched` is published (the poster
     /// posts the bill and reverses the accrual), with the approver and the reason in the ledger
     /// and the audit trail. Local chain only (--state-dir) for now.
@@ -468,6 +486,32 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::from(report.exit_code()))
         }
         Command::Dlq { command } => dlq(command).await,
+        Command::Reconcile {
+            command:
+                ReconcileCommand::Sweep {
+                    uninvoiced_days,
+                    undelivered_days,
+                    accrual_days,
+                    report_only,
+                    json,
+                    state_dir,
+                },
+        } => {
+            let ages = freightbridge::reconcile::SweepAges {
+                uninvoiced_after: chrono::Duration::days(uninvoiced_days.max(0)),
+                undelivered_after: chrono::Duration::days(undelivered_days.max(0)),
+                accrual_after: chrono::Duration::days(accrual_days.max(0)),
+            };
+            let ops =
+                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let run = ops.sweep(&ages, !report_only).await?;
+            if json {
+                println!("{}", to_json(&run)?);
+            } else {
+                print!("{}", ops::sweep_table(&run, chrono::Utc::now()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Reconcile {
             command:
                 ReconcileCommand::Approve {

@@ -469,3 +469,115 @@ async fn reconcile_approve_publishes_the_match_records_it_and_keeps_duties_apart
         Some("rate agreed by phone")
     );
 }
+
+#[tokio::test]
+async fn reconcile_sweep_finds_what_fell_through_and_disputes_an_undelivered_invoice_once() {
+    use freightbridge::canonical::{EventBody, InvoiceReceived};
+    use freightbridge::ledger::update;
+    use freightbridge_tests::freight_events::{self, dec};
+    use freightctl::durable::{Durability, Durable};
+
+    let state = tempfile::tempdir().expect("tempdir");
+    let now = Utc::now();
+    {
+        let durable = Durable::open(state.path(), Durability::Normal).expect("state");
+        let days_ago = |n: i64| now - chrono::Duration::days(n);
+        // Invoiced 10 days ago, never delivered.
+        let invoice = freight_events::event(
+            "ofl-edi",
+            "inv-1",
+            "OFL",
+            "SHP-1",
+            days_ago(10),
+            EventBody::InvoiceReceived(InvoiceReceived {
+                invoice: freight_events::invoice(
+                    "INV-1",
+                    "2026-11-20".parse().expect("date"),
+                    dec("130.00"),
+                    Vec::new(),
+                ),
+            }),
+        );
+        // Delivered 20 days ago, never invoiced; accrued 40 days ago, never invoiced.
+        let pod = freight_events::event(
+            "easypost",
+            "pod-2",
+            "OFL",
+            "SHP-2",
+            days_ago(20),
+            freight_events::delivered(days_ago(20), None),
+        );
+        let accrual = freight_events::event(
+            "ofl-tms",
+            "est-3",
+            "OFL",
+            "SHP-3",
+            days_ago(40),
+            freight_events::estimate("250.00"),
+        );
+        for event in [&invoice, &pod, &accrual] {
+            update(&*durable, &event.shipment.tracking_number, |entry| {
+                entry.apply(event, "OFL", event.received_at)
+            })
+            .await
+            .expect("ledger");
+        }
+    }
+
+    let first: serde_json::Value =
+        serde_json::from_str(&freightctl(state.path(), &["reconcile", "sweep", "--json"]))
+            .expect("json");
+    assert_eq!(first["summary"]["entries"], 3, "{first}");
+    let kinds: Vec<&str> = first["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 3, "{first}");
+    for kind in [
+        "invoice_without_delivery",
+        "uninvoiced_delivery",
+        "stale_accrual",
+    ] {
+        assert!(kinds.contains(&kind), "{kind}: {first}");
+    }
+    assert_eq!(first["disputes_published"], 1);
+    assert_eq!(
+        first["summary"]["by_kind_and_carrier"]["stale_accrual/OFL"]["amounts"]["USD"],
+        "250.00"
+    );
+
+    // The dispute is on the bus for the poster, once: a second sweep finds it recorded.
+    let table = freightctl(state.path(), &["reconcile", "sweep"]);
+    assert!(
+        table.contains("findings: 2, disputes published: 0"),
+        "{table}"
+    );
+    assert!(table.contains("oldest: stale_accrual SHP-3"), "{table}");
+    let durable = Durable::open(state.path(), Durability::Normal).expect("state");
+    let odoo = freightctl::durable::DurableQueue::new(
+        &durable,
+        freightctl::chain::ODOO_QUEUE,
+        Duration::from_secs(30),
+        10,
+        None,
+    );
+    let queued = odoo.snapshot().expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].body.contains("\"no_pod\""), "{}", queued[0].body);
+    // Report only: nothing published even for a new finding.
+    let report: serde_json::Value = serde_json::from_str(&freightctl(
+        state.path(),
+        &[
+            "reconcile",
+            "sweep",
+            "--report-only",
+            "--undelivered-days",
+            "0",
+            "--json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(report["disputes_published"], 0);
+}

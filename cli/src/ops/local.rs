@@ -356,3 +356,87 @@ impl LocalOps {
         }
     }
 }
+
+/// What `reconcile sweep` found and did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SweepRun {
+    pub summary: freightbridge::reconcile::SweepSummary,
+    pub findings: Vec<freightbridge::reconcile::Finding>,
+    /// `invoice_without_delivery` findings disputed as `no_pod` now.
+    pub disputes_published: usize,
+}
+
+impl LocalOps {
+    /// Pages through the ledger (`reconcile::sweep_entry`); with `dispute`, each invoice still
+    /// waiting for its proof of delivery past its age is disputed as `no_pod` (published for
+    /// the poster, recorded in the ledger and the trail, once).
+    pub async fn sweep(
+        &self,
+        ages: &freightbridge::reconcile::SweepAges,
+        dispute: bool,
+    ) -> Result<SweepRun, String> {
+        use freightbridge::ledger::LedgerStore as _;
+        use freightbridge::reconcile::FindingKind;
+        let now = Utc::now();
+        let bus = DurableBus::new(&self.state);
+        for rule in bus_rules() {
+            bus.add_rule(rule);
+        }
+        let auditor = Auditor::new(Arc::new(self.audit.clone()));
+        let mut run = SweepRun::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .state
+                .page(after.as_deref(), 500)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (_, entry) in &page {
+                run.summary.entries += 1;
+                for finding in freightbridge::reconcile::sweep_entry(entry, now, ages) {
+                    run.summary.add(&finding);
+                    if dispute
+                        && finding.kind == FindingKind::InvoiceWithoutDelivery
+                        && let Some(invoice) = entry
+                            .invoices
+                            .iter()
+                            .find(|i| Some(&i.number) == finding.invoice_number.as_ref())
+                    {
+                        let (event, outcome) = reconciler::overdue_pod_dispute(entry, invoice, now);
+                        let published = BusEvent::new(
+                            freightbridge::canonical::RECONCILIATION_SOURCE,
+                            event.event_type(),
+                            &event,
+                        )
+                        .map_err(|e| e.to_string())?;
+                        bus.publish(&[published]).await.map_err(|e| e.to_string())?;
+                        freightbridge::ledger::update(&self.state, &entry.tracking_number, |e| {
+                            e.record_outcome(outcome.clone())
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                        let record = AuditRecord::new(
+                            Stage::Reconciler,
+                            Actor {
+                                function: "freightctl reconcile sweep".to_owned(),
+                                partner: Some(event.partner.clone()),
+                                odoo_user: None,
+                            },
+                            "invoice_disputed",
+                            now,
+                            Outcome::Done,
+                        )
+                        .subjects(audit::Subjects::of_event(&event))
+                        .reason(Reason::new("no_pod", "invoice_without_delivery"));
+                        auditor.record(&[record]).await;
+                        run.disputes_published += 1;
+                    }
+                    run.findings.push(finding);
+                }
+            }
+        }
+        Ok(run)
+    }
+}

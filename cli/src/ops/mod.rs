@@ -253,6 +253,39 @@ pub fn letters_table(letters: &[Letter], now: DateTime<Utc>) -> String {
     out
 }
 
+/// `reconcile sweep` as text: one line per finding kind and carrier, then the oldest item.
+pub fn sweep_table(run: &local::SweepRun, now: DateTime<Utc>) -> String {
+    let summary = &run.summary;
+    let mut out = format!(
+        "ledger entries: {}, findings: {}, disputes published: {}\n",
+        summary.entries,
+        summary.findings(),
+        run.disputes_published
+    );
+    for (key, tally) in &summary.by_kind_and_carrier {
+        let amounts: Vec<String> = tally
+            .amounts
+            .iter()
+            .map(|(currency, amount)| format!("{amount} {currency}"))
+            .collect();
+        out.push_str(&format!(
+            "  {key:<40} {:>6}  {}\n",
+            tally.count,
+            amounts.join(", ")
+        ));
+    }
+    if let Some(oldest) = &summary.oldest {
+        out.push_str(&format!(
+            "oldest: {} {} ({}), {}\n",
+            oldest.kind.as_str(),
+            oldest.tracking_number,
+            oldest.carrier,
+            age(now - oldest.since)
+        ));
+    }
+    out
+}
+
 /// An age as an operator reads it: `42s`, `17m`, `5h`, `3d`.
 fn age(age: Duration) -> String {
     let seconds = age.num_seconds().max(0);

@@ -422,3 +422,55 @@ pub fn approve(
     };
     Ok((event, outcome))
 }
+
+/// The dispute the sweep publishes for an invoice still waiting for its proof of delivery after
+/// the sweep's age (`no_pod`, with how long it waited); deterministic, so a second sweep finds
+/// it recorded and publishes nothing.
+pub fn overdue_pod_dispute(
+    entry: &LedgerEntry,
+    invoice: &InvoiceEntry,
+    now: DateTime<Utc>,
+) -> (CanonicalEvent, MatchOutcome) {
+    let days = (now - invoice.received_at).num_days();
+    let message = format!(
+        "invoiced {days} days ago and still no proof of delivery for {} {}",
+        invoice.carrier, entry.tracking_number
+    );
+    let name = format!(
+        "overdue-pod|{}|{}|{}",
+        invoice.carrier, invoice.number, invoice.event_id
+    );
+    let event = CanonicalEvent {
+        schema: canonical::SCHEMA.to_owned(),
+        event_id: Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes()),
+        partner: invoice.partner.clone(),
+        source_event_id: invoice.event_id.to_string(),
+        correlation_id: invoice.correlation_id.clone(),
+        occurred_at: invoice.received_at,
+        received_at: invoice.received_at,
+        shipment: ShipmentRef {
+            tracking_number: entry.tracking_number.clone(),
+            carrier: invoice.shipment_carrier.clone(),
+            reference: None,
+        },
+        body: EventBody::InvoiceDisputed(canonical::InvoiceDisputed {
+            invoice_number: invoice.number.clone(),
+            currency: invoice.invoice.currency.clone(),
+            invoiced_total: invoice.invoice.total,
+            expected_total: entry.expected.as_ref().map(|e| e.estimate.total),
+            reasons: vec![canonical::DisputeReason {
+                code: canonical::DisputeCode::NoPod,
+                message: message.clone(),
+            }],
+        }),
+    };
+    let outcome = MatchOutcome {
+        invoice_number: invoice.number.clone(),
+        outcome: "disputed".to_owned(),
+        reasons: vec!["no_pod".to_owned()],
+        evidence: serde_json::json!({"finding": "invoice_without_delivery", "message": message}),
+        at: now,
+        event_id: event.event_id,
+    };
+    (event, outcome)
+}

@@ -23,6 +23,7 @@ mod fuel;
 mod judgement;
 mod money;
 mod rate_card;
+mod sweep;
 mod tolerance;
 
 #[cfg(test)]
@@ -42,4 +43,5 @@ pub use judgement::{
 };
 pub use money::{CENTS, round_cents};
 pub use rate_card::{LineHaul, RateCard, RateCardLookup};
+pub use sweep::{Finding, FindingKind, SweepAges, SweepSummary, Tally, sweep_entry};
 pub use tolerance::{AmountCheck, AmountVerdict, Tolerance, ToleranceApplied, ToleranceWinner};
