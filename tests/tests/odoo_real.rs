@@ -1241,6 +1241,96 @@ async fn dispute_leaves_the_bill_draft_with_one_activity(w: World) {
     assert_eq!(activities().await.len(), 1, "{}", w.site.name);
 }
 
+/// The reconciler decides, not a hand-made event: facts go to the poster and the reconciler as
+/// the rules route them, the reconciler's outcomes on to the poster. Within tolerance: the bill
+/// is posted and the accrual reversed; a second invoice 15 % over: draft, one activity listing
+/// `over_tolerance`.
+async fn reconciler_matches_within_tolerance_and_disputes_over_it(w: World) {
+    use freightbridge::bus::memory::MemoryBus;
+    use freightbridge::ledger::MemoryLedger;
+    use freightbridge::reconcile::ReconcileConfig;
+    use reconciler::Reconciler;
+
+    let bus = Arc::new(MemoryBus::new());
+    let settings = "[default]\ntolerance = { absolute = \"5.00\", percent = \"3\" }\n";
+    let reconciler = Reconciler::new(
+        Arc::new(MemoryLedger::new()),
+        bus.clone(),
+        Arc::new(ReconcileConfig::from_toml(settings).expect("settings")),
+    );
+    // `to_poster`: the delivery's note needs a picking this case does not make; the ledger
+    // needs only the fact.
+    let both = |event: CanonicalEvent, to_poster: bool| {
+        let (w, reconciler, bus) = (&w, &reconciler, &bus);
+        async move {
+            if to_poster {
+                w.handle(&event).await.unwrap();
+            }
+            let before = bus.published().len();
+            reconciler
+                .handle_record(freightbridge_tests::poster_input::record(&event, 1))
+                .await
+                .unwrap();
+            let outcomes: Vec<CanonicalEvent> = bus.published()[before..]
+                .iter()
+                .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
+                .collect();
+            for outcome in &outcomes {
+                w.handle(outcome).await.unwrap();
+            }
+            outcomes
+        }
+    };
+    let first = w.number(1);
+    both(estimate_event(&w, "est-1", 30, "1300.00"), true).await;
+    both(delivered_event(&w, "pod-1"), false).await;
+    let outcomes = both(
+        invoice_event(&w, "inv-1", ofl_invoice(&first, "1335.50")),
+        true,
+    )
+    .await;
+    assert_eq!(outcomes.len(), 1, "{}", w.site.name);
+    assert_eq!(
+        outcomes[0].event_type(),
+        "freight_invoice.matched",
+        "{}",
+        w.site.name
+    );
+    let bill = w.bill(&first).await;
+    assert_eq!(bill["state"], "posted", "{}", w.site.name);
+    assert_eq!(w.accrued().await, Decimal::ZERO, "{}", w.site.name);
+
+    let second = w.number(2);
+    let outcomes = both(
+        invoice_event(&w, "inv-2", ofl_invoice(&second, "1495.00")),
+        true,
+    )
+    .await;
+    assert_eq!(outcomes.len(), 1, "{}", w.site.name);
+    assert_eq!(
+        outcomes[0].event_type(),
+        "freight_invoice.disputed",
+        "{}",
+        w.site.name
+    );
+    let bill = w.bill(&second).await;
+    assert_eq!(bill["state"], "draft", "{}", w.site.name);
+    let activities = w
+        .admin
+        .search_read(
+            "mail.activity",
+            json!([
+                ["res_model", "=", "account.move"],
+                ["res_id", "=", id(&bill)]
+            ]),
+            &["note"],
+        )
+        .await;
+    assert_eq!(activities.len(), 1, "{}", w.site.name);
+    let note = activities[0]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("over_tolerance"), "{}: {note}", w.site.name);
+}
+
 /// The bot with only the documented groups (no Administration rights, so no read on `ir.model`
 /// or `ir.model.data`) opens a dispute: the activity is created through `activity_schedule`.
 async fn dispute_as_the_least_privileged_bot(w: World) {
@@ -1848,6 +1938,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         draft_reversals_are_posted_not_doubled,
         dispute_leaves_the_bill_draft_with_one_activity,
         dispute_as_the_least_privileged_bot,
+        reconciler_matches_within_tolerance_and_disputes_over_it,
         late_charge_on_the_draft_bill,
         late_charge_on_a_posted_bill,
         landed_cost_on_a_receipt,
