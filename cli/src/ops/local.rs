@@ -291,22 +291,8 @@ impl LocalOps {
             now,
         )
         .map_err(|refused| refused.to_string())?;
-        let bus = DurableBus::new(&self.state);
-        for rule in bus_rules() {
-            bus.add_rule(rule);
-        }
-        let published = BusEvent::new(
-            freightbridge::canonical::RECONCILIATION_SOURCE,
-            event.event_type(),
-            &event,
-        )
-        .map_err(|e| e.to_string())?;
-        bus.publish(&[published]).await.map_err(|e| e.to_string())?;
-        freightbridge::ledger::update(&self.state, &entry.tracking_number, |e| {
-            e.record_outcome(outcome.clone())
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        self.publish_outcome(&event, &entry.tracking_number, &outcome)
+            .await?;
         let record = AuditRecord::new(
             Stage::Operator,
             Actor {
@@ -328,6 +314,33 @@ impl LocalOps {
             .record(&[record])
             .await;
         Ok(event)
+    }
+
+    /// Publishes a reconciliation outcome on the bus (for the poster) and records it in the
+    /// shipment's ledger entry.
+    async fn publish_outcome(
+        &self,
+        event: &CanonicalEvent,
+        tracking_number: &str,
+        outcome: &freightbridge::ledger::MatchOutcome,
+    ) -> Result<(), String> {
+        let bus = DurableBus::new(&self.state);
+        for rule in bus_rules() {
+            bus.add_rule(rule);
+        }
+        let published = BusEvent::new(
+            freightbridge::canonical::RECONCILIATION_SOURCE,
+            event.event_type(),
+            event,
+        )
+        .map_err(|e| e.to_string())?;
+        bus.publish(&[published]).await.map_err(|e| e.to_string())?;
+        freightbridge::ledger::update(&self.state, tracking_number, |e| {
+            e.record_outcome(outcome.clone())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// The ledger entry holding invoice `number`, read page by page.
@@ -378,10 +391,6 @@ impl LocalOps {
         use freightbridge::ledger::LedgerStore as _;
         use freightbridge::reconcile::FindingKind;
         let now = Utc::now();
-        let bus = DurableBus::new(&self.state);
-        for rule in bus_rules() {
-            bus.add_rule(rule);
-        }
         let auditor = Auditor::new(Arc::new(self.audit.clone()));
         let mut run = SweepRun::default();
         let mut after: Option<String> = None;
@@ -405,18 +414,8 @@ impl LocalOps {
                             .find(|i| Some(&i.number) == finding.invoice_number.as_ref())
                     {
                         let (event, outcome) = reconciler::overdue_pod_dispute(entry, invoice, now);
-                        let published = BusEvent::new(
-                            freightbridge::canonical::RECONCILIATION_SOURCE,
-                            event.event_type(),
-                            &event,
-                        )
-                        .map_err(|e| e.to_string())?;
-                        bus.publish(&[published]).await.map_err(|e| e.to_string())?;
-                        freightbridge::ledger::update(&self.state, &entry.tracking_number, |e| {
-                            e.record_outcome(outcome.clone())
-                        })
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        self.publish_outcome(&event, &entry.tracking_number, &outcome)
+                            .await?;
                         let record = AuditRecord::new(
                             Stage::Reconciler,
                             Actor {

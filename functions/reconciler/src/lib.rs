@@ -260,22 +260,7 @@ pub fn outcome_event(
         reasons.join(","),
         expected
     );
-    let event_id = Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes());
-    CanonicalEvent {
-        schema: canonical::SCHEMA.to_owned(),
-        event_id,
-        partner: invoice.partner.clone(),
-        source_event_id: invoice.event_id.to_string(),
-        correlation_id: invoice.correlation_id.clone(),
-        occurred_at: invoice.received_at,
-        received_at: invoice.received_at,
-        shipment: ShipmentRef {
-            tracking_number: entry.tracking_number.clone(),
-            carrier: invoice.shipment_carrier.clone(),
-            reference: None,
-        },
-        body: judgement.canonical_body(),
-    }
+    outcome_of_invoice(entry, invoice, &name, judgement.canonical_body())
 }
 
 fn audit_record(
@@ -313,6 +298,32 @@ fn audit_record(
         record = record.reason(Reason::new(&codes.join(","), &message.join("; ")));
     }
     record
+}
+
+/// An outcome about `invoice` as a canonical event: under the invoice's partner and carrier (so
+/// the poster finds the bill it drafted), at the invoice's time (so a republished outcome is
+/// the same fact), with an id named by `name` (UUIDv5).
+fn outcome_of_invoice(
+    entry: &LedgerEntry,
+    invoice: &InvoiceEntry,
+    name: &str,
+    body: EventBody,
+) -> CanonicalEvent {
+    CanonicalEvent {
+        schema: canonical::SCHEMA.to_owned(),
+        event_id: Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes()),
+        partner: invoice.partner.clone(),
+        source_event_id: invoice.event_id.to_string(),
+        correlation_id: invoice.correlation_id.clone(),
+        occurred_at: invoice.received_at,
+        received_at: invoice.received_at,
+        shipment: ShipmentRef {
+            tracking_number: entry.tracking_number.clone(),
+            carrier: invoice.shipment_carrier.clone(),
+            reference: None,
+        },
+        body,
+    }
 }
 
 /// Why a person's approval of a disputed invoice was refused.
@@ -387,26 +398,17 @@ pub fn approve(
         invoice.event_id,
         approver.trim().to_lowercase()
     );
-    let event = CanonicalEvent {
-        schema: canonical::SCHEMA.to_owned(),
-        event_id: Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes()),
-        partner: invoice.partner.clone(),
-        source_event_id: invoice.event_id.to_string(),
-        correlation_id: invoice.correlation_id.clone(),
-        occurred_at: invoice.received_at,
-        received_at: invoice.received_at,
-        shipment: ShipmentRef {
-            tracking_number: entry.tracking_number.clone(),
-            carrier: invoice.shipment_carrier.clone(),
-            reference: None,
-        },
-        body: EventBody::InvoiceMatched(canonical::InvoiceMatched {
+    let event = outcome_of_invoice(
+        entry,
+        invoice,
+        &name,
+        EventBody::InvoiceMatched(canonical::InvoiceMatched {
             invoice_number: invoice.number.clone(),
             currency: invoice.invoice.currency.clone(),
             invoiced_total: invoice.invoice.total,
             expected_total: entry.expected.as_ref().map(|e| e.estimate.total),
         }),
-    };
+    );
     let outcome = MatchOutcome {
         invoice_number: invoice.number.clone(),
         outcome: "matched".to_owned(),
@@ -440,20 +442,11 @@ pub fn overdue_pod_dispute(
         "overdue-pod|{}|{}|{}",
         invoice.carrier, invoice.number, invoice.event_id
     );
-    let event = CanonicalEvent {
-        schema: canonical::SCHEMA.to_owned(),
-        event_id: Uuid::new_v5(&OUTCOME_NAMESPACE, name.as_bytes()),
-        partner: invoice.partner.clone(),
-        source_event_id: invoice.event_id.to_string(),
-        correlation_id: invoice.correlation_id.clone(),
-        occurred_at: invoice.received_at,
-        received_at: invoice.received_at,
-        shipment: ShipmentRef {
-            tracking_number: entry.tracking_number.clone(),
-            carrier: invoice.shipment_carrier.clone(),
-            reference: None,
-        },
-        body: EventBody::InvoiceDisputed(canonical::InvoiceDisputed {
+    let event = outcome_of_invoice(
+        entry,
+        invoice,
+        &name,
+        EventBody::InvoiceDisputed(canonical::InvoiceDisputed {
             invoice_number: invoice.number.clone(),
             currency: invoice.invoice.currency.clone(),
             invoiced_total: invoice.invoice.total,
@@ -463,7 +456,7 @@ pub fn overdue_pod_dispute(
                 message: message.clone(),
             }],
         }),
-    };
+    );
     let outcome = MatchOutcome {
         invoice_number: invoice.number.clone(),
         outcome: "disputed".to_owned(),
