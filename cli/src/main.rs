@@ -252,7 +252,7 @@ enum DlqCommand {
 
 #[derive(clap::Args, Debug, Clone)]
 struct FilterArgs {
-    /// Only this dead-letter queue (transform-dlq, odoo-dlq).
+    /// Only this dead-letter queue (transform-dlq, odoo-dlq, reconcile-dlq; bus-dlq in AWS).
     #[arg(long)]
     queue: Option<String>,
     /// Only letters with this error code.

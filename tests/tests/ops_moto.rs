@@ -155,6 +155,14 @@ async fn deploy() -> Stack {
         ("OdooQueueUrl", stack.odoo_queue.url.clone()),
         ("OdooDlqUrl", stack.odoo_dlq.url.clone()),
         ("BusDlqUrl", stack.bus_dlq.url.clone()),
+        (
+            "ReconcileQueueUrl",
+            moto.create_queue("reconcile").await.url,
+        ),
+        (
+            "ReconcileDlqUrl",
+            moto.create_queue("reconcile-dlq").await.url,
+        ),
         ("IdempotencyTableName", stack.table.clone()),
         ("AuditTableName", stack.audit_table.clone()),
     ];

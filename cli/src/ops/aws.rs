@@ -47,13 +47,18 @@ const AUDIT_BATCH: usize = 25;
 
 /// Each dead-letter queue: its name in reports, the output holding its URL, where its letters
 /// go back to.
-const DEAD_LETTER_QUEUES: [(&str, &str, Back); 3] = [
+const DEAD_LETTER_QUEUES: [(&str, &str, Back); 4] = [
     (
         "transform-dlq",
         "TransformDlqUrl",
         Back::Queue("TransformQueueUrl"),
     ),
     ("odoo-dlq", "OdooDlqUrl", Back::Queue("OdooQueueUrl")),
+    (
+        "reconcile-dlq",
+        "ReconcileDlqUrl",
+        Back::Queue("ReconcileQueueUrl"),
+    ),
     ("bus-dlq", "BusDlqUrl", Back::Bus),
 ];
 
