@@ -99,7 +99,7 @@ pub enum AwsOpsError {
         path: PathBuf,
         reason: String,
     },
-    #[error("unknown dead-letter queue {0:?}: transform-dlq, odoo-dlq or bus-dlq")]
+    #[error("unknown dead-letter queue {0:?}: transform-dlq, odoo-dlq, reconcile-dlq or bus-dlq")]
     UnknownQueue(String),
     #[error("{operation} failed: {detail}")]
     Aws {
@@ -1087,6 +1087,6 @@ mod tests {
             error.contains("odoo-queue") && error.contains("bus-dlq"),
             "{error}"
         );
-        assert_eq!(ops.queues(&LetterFilter::default()).expect("all").len(), 3);
+        assert_eq!(ops.queues(&LetterFilter::default()).expect("all").len(), 4);
     }
 }
