@@ -41,7 +41,7 @@ pub fn normalise_tracking(tracking_number: &str) -> String {
     tracking_number.trim().to_uppercase()
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     pub tracking_number: String,
     /// Every carrier name the shipment was reported under, first seen first.
@@ -135,7 +135,7 @@ pub struct OdooRecord {
 }
 
 /// One judgement of one invoice, with the evidence it rests on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchOutcome {
     pub invoice_number: String,
     /// `matched` or `disputed`.
@@ -146,6 +146,13 @@ pub struct MatchOutcome {
     pub at: DateTime<Utc>,
     /// The canonical event published for it.
     pub event_id: Uuid,
+    /// That event as it is published (an outbox): recorded before it is published, so a retry
+    /// publishes these very bytes again and two invocations racing publish one content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<CanonicalEvent>,
+    /// Whether the event has been published.
+    #[serde(default)]
+    pub published: bool,
 }
 
 /// What applying an event did to an entry.
@@ -261,6 +268,17 @@ impl LedgerEntry {
         Change::Changed
     }
 
+    /// Marks the outcome with `event_id` published.
+    pub fn mark_published(&mut self, event_id: Uuid) -> Change {
+        match self.outcomes.iter_mut().find(|o| o.event_id == event_id) {
+            Some(outcome) if !outcome.published => {
+                outcome.published = true;
+                Change::Changed
+            }
+            _ => Change::AlreadyApplied,
+        }
+    }
+
     /// The latest judgement of `invoice_number`.
     pub fn outcome_of(&self, invoice_number: &str) -> Option<&MatchOutcome> {
         self.outcomes
@@ -294,7 +312,7 @@ impl LedgerEntry {
 }
 
 /// An entry as stored, with the version its conditional update checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Versioned {
     pub entry: LedgerEntry,
     pub version: u64,

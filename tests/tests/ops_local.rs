@@ -348,6 +348,8 @@ async fn reconcile_approve_publishes_the_match_records_it_and_keeps_duties_apart
                 evidence: serde_json::json!({}),
                 at: when,
                 event_id: uuid::Uuid::from_u128(9),
+                event: None,
+                published: true,
             })
         })
         .await

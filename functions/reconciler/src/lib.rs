@@ -116,7 +116,9 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
     ) -> Result<(), FailureReason> {
         for invoice in &entry.invoices {
             let previous = entry.outcome_of(&invoice.number);
-            if previous.is_some_and(|o| o.outcome == "matched") {
+            if let Some(matched) = previous.filter(|o| o.outcome == "matched") {
+                // Final; but an earlier attempt may have stopped before publishing it.
+                self.publish_recorded(entry, matched).await?;
                 continue;
             }
             let judgement = judge(
@@ -137,39 +139,76 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
                 continue;
             }
             let outcome = outcome_event(entry, invoice, &judgement);
-            if previous.is_some_and(|o| o.event_id == outcome.event_id) {
-                continue;
-            }
-            self.publish(&outcome).await?;
-            let record = MatchOutcome {
-                invoice_number: invoice.number.clone(),
-                outcome: outcome_name(&judgement).to_owned(),
-                reasons: judgement
-                    .reasons
-                    .iter()
-                    .map(|r| r.code.as_str().to_owned())
-                    .collect(),
-                evidence: serde_json::to_value(&judgement.evidence)
-                    .unwrap_or_else(|e| serde_json::json!({"unserialisable": e.to_string()})),
-                at: now,
-                event_id: outcome.event_id,
+            let recorded = match previous.filter(|o| o.event_id == outcome.event_id) {
+                Some(recorded) => recorded.clone(),
+                None => {
+                    // Recorded first (with the event), published second: a racing invocation
+                    // that judged alike finds this record and publishes the same bytes.
+                    let record = MatchOutcome {
+                        invoice_number: invoice.number.clone(),
+                        outcome: outcome_name(&judgement).to_owned(),
+                        reasons: judgement
+                            .reasons
+                            .iter()
+                            .map(|r| r.code.as_str().to_owned())
+                            .collect(),
+                        evidence: serde_json::to_value(&judgement.evidence).unwrap_or_else(
+                            |e| serde_json::json!({"unserialisable": e.to_string()}),
+                        ),
+                        at: now,
+                        event_id: outcome.event_id,
+                        event: Some(outcome.clone()),
+                        published: false,
+                    };
+                    let (saved, _) = ledger::update(&self.ledger, &entry.tracking_number, |e| {
+                        e.record_outcome(record.clone())
+                    })
+                    .await
+                    .map_err(|e| FailureReason::from_error(&e))?;
+                    saved
+                        .outcomes
+                        .iter()
+                        .find(|o| o.event_id == outcome.event_id)
+                        .cloned()
+                        .unwrap_or(record)
+                }
             };
-            ledger::update(&self.ledger, &entry.tracking_number, |e| {
-                e.record_outcome(record.clone())
-            })
-            .await
-            .map_err(|e| FailureReason::from_error(&e))?;
-            tracing::info!(
-                invoice = %invoice.number,
-                outcome = outcome_name(&judgement),
-                outcome_event_id = %outcome.event_id,
-                "invoice judged"
-            );
-            self.auditor
-                .record(&[audit_record(&outcome, &judgement, now)])
-                .await;
+            if self.publish_recorded(entry, &recorded).await? {
+                tracing::info!(
+                    invoice = %invoice.number,
+                    outcome = outcome_name(&judgement),
+                    outcome_event_id = %outcome.event_id,
+                    "invoice judged"
+                );
+                self.auditor
+                    .record(&[audit_record(&outcome, &judgement, now)])
+                    .await;
+            }
         }
         Ok(())
+    }
+
+    /// Publishes a recorded outcome not published yet, its recorded bytes, and marks it
+    /// published; answers whether it did.
+    async fn publish_recorded(
+        &self,
+        entry: &LedgerEntry,
+        recorded: &MatchOutcome,
+    ) -> Result<bool, FailureReason> {
+        if recorded.published {
+            return Ok(false);
+        }
+        let Some(event) = &recorded.event else {
+            // Recorded by an operator command, which publishes before it records.
+            return Ok(false);
+        };
+        self.publish(event).await?;
+        ledger::update(&self.ledger, &entry.tracking_number, |e| {
+            e.mark_published(event.event_id)
+        })
+        .await
+        .map_err(|e| FailureReason::from_error(&e))?;
+        Ok(true)
     }
 
     async fn publish(&self, outcome: &CanonicalEvent) -> Result<(), FailureReason> {
@@ -421,6 +460,8 @@ pub fn approve(
         }),
         at: now,
         event_id: event.event_id,
+        event: Some(event.clone()),
+        published: true,
     };
     Ok((event, outcome))
 }
@@ -464,6 +505,8 @@ pub fn overdue_pod_dispute(
         evidence: serde_json::json!({"finding": "invoice_without_delivery", "message": message}),
         at: now,
         event_id: event.event_id,
+        event: Some(event.clone()),
+        published: true,
     };
     (event, outcome)
 }
