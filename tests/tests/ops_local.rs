@@ -44,14 +44,19 @@ async fn chain(double: &OdooDouble, state: &Path) -> Chain<OdooClient> {
     Chain::start(chain_config, odoo).expect("chain starts")
 }
 
-/// Runs `freightctl <args> --state-dir <state>`; answers its stdout.
-fn freightctl(state: &Path, args: &[&str]) -> String {
-    let output = Command::new(freightctl_binary())
+/// Runs `freightctl <args> --state-dir <state>`.
+fn run_freightctl(state: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(freightctl_binary())
         .args(args)
         .arg("--state-dir")
         .arg(state)
         .output()
-        .expect("freightctl runs");
+        .expect("freightctl runs")
+}
+
+/// Runs `freightctl <args> --state-dir <state>`, which must succeed; answers its stdout.
+fn freightctl(state: &Path, args: &[&str]) -> String {
+    let output = run_freightctl(state, args);
     assert!(
         output.status.success(),
         "freightctl {args:?} failed: {}",
@@ -296,12 +301,7 @@ fn post_calls(double: &OdooDouble) -> usize {
 
 /// Runs `freightctl <args> --state-dir <state>`; answers whether it succeeded and its output.
 fn freightctl_status(state: &Path, args: &[&str]) -> (bool, String) {
-    let output = Command::new(freightctl_binary())
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("freightctl runs");
+    let output = run_freightctl(state, args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -434,14 +434,7 @@ async fn reconcile_approve_publishes_the_match_records_it_and_keeps_duties_apart
 
     // On the bus for the poster, in the ledger, in the trail.
     let durable = Durable::open(state.path(), Durability::Normal).expect("state");
-    let odoo = freightctl::durable::DurableQueue::new(
-        &durable,
-        freightctl::chain::ODOO_QUEUE,
-        Duration::from_secs(30),
-        10,
-        None,
-    );
-    let queued = odoo.snapshot().expect("queue");
+    let queued = odoo_queue(&durable);
     assert_eq!(queued.len(), 1, "one matched event for the poster");
     assert!(queued[0].body.contains("freight_invoice.matched"));
     let entry = durable
@@ -558,14 +551,7 @@ async fn reconcile_sweep_finds_what_fell_through_and_disputes_an_undelivered_inv
     );
     assert!(table.contains("oldest: stale_accrual SHP-3"), "{table}");
     let durable = Durable::open(state.path(), Durability::Normal).expect("state");
-    let odoo = freightctl::durable::DurableQueue::new(
-        &durable,
-        freightctl::chain::ODOO_QUEUE,
-        Duration::from_secs(30),
-        10,
-        None,
-    );
-    let queued = odoo.snapshot().expect("queue");
+    let queued = odoo_queue(&durable);
     assert_eq!(queued.len(), 1);
     assert!(queued[0].body.contains("\"no_pod\""), "{}", queued[0].body);
     // Report only: nothing published even for a new finding.
@@ -582,4 +568,19 @@ async fn reconcile_sweep_finds_what_fell_through_and_disputes_an_undelivered_inv
     ))
     .expect("json");
     assert_eq!(report["disputes_published"], 0);
+}
+
+/// What waits on the poster's queue of a state directory.
+fn odoo_queue(
+    durable: &std::sync::Arc<freightctl::durable::Durable>,
+) -> Vec<freightctl::durable::QueuedMessage> {
+    freightctl::durable::DurableQueue::new(
+        durable,
+        freightctl::chain::ODOO_QUEUE,
+        Duration::from_secs(30),
+        10,
+        None,
+    )
+    .snapshot()
+    .expect("queue")
 }

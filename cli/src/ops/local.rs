@@ -25,6 +25,10 @@ const REDRIVE_BATCH: usize = 100;
 pub struct LocalOps {
     state: Arc<Durable>,
     audit: DurableAuditLog,
+    /// The operator's own steps go to the same trail.
+    auditor: Auditor,
+    /// The bus with the chain's rules, for replays and the reconciliation outcomes published here.
+    bus: DurableBus,
 }
 
 impl LocalOps {
@@ -34,7 +38,35 @@ impl LocalOps {
             &state,
             chrono::Duration::days(i64::from(audit::DEFAULT_TTL_DAYS)),
         );
-        Ok(LocalOps { state, audit })
+        let auditor = Auditor::new(Arc::new(audit.clone()));
+        let bus = DurableBus::new(&state);
+        for rule in bus_rules() {
+            bus.add_rule(rule);
+        }
+        Ok(LocalOps {
+            state,
+            audit,
+            auditor,
+            bus,
+        })
+    }
+
+    /// The next page of ledger entries after the cursor `after`, which it moves on; empty at
+    /// the end.
+    async fn ledger_page(
+        &self,
+        after: &mut Option<String>,
+    ) -> Result<Vec<(String, freightbridge::ledger::LedgerEntry)>, String> {
+        use freightbridge::ledger::LedgerStore as _;
+        let page = self
+            .state
+            .page(after.as_deref(), 500)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((last, _)) = page.last() {
+            *after = Some(last.clone());
+        }
+        Ok(page)
     }
 
     fn queue(&self, name: &str) -> Arc<DurableQueue> {
@@ -79,7 +111,7 @@ impl LocalOps {
         if dry_run || picked.is_empty() {
             return Ok(summary);
         }
-        let auditor = Auditor::new(Arc::new(self.audit.clone()));
+        let auditor = &self.auditor;
         let mut progress = Progress::new("redrive", picked.len());
         for (dlq, source) in DEAD_LETTER_QUEUES {
             let of_queue: Vec<&(Letter, String)> =
@@ -109,10 +141,7 @@ impl LocalOps {
         window: &ReplayWindow,
         dry_run: bool,
     ) -> Result<ReplaySummary, DurableError> {
-        let bus = DurableBus::new(&self.state);
-        for rule in bus_rules() {
-            bus.add_rule(rule);
-        }
+        let bus = &self.bus;
         let picked: Vec<ArchivedEvent> = bus
             .archive()?
             .into_iter()
@@ -126,7 +155,7 @@ impl LocalOps {
         if dry_run {
             return Ok(summary);
         }
-        let auditor = Auditor::new(Arc::new(self.audit.clone()));
+        let auditor = &self.auditor;
         let mut progress = Progress::new("replay", picked.len());
         for batch in picked.chunks(REDRIVE_BATCH) {
             bus.resend(batch)?;
@@ -310,9 +339,7 @@ impl LocalOps {
             event_type: event.event_type().to_owned(),
         })
         .reason(Reason::new("approved_by_person", reason));
-        Auditor::new(Arc::new(self.audit.clone()))
-            .record(&[record])
-            .await;
+        self.auditor.record(&[record]).await;
         Ok(event)
     }
 
@@ -324,10 +351,7 @@ impl LocalOps {
         tracking_number: &str,
         outcome: &freightbridge::ledger::MatchOutcome,
     ) -> Result<(), String> {
-        let bus = DurableBus::new(&self.state);
-        for rule in bus_rules() {
-            bus.add_rule(rule);
-        }
+        let bus = &self.bus;
         let published = BusEvent::new(
             freightbridge::canonical::RECONCILIATION_SOURCE,
             event.event_type(),
@@ -348,18 +372,12 @@ impl LocalOps {
         &self,
         number: &str,
     ) -> Result<Option<freightbridge::ledger::LedgerEntry>, String> {
-        use freightbridge::ledger::LedgerStore as _;
-        let mut after: Option<String> = None;
+        let mut after = None;
         loop {
-            let page = self
-                .state
-                .page(after.as_deref(), 500)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some((last, _)) = page.last() else {
+            let page = self.ledger_page(&mut after).await?;
+            if page.is_empty() {
                 return Ok(None);
-            };
-            after = Some(last.clone());
+            }
             if let Some((_, entry)) = page
                 .into_iter()
                 .find(|(_, e)| e.invoices.iter().any(|i| i.number == number))
@@ -388,20 +406,16 @@ impl LocalOps {
         ages: &freightbridge::reconcile::SweepAges,
         dispute: bool,
     ) -> Result<SweepRun, String> {
-        use freightbridge::ledger::LedgerStore as _;
         use freightbridge::reconcile::FindingKind;
         let now = Utc::now();
-        let auditor = Auditor::new(Arc::new(self.audit.clone()));
+        let auditor = &self.auditor;
         let mut run = SweepRun::default();
-        let mut after: Option<String> = None;
+        let mut after = None;
         loop {
-            let page = self
-                .state
-                .page(after.as_deref(), 500)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
+            let page = self.ledger_page(&mut after).await?;
+            if page.is_empty() {
+                break;
+            }
             for (_, entry) in &page {
                 run.summary.entries += 1;
                 for finding in freightbridge::reconcile::sweep_entry(entry, now, ages) {

@@ -99,7 +99,8 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
                 // `batch.updated`, …): acknowledge them, loudly, rather than fill the DLQ.
                 Err(PartnerError::Unsupported { what, .. }) => {
                     tracing::warn!(what = %what, "event kind not handled; acknowledged without canonical events");
-                    let record = transform_record(&webhook, &ctx, "acknowledged_unsupported", now)
+                    let input_hash = sha256_tag(ctx.body.as_bytes());
+                    let record = transform_record(&webhook, &input_hash, "acknowledged_unsupported", now)
                         .reason(Reason::new("unsupported", &what));
                     self.auditor.record(&[record]).await;
                     return Ok(());
@@ -119,12 +120,14 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
                 self.publish(&events).await?;
             }
             self.mark_seen(&history, &events, now).await?;
+            // The record's body hashed once, not once per event it became.
+            let input_hash = sha256_tag(ctx.body.as_bytes());
             let records: Vec<AuditRecord> = events
                 .iter()
                 .map(|event| {
                     let mut subjects = Subjects::of_event(event);
                     subjects.delivery_id = Some(webhook.delivery_id.clone());
-                    transform_record(&webhook, &ctx, "event_published", now)
+                    transform_record(&webhook, &input_hash, "event_published", now)
                         .subjects(subjects)
                         .output(Output::Event {
                             id: event.event_id,
@@ -270,7 +273,7 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
 /// A transform record about `webhook`, filed under its delivery.
 fn transform_record(
     webhook: &ReceivedWebhook,
-    ctx: &RecordContext,
+    input_hash: &str,
     action: &str,
     now: DateTime<Utc>,
 ) -> AuditRecord {
@@ -289,7 +292,7 @@ fn transform_record(
         delivery_id: Some(webhook.delivery_id.clone()),
         ..Subjects::default()
     })
-    .input_hash(sha256_tag(ctx.body.as_bytes()))
+    .input_hash(input_hash.to_owned())
 }
 
 /// The pure part: an accepted webhook → its canonical events (and the records that could not be
