@@ -67,6 +67,20 @@ fn positive_of(name: &str, value: Option<String>, default: u64) -> Result<u64, S
     }
 }
 
+/// How a consumer named `consumer` runs its SQS batches, `concurrency` records at a time, with
+/// the receive backstop (`MAX_RECEIVE_COUNT`) and retry policy of the environment.
+pub fn batch_config(
+    consumer: &str,
+    concurrency: usize,
+) -> Result<crate::batch::BatchConfig, String> {
+    Ok(crate::batch::BatchConfig {
+        consumer: consumer.to_owned(),
+        concurrency,
+        max_receive_count: max_receive_count()?,
+        retry: retry_policy()?,
+    })
+}
+
 /// The retry budget and backoff: `RETRY_BUDGET_MINUTES` (default 120), the longest time a
 /// failing record is retried before it is dead-lettered, and `RETRY_MAX_DELAY_SECONDS`
 /// (default 300), the longest wait between two receives.

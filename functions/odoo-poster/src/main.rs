@@ -100,12 +100,7 @@ async fn cold_start() -> Result<Function, Error> {
             auditor,
         ),
         visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
-        batch: BatchConfig {
-            consumer: "odoo-poster".into(),
-            concurrency: CONCURRENCY,
-            max_receive_count: environment::max_receive_count()?,
-            retry: environment::retry_policy()?,
-        },
+        batch: environment::batch_config("odoo-poster", CONCURRENCY)?,
     })
 }
 

@@ -79,12 +79,7 @@ async fn cold_start() -> Result<Function, Error> {
         .with_audit(auditor),
         dead_letters,
         visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
-        batch: BatchConfig {
-            consumer: CONSUMER.into(),
-            concurrency: CONCURRENCY,
-            max_receive_count: environment::max_receive_count()?,
-            retry: environment::retry_policy()?,
-        },
+        batch: environment::batch_config(CONSUMER, CONCURRENCY)?,
     })
 }
 
