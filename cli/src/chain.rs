@@ -77,7 +77,8 @@ pub fn bus_rules() -> Vec<BusRule> {
         },
         BusRule {
             name: "canonical-to-odoo".into(),
-            // The reconciler publishes its outcomes (matched, disputed) under its own source.
+            // The reconciler publishes its outcomes (matched, disputed) under its own source;
+            // `settled` is Odoo's own news, nothing for the poster to write.
             sources: vec![
                 canonical::BUS_SOURCE.into(),
                 canonical::RECONCILIATION_SOURCE.into(),
@@ -85,6 +86,7 @@ pub fn bus_rules() -> Vec<BusRule> {
             detail_types: Some(
                 canonical::EventBody::TYPES
                     .iter()
+                    .filter(|t| **t != "freight_invoice.settled")
                     .map(|t| (*t).to_owned())
                     .collect(),
             ),
@@ -98,7 +100,12 @@ pub fn bus_rules() -> Vec<BusRule> {
                 canonical::EventBody::TYPES
                     .iter()
                     .filter(|t| {
-                        !matches!(**t, "freight_invoice.matched" | "freight_invoice.disputed")
+                        !matches!(
+                            **t,
+                            "freight_invoice.matched"
+                                | "freight_invoice.disputed"
+                                | "freight_invoice.settled"
+                        )
                     })
                     .map(|t| (*t).to_owned())
                     .collect(),

@@ -184,17 +184,32 @@ impl Target {
 enum ReconcileCommand {
     /// Sweep the ledger for what fell through the cracks: deliveries not invoiced, invoices
     /// never delivered (disputed as no_pod), accruals with no invoice; prints a summary by
-    /// finding and carrier with the amounts and the oldest item. Local chain only for now.
+    /// finding and carrier with the amounts and the oldest item. The ages are each carrier's
+    /// `sweep` settings in --reconcile-config (default 14, 7 and 30 days); a flag given here
+    /// replaces that age for every carrier. Local chain (--state-dir).
     Sweep {
-        #[arg(long, default_value_t = 14)]
-        uninvoiced_days: i64,
-        #[arg(long, default_value_t = 7)]
-        undelivered_days: i64,
-        #[arg(long, default_value_t = 30)]
-        accrual_days: i64,
+        #[arg(long)]
+        uninvoiced_days: Option<i64>,
+        #[arg(long)]
+        undelivered_days: Option<i64>,
+        #[arg(long)]
+        accrual_days: Option<i64>,
         /// Report only: publish no dispute.
         #[arg(long)]
         report_only: bool,
+        #[arg(long)]
+        json: bool,
+        /// The reconciler's settings, as for `serve`.
+        #[arg(long, default_value = DEFAULT_RECONCILE)]
+        reconcile_config: PathBuf,
+        #[arg(long, default_value = "target/freightctl/state")]
+        state_dir: PathBuf,
+    },
+    /// Ask Odoo which of the ledger's open invoices have their bill paid (payment_state paid or
+    /// in_payment; 80 invoice numbers per call): each becomes freight_invoice.settled, and a
+    /// shipment whose invoices are all settled is closed. Odoo from ODOO_URL, ODOO_DB,
+    /// ODOO_USER, ODOO_API_KEY / ODOO_PASSWORD and ODOO_TRANSPORT, as for `serve`.
+    Settle {
         #[arg(long)]
         json: bool,
         #[arg(long, default_value = "target/freightctl/state")]
@@ -494,21 +509,40 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                     accrual_days,
                     report_only,
                     json,
+                    reconcile_config,
                     state_dir,
                 },
         } => {
-            let ages = freightbridge::reconcile::SweepAges {
-                uninvoiced_after: chrono::Duration::days(uninvoiced_days.max(0)),
-                undelivered_after: chrono::Duration::days(undelivered_days.max(0)),
-                accrual_after: chrono::Duration::days(accrual_days.max(0)),
+            let overrides = freightctl::ops::AgeOverrides {
+                uninvoiced_days,
+                undelivered_days,
+                accrual_days,
             };
+            let settings = overrides.apply(&load_reconcile(&reconcile_config)?)?;
             let ops =
                 freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
-            let run = ops.sweep(&ages, !report_only).await?;
+            let run = ops.sweep(settings, !report_only).await?;
             if json {
                 println!("{}", to_json(&run)?);
             } else {
                 print!("{}", ops::sweep_table(&run, chrono::Utc::now()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile {
+            command: ReconcileCommand::Settle { json, state_dir },
+        } => {
+            let odoo_config = odoo_check::odoo_config_from_env().map_err(|e| e.to_string())?;
+            let odoo = freightbridge::odoo::OdooClient::connect(&odoo_config)
+                .await
+                .map_err(|e| e.to_string())?;
+            let ops =
+                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let run = ops.settle(&odoo).await?;
+            if json {
+                println!("{}", to_json(&run)?);
+            } else {
+                print!("{}", ops::settle_table(&run));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -96,6 +96,10 @@ pub enum EventBody {
     /// From the reconciler: the invoice needs a person (→ activity on the draft bill).
     #[serde(rename = "freight_invoice.disputed")]
     InvoiceDisputed(InvoiceDisputed),
+    /// From the reconciler's sweep: Odoo shows the vendor bill freightbridge drafted for the
+    /// invoice paid (→ the shipment's ledger entry is closed once all its invoices are).
+    #[serde(rename = "freight_invoice.settled")]
+    InvoiceSettled(InvoiceSettled),
 }
 
 impl EventBody {
@@ -132,11 +136,12 @@ impl EventBody {
             EventBody::ChargeAdded(_) => "freight_charge.added",
             EventBody::InvoiceMatched(_) => "freight_invoice.matched",
             EventBody::InvoiceDisputed(_) => "freight_invoice.disputed",
+            EventBody::InvoiceSettled(_) => "freight_invoice.settled",
         }
     }
 
     /// Every canonical event type, as published on the bus.
-    pub const TYPES: [&'static str; 7] = [
+    pub const TYPES: [&'static str; 8] = [
         "shipment.status_changed",
         "shipment.delivered",
         "freight_cost.estimated",
@@ -144,6 +149,7 @@ impl EventBody {
         "freight_charge.added",
         "freight_invoice.matched",
         "freight_invoice.disputed",
+        "freight_invoice.settled",
     ];
 }
 
@@ -400,6 +406,25 @@ pub struct InvoiceDisputed {
     pub expected_total: Option<Decimal>,
     /// At least one.
     pub reasons: Vec<DisputeReason>,
+}
+
+/// `freight_invoice.settled`: the vendor bill drafted for the invoice is paid in Odoo
+/// (`payment_state` `paid`, or `in_payment` while the payment awaits its bank statement).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceSettled {
+    pub invoice_number: String,
+    /// ISO 4217: the bill's.
+    pub currency: String,
+    /// The bill's total as Odoo shows it.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount_total: Decimal,
+    /// The bill (`account.move`) id.
+    pub bill_id: i64,
+    /// The bill's sequence number (`BILL/2026/11/0001`), when Odoo shows one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bill_name: Option<String>,
+    /// `paid` or `in_payment`.
+    pub payment_state: String,
 }
 
 /// Why an invoice is disputed (DESIGN §3.5).

@@ -8,8 +8,11 @@ use std::sync::Arc;
 
 use crate::audit::Auditor;
 use crate::aws::audit::DynamoAuditLog;
+use crate::aws::secrets::SecretsResolver;
 use crate::breaker::BreakerConfig;
+use crate::config::SecretRef;
 use crate::idempotency::Policy;
+use crate::odoo::{OdooClient, OdooConfig};
 use crate::retry::RetryPolicy;
 
 /// A variable that must be set and not blank.
@@ -143,6 +146,37 @@ pub fn audit_from_env(config: &aws_config::SdkConfig) -> Result<Auditor, String>
             Auditor::disabled()
         }
     })
+}
+
+/// Odoo from `ODOO_URL` & co., its API key from the secret `ODOO_API_KEY_SECRET_ARN` names (or
+/// `ODOO_API_KEY` when run by hand), connected; with the configured Odoo login (`ODOO_USER`)
+/// the audit trail names as the writer. `None` when `ODOO_URL` is not set.
+pub async fn odoo_from_env(
+    config: &aws_config::SdkConfig,
+) -> Result<Option<(OdooClient, Option<String>)>, String> {
+    if optional("ODOO_URL").is_none() {
+        return Ok(None);
+    }
+    let api_key = match optional("ODOO_API_KEY_SECRET_ARN") {
+        Some(arn) => Some(
+            SecretsResolver::from_config(config)
+                .resolve(&SecretRef::SecretsManager(arn))
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let odoo_config = OdooConfig::from_lookup(|name| match (name, &api_key) {
+        ("ODOO_API_KEY", Some(key)) => Some(key.expose().to_owned()),
+        _ => std::env::var(name).ok(),
+    })
+    .map_err(|e| e.to_string())?
+    .ok_or("ODOO_URL is not set")?;
+    let client = OdooClient::connect(&odoo_config)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(transport = ?client.transport(), "Odoo client ready");
+    Ok(Some((client, odoo_config.user.clone())))
 }
 
 /// The invocation's deadline (Lambda context, ms since the epoch): how long this attempt holds

@@ -36,6 +36,9 @@ pub fn ledger_key(tracking_number: &str) -> String {
     format!("ledger#{}", normalise_tracking(tracking_number))
 }
 
+/// The outcome recorded when the sweep finds an invoice's bill paid.
+pub const SETTLED: &str = "settled";
+
 /// A tracking number as the ledger compares them.
 pub fn normalise_tracking(tracking_number: &str) -> String {
     tracking_number.trim().to_uppercase()
@@ -68,6 +71,10 @@ pub struct LedgerEntry {
     pub applied: Vec<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// When the last of the shipment's invoices was settled (its bill paid in Odoo): the
+    /// shipment is closed, and the sweeps pass it by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,7 +256,9 @@ impl LedgerEntry {
                 true
             }
             // The reconciler's own outcomes are recorded by `record_outcome`, not replayed here.
-            EventBody::InvoiceMatched(_) | EventBody::InvoiceDisputed(_) => false,
+            EventBody::InvoiceMatched(_)
+            | EventBody::InvoiceDisputed(_)
+            | EventBody::InvoiceSettled(_) => false,
         };
         if changed {
             Change::Changed
@@ -266,6 +275,29 @@ impl LedgerEntry {
         self.updated_at = Some(outcome.at);
         self.outcomes.push(outcome);
         Change::Changed
+    }
+
+    /// Records that an invoice's bill is paid (an outcome `settled`, once per event id); closes
+    /// the shipment when every invoice it has is settled.
+    pub fn record_settlement(&mut self, outcome: MatchOutcome) -> Change {
+        let at = outcome.at;
+        if self.record_outcome(outcome) == Change::AlreadyApplied {
+            return Change::AlreadyApplied;
+        }
+        if self.closed_at.is_none() && self.all_settled() {
+            self.closed_at = Some(at);
+        }
+        Change::Changed
+    }
+
+    /// Whether the invoice's latest outcome is `settled`.
+    pub fn is_settled(&self, invoice_number: &str) -> bool {
+        self.outcome_of(invoice_number)
+            .is_some_and(|o| o.outcome == SETTLED)
+    }
+
+    fn all_settled(&self) -> bool {
+        !self.invoices.is_empty() && self.invoices.iter().all(|i| self.is_settled(&i.number))
     }
 
     /// Marks the outcome with `event_id` published.

@@ -284,6 +284,20 @@ impl OdooDouble {
             .collect()
     }
 
+    /// What registering a payment does to a posted bill, as far as freightbridge reads it:
+    /// `payment_state` becomes `state` (`paid`, `in_payment`). Panics on a bill that is not
+    /// posted: Odoo pays posted bills only.
+    pub fn pay_bill(&self, id: i64, state: &str) {
+        let mut guard = self.lock();
+        let record = guard
+            .models
+            .get_mut("account.move")
+            .and_then(|m| m.records.get_mut(&id))
+            .unwrap_or_else(|| panic!("no account.move {id}"));
+        assert_eq!(record["state"], "posted", "Odoo pays posted bills only");
+        record.insert("payment_state".into(), Value::String(state.into()));
+    }
+
     pub fn record(&self, model: &str, id: i64) -> Option<Map<String, Value>> {
         self.records(model)
             .into_iter()

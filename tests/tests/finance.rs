@@ -289,6 +289,8 @@ struct World {
     ups: i64,
     customer: i64,
     ap_user: i64,
+    /// How the poster's client was connected: the reconciler's settlement sweep connects alike.
+    odoo_config: OdooConfig,
 }
 
 /// The double's date: after every event date of the tests, so nothing is dated in the future.
@@ -321,6 +323,7 @@ async fn world_with(setup: Setup, settings: &str, timeout: Duration) -> World {
     config.transport = Some(transport);
     config.timeout = timeout;
     let client = OdooClient::connect(&config).await.unwrap();
+    let odoo_config = config.clone();
     let store = Arc::new(MemoryStore::new());
     let finance = Finance::new(FinanceConfig::parse(settings).unwrap());
     let poster = Poster::new(client, Idempotency::new(store.clone(), Policy::default()))
@@ -333,6 +336,7 @@ async fn world_with(setup: Setup, settings: &str, timeout: Duration) -> World {
         ups,
         customer,
         ap_user,
+        odoo_config,
     }
 }
 
@@ -1951,5 +1955,96 @@ async fn a_person_approves_a_disputed_invoice_and_the_bill_is_posted_unless_they
         let moves = r.w.moves(json!([])).len();
         r.w.handle(&again).await.unwrap();
         assert_eq!(r.w.moves(json!([])).len(), moves, "{setup:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_bill_odoo_shows_paid_is_settled_once_and_closes_the_shipment() {
+    use freightbridge::ledger::{LedgerStore as _, ledger_key};
+    for setup in SETUPS {
+        let r = Reconciled::new(setup).await;
+        r.send(&estimate_event("est-1", "2026-11-27T09:00:00Z", "1300.00"))
+            .await;
+        r.send(&delivered_at("pod-1")).await;
+        let matched = r.send(&invoice_event("inv-1", ofl_invoice())).await;
+        assert_eq!(matched[0].event_type(), "freight_invoice.matched");
+        let bill = r.w.bills_of(r.w.ofl)[0].clone();
+        let bill_id = bill["id"].as_i64().unwrap();
+        let client = OdooClient::connect(&r.w.odoo_config).await.unwrap();
+
+        // Posted but not paid yet: nothing settles.
+        let run = r
+            .reconciler
+            .settle(&client, Utc::now(), "test")
+            .await
+            .unwrap();
+        assert_eq!(
+            (run.invoices_checked, run.settled.len()),
+            (1, 0),
+            "{setup:?}"
+        );
+        assert_eq!(run.odoo_queries, 1);
+
+        r.w.double.pay_bill(bill_id, "paid");
+        let before = r.bus.published().len();
+        let run = r
+            .reconciler
+            .settle(&client, Utc::now(), "test")
+            .await
+            .unwrap();
+        assert_eq!(run.settled.len(), 1, "{setup:?}: {run:?}");
+        assert_eq!(run.shipments_closed, 1, "{setup:?}");
+        let settled = &run.settled[0];
+        assert_eq!(settled.bill_id, bill_id);
+        assert_eq!(settled.payment_state, "paid");
+        assert_eq!(settled.invoice_number, "OFL-INV-2026-0042");
+        let published: Vec<CanonicalEvent> = r.bus.published()[before..]
+            .iter()
+            .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
+            .collect();
+        assert_eq!(published.len(), 1, "{setup:?}");
+        assert_eq!(published[0].event_type(), "freight_invoice.settled");
+        let EventBody::InvoiceSettled(body) = &published[0].body else {
+            panic!("not settled");
+        };
+        assert_eq!(body.bill_id, bill_id);
+        assert_eq!(body.currency, "USD");
+        let entry = r
+            .reconciler
+            .ledger()
+            .load(&ledger_key("SHP-77"))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry;
+        assert!(
+            entry.closed_at.is_some(),
+            "{setup:?}: the shipment is closed"
+        );
+        assert!(entry.is_settled("OFL-INV-2026-0042"));
+        assert!(entry.outcomes.last().unwrap().published);
+
+        // Swept again: a closed shipment is not asked about, nothing is published twice.
+        let again = r
+            .reconciler
+            .settle(&client, Utc::now(), "test")
+            .await
+            .unwrap();
+        assert_eq!((again.invoices_checked, again.settled.len()), (0, 0));
+        assert_eq!(r.bus.published().len(), before + 1);
+        // Nor do the findings sweeps report it, at any age.
+        let zero =
+            ReconcileConfig::default().with_sweep_ages(|_| freightbridge::reconcile::SweepAges {
+                uninvoiced_after: chrono::Duration::zero(),
+                undelivered_after: chrono::Duration::zero(),
+                accrual_after: chrono::Duration::zero(),
+            });
+        assert!(freightbridge::reconcile::sweep_entry(&entry, Utc::now(), &zero).is_empty());
+        // A redelivered invoice after settlement changes nothing.
+        assert!(
+            r.send(&invoice_event("inv-1", ofl_invoice()))
+                .await
+                .is_empty()
+        );
     }
 }

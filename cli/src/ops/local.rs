@@ -28,7 +28,7 @@ pub struct LocalOps {
     /// The operator's own steps go to the same trail.
     auditor: Auditor,
     /// The bus with the chain's rules, for replays and the reconciliation outcomes published here.
-    bus: DurableBus,
+    bus: Arc<DurableBus>,
 }
 
 impl LocalOps {
@@ -47,7 +47,7 @@ impl LocalOps {
             state,
             audit,
             auditor,
-            bus,
+            bus: Arc::new(bus),
         })
     }
 
@@ -388,68 +388,38 @@ impl LocalOps {
     }
 }
 
-/// What `reconcile sweep` found and did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SweepRun {
-    pub summary: freightbridge::reconcile::SweepSummary,
-    pub findings: Vec<freightbridge::reconcile::Finding>,
-    /// `invoice_without_delivery` findings disputed as `no_pod` now.
-    pub disputes_published: usize,
-}
-
 impl LocalOps {
-    /// Pages through the ledger (`reconcile::sweep_entry`); with `dispute`, each invoice still
-    /// waiting for its proof of delivery past its age is disputed as `no_pod` (published for
-    /// the poster, recorded in the ledger and the trail, once).
+    /// The reconciler over this state directory's ledger and bus, writing to its trail.
+    fn reconciler(
+        &self,
+        settings: freightbridge::reconcile::ReconcileConfig,
+    ) -> reconciler::Reconciler<Arc<Durable>, Arc<DurableBus>> {
+        reconciler::Reconciler::new(self.state.clone(), self.bus.clone(), Arc::new(settings))
+            .with_audit(self.auditor.clone())
+    }
+
+    /// The reconciler's findings sweep (`reconciler::Reconciler::sweep`) over the local ledger,
+    /// with each carrier's ages from `settings`; with `dispute`, invoices still waiting for
+    /// their proof of delivery are disputed as `no_pod` once.
     pub async fn sweep(
         &self,
-        ages: &freightbridge::reconcile::SweepAges,
+        settings: freightbridge::reconcile::ReconcileConfig,
         dispute: bool,
-    ) -> Result<SweepRun, String> {
-        use freightbridge::reconcile::FindingKind;
-        let now = Utc::now();
-        let auditor = &self.auditor;
-        let mut run = SweepRun::default();
-        let mut after = None;
-        loop {
-            let page = self.ledger_page(&mut after).await?;
-            if page.is_empty() {
-                break;
-            }
-            for (_, entry) in &page {
-                run.summary.entries += 1;
-                for finding in freightbridge::reconcile::sweep_entry(entry, now, ages) {
-                    run.summary.add(&finding);
-                    if dispute
-                        && finding.kind == FindingKind::InvoiceWithoutDelivery
-                        && let Some(invoice) = entry
-                            .invoices
-                            .iter()
-                            .find(|i| Some(&i.number) == finding.invoice_number.as_ref())
-                    {
-                        let (event, outcome) = reconciler::overdue_pod_dispute(entry, invoice, now);
-                        self.publish_outcome(&event, &entry.tracking_number, &outcome)
-                            .await?;
-                        let record = AuditRecord::new(
-                            Stage::Reconciler,
-                            Actor {
-                                function: "freightctl reconcile sweep".to_owned(),
-                                partner: Some(event.partner.clone()),
-                                odoo_user: None,
-                            },
-                            "invoice_disputed",
-                            now,
-                            Outcome::Done,
-                        )
-                        .subjects(audit::Subjects::of_event(&event))
-                        .reason(Reason::new("no_pod", "invoice_without_delivery"));
-                        auditor.record(&[record]).await;
-                        run.disputes_published += 1;
-                    }
-                    run.findings.push(finding);
-                }
-            }
-        }
-        Ok(run)
+    ) -> Result<reconciler::SweepRun, String> {
+        self.reconciler(settings)
+            .sweep(Utc::now(), dispute, "freightctl reconcile sweep")
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))
+    }
+
+    /// The reconciler's settlement sweep over the local ledger against `odoo`.
+    pub async fn settle(
+        &self,
+        odoo: &impl freightbridge::odoo::OdooPort,
+    ) -> Result<reconciler::SettleRun, String> {
+        self.reconciler(freightbridge::reconcile::ReconcileConfig::default())
+            .settle(odoo, Utc::now(), "freightctl reconcile settle")
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))
     }
 }

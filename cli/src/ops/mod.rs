@@ -254,7 +254,70 @@ pub fn letters_table(letters: &[Letter], now: DateTime<Utc>) -> String {
 }
 
 /// `reconcile sweep` as text: one line per finding kind and carrier, then the oldest item.
-pub fn sweep_table(run: &local::SweepRun, now: DateTime<Utc>) -> String {
+/// Sweep ages an operator gives on the command line, in days, for every carrier.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgeOverrides {
+    pub uninvoiced_days: Option<i64>,
+    pub undelivered_days: Option<i64>,
+    pub accrual_days: Option<i64>,
+}
+
+impl AgeOverrides {
+    /// `settings` with these ages for every carrier; a negative or absurd age is refused.
+    pub fn apply(
+        self,
+        settings: &freightbridge::reconcile::ReconcileConfig,
+    ) -> Result<freightbridge::reconcile::ReconcileConfig, String> {
+        let checked = |days: Option<i64>, flag: &str| match days {
+            Some(d) if !(0..=3650).contains(&d) => {
+                Err(format!("--{flag} must be between 0 and 3650 days"))
+            }
+            other => Ok(other.map(Duration::days)),
+        };
+        let uninvoiced = checked(self.uninvoiced_days, "uninvoiced-days")?;
+        let undelivered = checked(self.undelivered_days, "undelivered-days")?;
+        let accrual = checked(self.accrual_days, "accrual-days")?;
+        Ok(settings
+            .clone()
+            .with_sweep_ages(|ages| freightbridge::reconcile::SweepAges {
+                uninvoiced_after: uninvoiced.unwrap_or(ages.uninvoiced_after),
+                undelivered_after: undelivered.unwrap_or(ages.undelivered_after),
+                accrual_after: accrual.unwrap_or(ages.accrual_after),
+            }))
+    }
+}
+
+/// What `reconcile settle` did, for an operator.
+pub fn settle_table(run: &reconciler::SettleRun) -> String {
+    let mut out = format!(
+        "ledger entries: {}, open invoices checked: {}, Odoo queries: {}, settled: {}, shipments closed: {}\n",
+        run.entries,
+        run.invoices_checked,
+        run.odoo_queries,
+        run.settled.len(),
+        run.shipments_closed
+    );
+    for settled in &run.settled {
+        out.push_str(&format!(
+            "  {:<24} {:<10} invoice {:<16} bill {:<8} {:<10} {} {}{}\n",
+            settled.tracking_number,
+            settled.carrier,
+            settled.invoice_number,
+            settled.bill_id,
+            settled.payment_state,
+            settled.amount,
+            settled.currency,
+            if settled.published_now {
+                ""
+            } else {
+                " (settled before)"
+            }
+        ));
+    }
+    out
+}
+
+pub fn sweep_table(run: &reconciler::SweepRun, now: DateTime<Utc>) -> String {
     let summary = &run.summary;
     let mut out = format!(
         "ledger entries: {}, findings: {}, disputes published: {}\n",

@@ -43,6 +43,9 @@ enum Operation {
     SettleMatched,
     /// Activity for accounts payable on the draft bill.
     Dispute,
+    /// A bill Odoo shows paid: Odoo's own news, nothing for the poster to write (the poster's
+    /// rule does not route it here; if something does, it is refused as `no_odoo_operation`).
+    Settled,
 }
 
 impl Operation {
@@ -57,6 +60,7 @@ impl Operation {
             Operation::LateCharge => "charge_added",
             Operation::SettleMatched => "payment_approved",
             Operation::Dispute => "dispute_opened",
+            Operation::Settled => "invoice_settled",
         }
     }
 
@@ -69,6 +73,7 @@ impl Operation {
             EventBody::ChargeAdded(_) => Operation::LateCharge,
             EventBody::InvoiceMatched(_) => Operation::SettleMatched,
             EventBody::InvoiceDisputed(_) => Operation::Dispute,
+            EventBody::InvoiceSettled(_) => Operation::Settled,
         }
     }
 

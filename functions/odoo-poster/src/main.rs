@@ -6,15 +6,13 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use freightbridge::audit::AuditedDeadLetters;
 use freightbridge::aws::dynamodb::DynamoStore;
-use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, Settlement, process_batch};
-use freightbridge::config::SecretRef;
 use freightbridge::environment;
 use freightbridge::idempotency::Idempotency;
 use freightbridge::observability::init_json;
-use freightbridge::odoo::{DryRunJournal, Finance, FinanceConfig, OdooClient, OdooConfig};
+use freightbridge::odoo::{DryRunJournal, Finance, FinanceConfig, OdooClient};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use odoo_poster::Poster;
 
@@ -121,30 +119,16 @@ async fn handle(f: &Function, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchRe
     Ok(report.response)
 }
 
-/// Odoo from `ODOO_URL` & co., its API key from the secret `ODOO_API_KEY_SECRET_ARN` names
-/// (or `ODOO_API_KEY` when run by hand); without `ODOO_URL`, a dry-run journal on stdout. With
-/// the client, the configured Odoo login (`ODOO_USER`) the audit trail names as the writer.
+/// Odoo from the environment (`environment::odoo_from_env`); without `ODOO_URL`, a dry-run
+/// journal on stdout.
 async fn odoo(config: &aws_config::SdkConfig) -> Result<(OdooClient, Option<String>), Error> {
-    if environment::optional("ODOO_URL").is_none() {
-        tracing::warn!(
-            "ODOO_URL is not set: dry-run, the Odoo calls are written to stdout and nothing reaches Odoo"
-        );
-        return Ok((OdooClient::dry_run(DryRunJournal::stdout()), None));
+    match environment::odoo_from_env(config).await? {
+        Some(odoo) => Ok(odoo),
+        None => {
+            tracing::warn!(
+                "ODOO_URL is not set: dry-run, the Odoo calls are written to stdout and nothing reaches Odoo"
+            );
+            Ok((OdooClient::dry_run(DryRunJournal::stdout()), None))
+        }
     }
-    let api_key = match environment::optional("ODOO_API_KEY_SECRET_ARN") {
-        Some(arn) => Some(
-            SecretsResolver::from_config(config)
-                .resolve(&SecretRef::SecretsManager(arn))
-                .await?,
-        ),
-        None => None,
-    };
-    let odoo_config = OdooConfig::from_lookup(|name| match (name, &api_key) {
-        ("ODOO_API_KEY", Some(key)) => Some(key.expose().to_owned()),
-        _ => std::env::var(name).ok(),
-    })?
-    .ok_or("ODOO_URL is not set")?;
-    let client = OdooClient::connect(&odoo_config).await?;
-    tracing::info!(transport = ?client.transport(), "Odoo client ready");
-    Ok((client, odoo_config.user.clone()))
 }

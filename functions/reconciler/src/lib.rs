@@ -32,6 +32,10 @@ use freightbridge::reconcile::{
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+pub mod sweep;
+
+pub use sweep::{SettleRun, SettledInvoice, SweepRun};
+
 /// The consumer name written on dead letters and audit records.
 pub const CONSUMER: &str = "reconciler";
 
@@ -94,7 +98,9 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
     ) -> Result<(), FailureReason> {
         if matches!(
             event.body,
-            EventBody::InvoiceMatched(_) | EventBody::InvoiceDisputed(_)
+            EventBody::InvoiceMatched(_)
+                | EventBody::InvoiceDisputed(_)
+                | EventBody::InvoiceSettled(_)
         ) {
             // Our own outcomes: the template's rule does not route them here.
             return Ok(());
@@ -116,7 +122,9 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
     ) -> Result<(), FailureReason> {
         for invoice in &entry.invoices {
             let previous = entry.outcome_of(&invoice.number);
-            if let Some(matched) = previous.filter(|o| o.outcome == "matched") {
+            if let Some(matched) =
+                previous.filter(|o| o.outcome == "matched" || o.outcome == ledger::SETTLED)
+            {
                 // Final; but an earlier attempt may have stopped before publishing it.
                 self.publish_recorded(entry, matched).await?;
                 continue;
@@ -190,7 +198,7 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
 
     /// Publishes a recorded outcome not published yet, its recorded bytes, and marks it
     /// published; answers whether it did.
-    async fn publish_recorded(
+    pub(crate) async fn publish_recorded(
         &self,
         entry: &LedgerEntry,
         recorded: &MatchOutcome,
@@ -342,7 +350,7 @@ fn audit_record(
 /// An outcome about `invoice` as a canonical event: under the invoice's partner and carrier (so
 /// the poster finds the bill it drafted), at the invoice's time (so a republished outcome is
 /// the same fact), with an id named by `name` (UUIDv5).
-fn outcome_of_invoice(
+pub(crate) fn outcome_of_invoice(
     entry: &LedgerEntry,
     invoice: &InvoiceEntry,
     name: &str,
@@ -506,7 +514,7 @@ pub fn overdue_pod_dispute(
         at: now,
         event_id: event.event_id,
         event: Some(event.clone()),
-        published: true,
+        published: false,
     };
     (event, outcome)
 }

@@ -558,6 +558,87 @@ pub async fn find_bills(
         .collect())
 }
 
+/// A vendor bill Odoo shows paid, as the settlement sweep reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaidBill {
+    pub id: i64,
+    pub name: Option<String>,
+    /// The carrier's invoice number.
+    pub reference: String,
+    /// `paid` or `in_payment`.
+    pub payment_state: String,
+    pub amount_total: Option<Decimal>,
+    /// The currency's ISO code, from the many2one's name.
+    pub currency: Option<String>,
+    narration: Option<String>,
+}
+
+impl PaidBill {
+    /// Whether freightbridge drafted this bill from `invoice` (its fingerprint is in the
+    /// narration): a bill typed by hand with the same number is not ours to settle.
+    pub fn drafted_from(&self, invoice: &Invoice) -> bool {
+        self.narration
+            .as_deref()
+            .is_some_and(|n| n.contains(&invoice_fingerprint(invoice)))
+    }
+}
+
+/// The payment states that settle a bill: paid, or paid and waiting for its bank statement.
+pub const SETTLED_PAYMENT_STATES: [&str; 2] = ["paid", "in_payment"];
+
+/// Posted vendor bills with `ref` among `references` that Odoo shows paid: one `search_read`
+/// for the lot (the caller pages the references), oldest first.
+pub async fn paid_bills(
+    odoo: &impl OdooPort,
+    references: &[String],
+) -> Result<Vec<PaidBill>, FinanceError> {
+    if references.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lookup = OdooCall::new("account.move", "search_read")
+        .with_arg(
+            "domain",
+            json!([
+                ["move_type", "=", "in_invoice"],
+                ["state", "=", "posted"],
+                ["ref", "in", references],
+                ["payment_state", "in", SETTLED_PAYMENT_STATES],
+            ]),
+        )
+        .with_arg(
+            "fields",
+            json!([
+                "name",
+                "ref",
+                "narration",
+                "payment_state",
+                "amount_total",
+                "currency_id"
+            ]),
+        )
+        .with_arg("order", "id asc")
+        .assuming(json!([]));
+    Ok(records(odoo.execute(&lookup).await?)?
+        .iter()
+        .filter_map(|record| {
+            Some(PaidBill {
+                id: record_id(record)?,
+                name: text(record.get("name")).map(str::to_owned),
+                reference: text(record.get("ref"))?.to_owned(),
+                payment_state: text(record.get("payment_state"))?.to_owned(),
+                amount_total: money::from_wire(record.get("amount_total")),
+                currency: record
+                    .get("currency_id")
+                    .and_then(Value::as_array)
+                    .and_then(|pair| pair.get(1))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                narration: text(record.get("narration")).map(str::to_owned),
+            })
+        })
+        .collect())
+}
+
 /// The bill an outcome refers to; not there (yet) is retryable.
 async fn the_bill(
     odoo: &impl OdooPort,
@@ -750,6 +831,35 @@ mod tests {
         let fingerprint = invoice_fingerprint(&a);
         assert!(fingerprint.starts_with("[freightbridge invoice sha256:"));
         assert!(fingerprint.ends_with(']'));
+    }
+
+    #[test]
+    fn a_paid_bill_is_ours_to_settle_only_with_the_invoices_fingerprint() {
+        let invoice: Invoice = serde_json::from_value(json!({
+            "number": "3410889", "issued_on": "2026-11-20", "currency": "USD", "total": "51.65",
+            "lines": [{"kind": "base_freight", "amount": "51.65"}], "delivered_on": null
+        }))
+        .expect("invoice");
+        let paid = |narration: Option<String>| PaidBill {
+            id: 7,
+            name: Some("BILL/2026/11/0001".into()),
+            reference: "3410889".into(),
+            payment_state: "paid".into(),
+            amount_total: Some("51.65".parse().expect("decimal")),
+            currency: Some("USD".into()),
+            narration,
+        };
+        let ours = format!(
+            "<p>Carrier invoice 3410889. {}</p>",
+            invoice_fingerprint(&invoice)
+        );
+        assert!(paid(Some(ours)).drafted_from(&invoice));
+        assert!(!paid(Some("<p>typed by hand</p>".into())).drafted_from(&invoice));
+        assert!(!paid(None).drafted_from(&invoice));
+        let mut other = invoice.clone();
+        other.total = "60.00".parse().expect("decimal");
+        let theirs = format!("<p>{}</p>", invoice_fingerprint(&other));
+        assert!(!paid(Some(theirs)).drafted_from(&invoice));
     }
 
     #[test]

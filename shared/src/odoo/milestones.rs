@@ -105,7 +105,8 @@ pub fn placed_note_body(event: &CanonicalEvent, placement: Placement) -> String 
         | EventBody::InvoiceReceived(_)
         | EventBody::ChargeAdded(_)
         | EventBody::InvoiceMatched(_)
-        | EventBody::InvoiceDisputed(_) => {
+        | EventBody::InvoiceDisputed(_)
+        | EventBody::InvoiceSettled(_) => {
             sentences.push(format!("Freight event {}", event.event_type()));
         }
     }

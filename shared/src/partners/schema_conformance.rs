@@ -216,7 +216,8 @@ fn every_event_type_the_model_has_is_in_the_schema() {
             | EventBody::InvoiceReceived(_)
             | EventBody::ChargeAdded(_)
             | EventBody::InvoiceMatched(_)
-            | EventBody::InvoiceDisputed(_) => {}
+            | EventBody::InvoiceDisputed(_)
+            | EventBody::InvoiceSettled(_) => {}
         }
         model.push(body.event_type());
     }
@@ -234,6 +235,7 @@ fn every_event_type_the_model_has_is_in_the_schema() {
         "freight_charge.added",
         "freight_invoice.matched",
         "freight_invoice.disputed",
+        "freight_invoice.settled",
     ]);
     assert_eq!(listed, model);
     assert_eq!(listed, EventBody::TYPES);
@@ -485,6 +487,14 @@ fn finance_events_validate() {
                 message: "no booking for this tracking number".into(),
             }],
         }),
+        EventBody::InvoiceSettled(crate::canonical::InvoiceSettled {
+            invoice_number: "3410889".into(),
+            currency: "USD".into(),
+            amount_total: "51.65".parse().unwrap(),
+            bill_id: 42,
+            bill_name: Some("BILL/2026/11/0001".into()),
+            payment_state: "paid".into(),
+        }),
     ];
     let validator = validator();
     for body in bodies {
@@ -500,6 +510,7 @@ fn finance_events_validate() {
             EventBody::InvoiceMatched(_) | EventBody::InvoiceDisputed(_) => {
                 &mut float["invoiced_total"]
             }
+            EventBody::InvoiceSettled(_) => &mut float["amount_total"],
             _ => &mut float["charge"]["amount"],
         };
         *amount = serde_json::json!(51.65);

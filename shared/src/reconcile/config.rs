@@ -21,6 +21,11 @@
 //!
 //! [carrier.UPS.fuel]
 //! bands = [{ from = "3.00", to = "3.25", percent = "14.5" }, { from = "3.25", to = "3.50", percent = "15" }]
+//!
+//! [carrier.UPS.sweep]
+//! uninvoiced_days = 21     # delivered and no invoice after this long → uninvoiced_delivery
+//! undelivered_days = 7     # invoiced and no proof of delivery → invoice_without_delivery
+//! accrual_days = 30        # accrued and no invoice → stale_accrual
 //! ```
 //!
 //! A carrier's section replaces the default's field by field, each field as a whole: a carrier
@@ -29,6 +34,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::Duration;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use thiserror::Error;
@@ -37,6 +43,7 @@ use super::allow_list::SurchargeRule;
 use super::anomaly::AnomalyRule;
 use super::fuel::FuelTable;
 use super::rate_card::RateCard;
+use super::sweep::SweepAges;
 use super::tolerance::Tolerance;
 use crate::canonical::ChargeKind;
 
@@ -147,6 +154,8 @@ pub enum ConfigProblem {
     },
     #[error("{section}: the anomaly threshold must be above 0 and the minimum history at least 1")]
     AnomalyRule { section: String },
+    #[error("{section}: sweep ages are whole days from 1 to 3650")]
+    SweepAge { section: String },
 }
 
 /// One section as written: every field optional, a carrier's falling back to the default's.
@@ -165,6 +174,38 @@ struct Section {
     fuel: Option<FuelTable>,
     #[serde(default)]
     anomaly: Option<AnomalyRule>,
+    #[serde(default)]
+    sweep: Option<SweepDays>,
+}
+
+/// The sweep's ages as written, in days; a field left out keeps the default's (or the built-in
+/// [`SweepAges::default`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepDays {
+    uninvoiced_days: Option<i64>,
+    undelivered_days: Option<i64>,
+    accrual_days: Option<i64>,
+}
+
+impl SweepDays {
+    fn days(self) -> [Option<i64>; 3] {
+        [
+            self.uninvoiced_days,
+            self.undelivered_days,
+            self.accrual_days,
+        ]
+    }
+
+    /// `self` over `base`, field by field.
+    fn over(self, base: SweepAges) -> SweepAges {
+        let days = |d: Option<i64>, fallback: Duration| d.map_or(fallback, Duration::days);
+        SweepAges {
+            uninvoiced_after: days(self.uninvoiced_days, base.uninvoiced_after),
+            undelivered_after: days(self.undelivered_days, base.undelivered_after),
+            accrual_after: days(self.accrual_days, base.accrual_after),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -187,6 +228,7 @@ pub struct CarrierRules {
     pub(super) rate_card: Option<RateCard>,
     pub(super) fuel: Option<FuelTable>,
     pub(super) anomaly: AnomalyRule,
+    pub(super) sweep: SweepAges,
 }
 
 impl CarrierRules {
@@ -209,6 +251,12 @@ impl CarrierRules {
         self.anomaly
     }
 
+    /// The sweep's ages for this carrier: its own `sweep` fields over the default's over
+    /// [`SweepAges::default`].
+    pub fn sweep_ages(&self) -> SweepAges {
+        self.sweep
+    }
+
     fn resolve(section: String, own: &Section, default: &Section) -> CarrierRules {
         CarrierRules {
             section,
@@ -225,6 +273,10 @@ impl CarrierRules {
             rate_card: own.rate_card.clone().or_else(|| default.rate_card.clone()),
             fuel: own.fuel.clone().or_else(|| default.fuel.clone()),
             anomaly: own.anomaly.or(default.anomaly).unwrap_or_default(),
+            sweep: own
+                .sweep
+                .unwrap_or_default()
+                .over(default.sweep.unwrap_or_default().over(SweepAges::default())),
         }
     }
 
@@ -272,6 +324,17 @@ impl Section {
         if let Some(anomaly) = &self.anomaly {
             anomaly.check_config(section, problems);
         }
+        if let Some(sweep) = &self.sweep
+            && sweep
+                .days()
+                .into_iter()
+                .flatten()
+                .any(|d| !(1..=3650).contains(&d))
+        {
+            problems.push(ConfigProblem::SweepAge {
+                section: section.into(),
+            });
+        }
     }
 }
 
@@ -303,6 +366,16 @@ impl ReconcileConfig {
     pub fn from_toml(text: &str) -> Result<ReconcileConfig, ConfigError> {
         let file: ConfigFile = toml::from_str(text)?;
         ReconcileConfig::try_from(file)
+    }
+
+    /// Every carrier's sweep ages (and the default's) changed by `change`: an operator's
+    /// one-off ages for all carriers.
+    pub fn with_sweep_ages(mut self, change: impl Fn(SweepAges) -> SweepAges) -> ReconcileConfig {
+        self.default.sweep = change(self.default.sweep);
+        for rules in self.carriers.values_mut() {
+            rules.sweep = change(rules.sweep);
+        }
+        self
     }
 
     /// The rules for a carrier: its own section (names compare without case), else the default.
@@ -397,7 +470,43 @@ lanes = [
 
 [carrier.UPS.fuel]
 bands = [{ from = "3.00", to = "3.25", percent = "14.5" }, { from = "3.25", to = "3.50", percent = "15" }]
+
+[carrier.UPS.sweep]
+uninvoiced_days = 21     # delivered and no invoice after this long → uninvoiced_delivery
+undelivered_days = 7     # invoiced and no proof of delivery → invoice_without_delivery
+accrual_days = 30        # accrued and no invoice → stale_accrual
 "#;
+
+    #[test]
+    fn sweep_ages_come_per_carrier_field_by_field_over_the_default() {
+        let config = ReconcileConfig::from_toml(
+            r#"
+            [default]
+            sweep = { undelivered_days = 10 }
+            [carrier.UPS]
+            sweep = { uninvoiced_days = 21 }
+            "#,
+        )
+        .expect("valid");
+        let ups = config.rules_for("ups").sweep_ages();
+        assert_eq!(ups.uninvoiced_after, Duration::days(21));
+        assert_eq!(ups.undelivered_after, Duration::days(10));
+        assert_eq!(ups.accrual_after, Duration::days(30));
+        let other = config.rules_for("DHL").sweep_ages();
+        assert_eq!(other.uninvoiced_after, Duration::days(14));
+        assert_eq!(other.undelivered_after, Duration::days(10));
+        assert_eq!(
+            ReconcileConfig::default().rules_for("x").sweep_ages(),
+            SweepAges::default()
+        );
+        assert_eq!(
+            problems("[carrier.UPS]\nsweep = { accrual_days = 0 }"),
+            vec![ConfigProblem::SweepAge {
+                section: "carrier.UPS".into()
+            }]
+        );
+        assert!(ReconcileConfig::from_toml("[default]\nsweep = { days = 3 }").is_err());
+    }
 
     #[test]
     fn the_documented_example_is_valid() {

@@ -43,5 +43,5 @@ pub use judgement::{
 };
 pub use money::{CENTS, round_cents};
 pub use rate_card::{LineHaul, RateCard, RateCardLookup};
-pub use sweep::{Finding, FindingKind, SweepAges, SweepSummary, Tally, sweep_entry};
+pub use sweep::{Finding, FindingKind, SweepAges, SweepAgesFor, SweepSummary, Tally, sweep_entry};
 pub use tolerance::{AmountCheck, AmountVerdict, Tolerance, ToleranceApplied, ToleranceWinner};

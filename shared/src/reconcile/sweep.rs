@@ -77,14 +77,42 @@ impl Finding {
     }
 }
 
-/// What one entry owes the sweep at `now`.
-pub fn sweep_entry(entry: &LedgerEntry, now: DateTime<Utc>, ages: &SweepAges) -> Vec<Finding> {
-    let carrier = entry.carriers.first().cloned().unwrap_or_default();
+/// Which ages apply to a carrier: one set for all ([`SweepAges`]), or per carrier from the
+/// reconciliation configuration (`[carrier.X.sweep]`).
+pub trait SweepAgesFor {
+    fn ages_for(&self, carrier: &str) -> SweepAges;
+}
+
+impl SweepAgesFor for SweepAges {
+    fn ages_for(&self, _carrier: &str) -> SweepAges {
+        *self
+    }
+}
+
+impl SweepAgesFor for super::ReconcileConfig {
+    fn ages_for(&self, carrier: &str) -> SweepAges {
+        self.rules_for(carrier).sweep_ages()
+    }
+}
+
+/// What one entry owes the sweep at `now`. A closed shipment (every invoice settled) owes
+/// nothing; the shipment's first carrier picks the ages of its delivery and accrual, each
+/// invoice's carrier the ages of the invoice.
+pub fn sweep_entry(
+    entry: &LedgerEntry,
+    now: DateTime<Utc>,
+    ages: &impl SweepAgesFor,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let settled = |number: &str| entry.outcome_of(number).is_some();
+    if entry.closed_at.is_some() {
+        return findings;
+    }
+    let carrier = entry.carriers.first().cloned().unwrap_or_default();
+    let shipment_ages = ages.ages_for(&carrier);
+    let judged = |number: &str| entry.outcome_of(number).is_some();
     if let Some(pod) = &entry.delivery
         && entry.invoices.is_empty()
-        && now - pod.delivered_at >= ages.uninvoiced_after
+        && now - pod.delivered_at >= shipment_ages.uninvoiced_after
     {
         findings.push(Finding {
             kind: FindingKind::UninvoicedDelivery,
@@ -98,7 +126,9 @@ pub fn sweep_entry(entry: &LedgerEntry, now: DateTime<Utc>, ages: &SweepAges) ->
     }
     if entry.delivery.is_none() {
         for invoice in &entry.invoices {
-            if !settled(&invoice.number) && now - invoice.received_at >= ages.undelivered_after {
+            if !judged(&invoice.number)
+                && now - invoice.received_at >= ages.ages_for(&invoice.carrier).undelivered_after
+            {
                 findings.push(Finding {
                     kind: FindingKind::InvoiceWithoutDelivery,
                     tracking_number: entry.tracking_number.clone(),
@@ -113,7 +143,7 @@ pub fn sweep_entry(entry: &LedgerEntry, now: DateTime<Utc>, ages: &SweepAges) ->
     }
     if let Some(expected) = &entry.expected
         && entry.invoices.is_empty()
-        && now - expected.occurred_at >= ages.accrual_after
+        && now - expected.occurred_at >= shipment_ages.accrual_after
     {
         findings.push(Finding {
             kind: FindingKind::StaleAccrual,
