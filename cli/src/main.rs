@@ -199,9 +199,11 @@ enum ReconcileCommand {
         report_only: bool,
         #[arg(long)]
         json: bool,
-        /// The reconciler's settings, as for `serve`.
-        #[arg(long, default_value = DEFAULT_RECONCILE)]
-        reconcile_config: PathBuf,
+        /// The reconciler's settings, as for `serve` (its per-carrier `[carrier.X.sweep]` ages).
+        /// Without it, `events/reconcile.local.toml` when run from a checkout, else the
+        /// built-in ages.
+        #[arg(long)]
+        reconcile_config: Option<PathBuf>,
         #[arg(long, default_value = "target/freightctl/state")]
         state_dir: PathBuf,
     },
@@ -518,7 +520,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 undelivered_days,
                 accrual_days,
             };
-            let settings = overrides.apply(&load_reconcile(&reconcile_config)?)?;
+            let settings = overrides.apply(&sweep_settings(reconcile_config.as_deref())?)?;
             let ops =
                 freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
             let run = ops.sweep(settings, !report_only).await?;
@@ -712,6 +714,20 @@ fn load_reconcile(path: &Path) -> Result<freightbridge::reconcile::ReconcileConf
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     freightbridge::reconcile::ReconcileConfig::from_toml(&text)
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The sweep's settings: the file named, else the checkout's default file when there is one,
+/// else the built-in ages (a sweep needs no tolerance or rate card).
+fn sweep_settings(
+    path: Option<&Path>,
+) -> Result<freightbridge::reconcile::ReconcileConfig, String> {
+    match path {
+        Some(path) => load_reconcile(path),
+        None if Path::new(DEFAULT_RECONCILE).is_file() => {
+            load_reconcile(Path::new(DEFAULT_RECONCILE))
+        }
+        None => Ok(freightbridge::reconcile::ReconcileConfig::default()),
+    }
 }
 
 fn load_partners(path: &Path) -> Result<PartnersFile, String> {

@@ -1,4 +1,4 @@
-//! The three function binaries under the AWS Lambda Runtime Interface Emulator (what `sam local
+//! The four function binaries under the AWS Lambda Runtime Interface Emulator (what `sam local
 //! invoke` runs inside its container), against moto: each cold-starts from nothing but its
 //! environment, answers the sample events in `events/`, and its effects land in emulated AWS.
 
@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 const INGRESS: &str = "webhook-ingress";
 const TRANSFORM: &str = "canonical-transform";
 const POSTER: &str = "odoo-poster";
+const RECONCILER: &str = "reconciler";
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The watchdog between a test and RIE: RIE is stopped (SIGTERM, which also stops the function
@@ -274,6 +275,180 @@ async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
     );
     assert!(!log.contains("AUDIT_TABLE is not set"), "{log}");
     report_cold_start(POSTER, &log);
+}
+
+/// The sample's contract: 2 % or 5.00, whichever is larger (214.90 invoiced on 212.40 booked).
+const RECONCILE_SETTINGS: &str =
+    "[default]\ntolerance = { absolute = \"5.00\", percent = \"2\" }\n";
+
+#[tokio::test]
+async fn reconciler_binary_matches_the_sample_invoice_and_publishes_the_outcome() {
+    use freightbridge::aws::ledger::DynamoLedger;
+    use freightbridge::ledger::{LedgerStore as _, ledger_key};
+    let moto = MotoServer::shared();
+    let ledger = moto.create_idempotency_table().await;
+    let audit = moto.create_audit_table().await;
+    let dlq = moto.create_queue("reconcile-dlq").await;
+    let queue = moto.create_queue("reconcile-queue").await;
+    let route = moto
+        .create_bus_routed_to_queue(&["freightbridge.reconciliation"], &[])
+        .await;
+    let rie = Rie::start(
+        RECONCILER,
+        &[
+            ("LEDGER_TABLE", ledger.as_str()),
+            ("AUDIT_TABLE", audit.as_str()),
+            ("EVENT_BUS_NAME", route.bus_name.as_str()),
+            ("DLQ_URL", dlq.url.as_str()),
+            ("QUEUE_URL", queue.url.as_str()),
+            ("RECONCILE_CONFIG", RECONCILE_SETTINGS),
+            ("MAX_RECEIVE_COUNT", "100"),
+        ],
+    );
+    let batch = sample_event("sqs-reconcile-batch.json");
+    let response = rie.invoke(&batch).await;
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "\n{}",
+        rie.log()
+    );
+    let published = receive_all(moto, &route.queue, 1).await;
+    assert_eq!(published.len(), 1, "{published:?}\n{}", rie.log());
+    let outcome: Envelope<CanonicalEvent> = serde_json::from_str(&published[0]).unwrap();
+    assert_eq!(outcome.detail_type, "freight_invoice.matched");
+    assert_eq!(outcome.source, "freightbridge.reconciliation");
+    let entry = DynamoLedger::new(moto.dynamodb(), &ledger)
+        .load(&ledger_key("1Z999AA10123456784"))
+        .await
+        .unwrap()
+        .expect("the shipment's ledger entry")
+        .entry;
+    assert!(entry.delivery.is_some() && entry.expected.is_some());
+    assert_eq!(entry.outcomes.len(), 1);
+    assert!(entry.outcomes[0].published);
+    // The same batch again (SQS redelivers): nothing new on the bus.
+    let again = rie.invoke(&batch).await;
+    assert_eq!(again, json!({"batchItemFailures": []}));
+    assert!(receive_all(moto, &route.queue, 0).await.is_empty());
+    assert!(receive_all(moto, &dlq, 0).await.is_empty());
+    report_cold_start(RECONCILER, &rie.log());
+}
+
+#[tokio::test]
+async fn reconcile_sweep_binary_settles_the_bill_odoo_shows_paid_once() {
+    use freightbridge::aws::ledger::DynamoLedger;
+    use freightbridge::ledger::{self, LedgerStore as _, ledger_key};
+    use freightbridge::odoo::{OdooCall, OdooClient, OdooConfig, OdooPort as _, Transport};
+    use freightbridge_tests::odoo_double::{OdooDouble, OdooDoubleConfig};
+
+    let moto = MotoServer::shared();
+    let table = moto.create_idempotency_table().await;
+    let audit = moto.create_audit_table().await;
+    let route = moto
+        .create_bus_routed_to_queue(
+            &["freightbridge.reconciliation"],
+            &["freight_invoice.settled"],
+        )
+        .await;
+    // The ledger as the queue consumer left it: the sample's booking, delivery and invoice.
+    let dynamo = DynamoLedger::new(moto.dynamodb(), &table);
+    let batch = sample_event("sqs-reconcile-batch.json");
+    let mut invoice = None;
+    for record in batch["Records"].as_array().unwrap() {
+        let envelope: Envelope<CanonicalEvent> =
+            serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+        if let freightbridge::canonical::EventBody::InvoiceReceived(received) =
+            &envelope.detail.body
+        {
+            invoice = Some(received.invoice.clone());
+        }
+        ledger::record(&dynamo, &envelope.detail, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let invoice = invoice.expect("the sample has an invoice");
+
+    // Odoo: the bill freightbridge drafted (its fingerprint in the narration), posted and paid.
+    let double = OdooDouble::start(OdooDoubleConfig::version(19)).await;
+    let vendor = double.seed_vendor(None, "UPS Supply Chain", "CARRIER-UPS");
+    let d = double.config().clone();
+    let mut config = OdooConfig::new(double.url());
+    config.db = Some(d.db.clone());
+    config.api_key = Some(freightbridge::config::Secret::new(&d.api_key));
+    config.transport = Some(Transport::Json2);
+    let odoo = OdooClient::connect(&config).await.unwrap();
+    let narration = format!(
+        "<p>Carrier invoice {}. {}</p>",
+        invoice.number,
+        freightbridge::odoo::bills::invoice_fingerprint(&invoice)
+    );
+    let created = odoo
+        .execute(&OdooCall::new("account.move", "create").with_arg(
+            "vals_list",
+            json!([{
+                "move_type": "in_invoice", "partner_id": vendor, "ref": invoice.number,
+                "narration": narration, "invoice_date": "2026-11-26",
+                "invoice_line_ids": [[0, 0, {"name": "Line haul", "quantity": 1, "price_unit": 214.90}]],
+            }]),
+        ))
+        .await
+        .unwrap();
+    let bill = freightbridge::odoo::values::single_id(&created).unwrap();
+    odoo.execute(&OdooCall::new("account.move", "action_post").with_arg("ids", json!([bill])))
+        .await
+        .unwrap();
+    double.pay_bill(bill, "paid");
+
+    let rie = Rie::start(
+        RECONCILER,
+        &[
+            ("RECONCILER_MODE", "sweep"),
+            ("LEDGER_TABLE", table.as_str()),
+            ("AUDIT_TABLE", audit.as_str()),
+            ("EVENT_BUS_NAME", route.bus_name.as_str()),
+            ("RECONCILE_CONFIG", RECONCILE_SETTINGS),
+            ("ODOO_URL", double.url().as_str()),
+            ("ODOO_DB", d.db.as_str()),
+            ("ODOO_API_KEY", d.api_key.as_str()),
+            ("ODOO_TRANSPORT", "json2"),
+        ],
+    );
+    let request = sample_event("schedule-reconcile-sweep.json");
+    let answer = rie.invoke(&request).await;
+    let settle = &answer["settle"];
+    assert_eq!(
+        settle["settled"][0]["bill_id"],
+        json!(bill),
+        "{answer}\n{}",
+        rie.log()
+    );
+    assert_eq!(settle["shipments_closed"], 1, "{answer}");
+    assert_eq!(answer["findings"]["summary"]["entries"], 1, "{answer}");
+    let published = receive_all(moto, &route.queue, 1).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    let settled: Envelope<CanonicalEvent> = serde_json::from_str(&published[0]).unwrap();
+    assert_eq!(settled.detail_type, "freight_invoice.settled");
+    let entry = dynamo
+        .load(&ledger_key("1Z999AA10123456784"))
+        .await
+        .unwrap()
+        .unwrap()
+        .entry;
+    assert!(entry.closed_at.is_some());
+
+    // The schedule fires again: the shipment is closed, nothing is asked or published.
+    let again = rie.invoke(&request).await;
+    assert_eq!(again["settle"]["invoices_checked"], 0, "{again}");
+    assert!(receive_all(moto, &route.queue, 0).await.is_empty());
+    // An invocation that is not a sweep request is an error, not a silent success.
+    let (status, body) = rie
+        .invoke_raw(&json!({"detail-type": "Scheduled Event"}))
+        .await;
+    assert!(
+        status != 200 || body.contains("errorMessage"),
+        "{status}: {body}"
+    );
 }
 
 #[tokio::test]
@@ -559,7 +734,10 @@ fn built_binary(name: &str) -> PathBuf {
         cargo
             .current_dir(workspace_root())
             .args(["build", "--quiet", "--message-format=json"])
-            .args(["-p", INGRESS, "-p", TRANSFORM, "-p", POSTER, "--bins"]);
+            .args([
+                "-p", INGRESS, "-p", TRANSFORM, "-p", POSTER, "-p", RECONCILER,
+            ])
+            .arg("--bins");
         // The same profile as this test, so `cargo test --release` tests release binaries.
         if !cfg!(debug_assertions) {
             cargo.arg("--release");

@@ -1245,7 +1245,7 @@ async fn dispute_leaves_the_bill_draft_with_one_activity(w: World) {
 /// the rules route them, the reconciler's outcomes on to the poster. Within tolerance: the bill
 /// is posted and the accrual reversed; a second invoice 15 % over: draft, one activity listing
 /// `over_tolerance`.
-async fn reconciler_matches_within_tolerance_and_disputes_over_it(w: World) {
+async fn reconciler_matches_disputes_and_settles_a_paid_bill(w: World) {
     use freightbridge::bus::memory::MemoryBus;
     use freightbridge::ledger::MemoryLedger;
     use freightbridge::reconcile::ReconcileConfig;
@@ -1329,6 +1329,85 @@ async fn reconciler_matches_within_tolerance_and_disputes_over_it(w: World) {
     assert_eq!(activities.len(), 1, "{}", w.site.name);
     let note = activities[0]["note"].as_str().unwrap_or_default();
     assert!(note.contains("over_tolerance"), "{}: {note}", w.site.name);
+
+    // Accounts payable pays the matched bill in Odoo (the payment wizard, as a person would):
+    // the settlement sweep finds it paid and settles it; the disputed draft stays open.
+    let paid_bill = id(&w.bill(&first).await);
+    let context = json!({"active_model": "account.move", "active_ids": [paid_bill]});
+    let wizard = w
+        .admin
+        .call(
+            "account.payment.register",
+            "create",
+            json!([{}]),
+            json!({"context": context}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", w.site.name));
+    let wizard = freightbridge::odoo::values::single_id(&wizard).expect("wizard id");
+    w.admin
+        .act(
+            "account.payment.register",
+            "action_create_payments",
+            &[wizard],
+            context,
+        )
+        .await;
+    let state = w
+        .admin
+        .search_read(
+            "account.move",
+            json!([["id", "=", paid_bill]]),
+            &["payment_state"],
+        )
+        .await;
+    let payment_state = state[0]["payment_state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        ["paid", "in_payment"].contains(&payment_state.as_str()),
+        "{}: a registered payment leaves the bill {payment_state}",
+        w.site.name
+    );
+    let client = OdooClient::connect(&odoo_config(&w.site))
+        .await
+        .expect("connect");
+    let before = bus.published().len();
+    let run = reconciler
+        .settle(&client, Utc::now(), "odoo_real")
+        .await
+        .unwrap_or_else(|e| panic!("{}: settle: {e:?}", w.site.name));
+    assert_eq!(
+        (
+            run.invoices_checked,
+            run.settled.len(),
+            run.shipments_closed
+        ),
+        (2, 1, 0),
+        "{}: {run:?}",
+        w.site.name
+    );
+    assert_eq!(run.settled[0].bill_id, paid_bill);
+    assert_eq!(run.settled[0].payment_state, payment_state);
+    assert_eq!(run.settled[0].invoice_number, first);
+    let settled: Vec<CanonicalEvent> = bus.published()[before..]
+        .iter()
+        .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
+        .collect();
+    assert_eq!(settled.len(), 1, "{}", w.site.name);
+    assert_eq!(settled[0].event_type(), "freight_invoice.settled");
+    // Swept again: already settled, nothing published twice.
+    let again = reconciler
+        .settle(&client, Utc::now(), "odoo_real")
+        .await
+        .expect("settle again");
+    assert_eq!((again.invoices_checked, again.settled.len()), (1, 0));
+    assert_eq!(bus.published().len(), before + 1, "{}", w.site.name);
+    eprintln!(
+        "{}: a registered payment left the bill {payment_state}; settled",
+        w.site.name
+    );
 }
 
 /// The bot with only the documented groups (no Administration rights, so no read on `ir.model`
@@ -1938,7 +2017,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         draft_reversals_are_posted_not_doubled,
         dispute_leaves_the_bill_draft_with_one_activity,
         dispute_as_the_least_privileged_bot,
-        reconciler_matches_within_tolerance_and_disputes_over_it,
+        reconciler_matches_disputes_and_settles_a_paid_bill,
         late_charge_on_the_draft_bill,
         late_charge_on_a_posted_bill,
         landed_cost_on_a_receipt,

@@ -121,79 +121,101 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
         now: DateTime<Utc>,
     ) -> Result<(), FailureReason> {
         for invoice in &entry.invoices {
-            let previous = entry.outcome_of(&invoice.number);
-            if let Some(matched) =
-                previous.filter(|o| o.outcome == "matched" || o.outcome == ledger::SETTLED)
-            {
-                // Final; but an earlier attempt may have stopped before publishing it.
-                self.publish_recorded(entry, matched).await?;
-                continue;
-            }
-            let judgement = judge(
-                &facts(entry, invoice),
-                &invoice.invoice,
-                &self.config,
-                &JudgeContext {
-                    receipt: Receipt {
-                        received_at: invoice.received_at,
-                        event_id: invoice.event_id,
-                    },
-                    fuel_price: None,
-                    history: None,
-                },
-            );
-            if awaits_pod(&judgement) {
-                tracing::info!(invoice = %invoice.number, "invoice waits for the proof of delivery");
-                continue;
-            }
-            let outcome = outcome_event(entry, invoice, &judgement);
-            let recorded = match previous.filter(|o| o.event_id == outcome.event_id) {
-                Some(recorded) => recorded.clone(),
-                None => {
-                    // Recorded first (with the event), published second: a racing invocation
-                    // that judged alike finds this record and publishes the same bytes.
-                    let record = MatchOutcome {
-                        invoice_number: invoice.number.clone(),
-                        outcome: outcome_name(&judgement).to_owned(),
-                        reasons: judgement
-                            .reasons
-                            .iter()
-                            .map(|r| r.code.as_str().to_owned())
-                            .collect(),
-                        evidence: serde_json::to_value(&judgement.evidence).unwrap_or_else(
-                            |e| serde_json::json!({"unserialisable": e.to_string()}),
-                        ),
-                        at: now,
-                        event_id: outcome.event_id,
-                        event: Some(outcome.clone()),
-                        published: false,
-                    };
-                    let (saved, _) = ledger::update(&self.ledger, &entry.tracking_number, |e| {
-                        e.record_outcome(record.clone())
-                    })
-                    .await
-                    .map_err(|e| FailureReason::from_error(&e))?;
-                    saved
-                        .outcomes
-                        .iter()
-                        .find(|o| o.event_id == outcome.event_id)
-                        .cloned()
-                        .unwrap_or(record)
-                }
-            };
-            if self.publish_recorded(entry, &recorded).await? {
-                tracing::info!(
-                    invoice = %invoice.number,
-                    outcome = outcome_name(&judgement),
-                    outcome_event_id = %outcome.event_id,
-                    "invoice judged"
-                );
-                self.auditor
-                    .record(&[audit_record(&outcome, &judgement, now)])
-                    .await;
-            }
+            self.judge_invoice(entry, invoice, now, Waiting::Wait, CONSUMER)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Judges one invoice and publishes its outcome when it changed; answers whether this call
+    /// published one. A matched or settled invoice is final. An invoice still waiting for facts
+    /// (the shipment unknown, no proof of delivery, no expected cost) waits — nothing is
+    /// published — unless `waiting` is [`Waiting::Overdue`] (the sweep, past the carrier's age):
+    /// then its dispute is published as it stands.
+    pub(crate) async fn judge_invoice(
+        &self,
+        entry: &LedgerEntry,
+        invoice: &InvoiceEntry,
+        now: DateTime<Utc>,
+        waiting: Waiting,
+        function: &str,
+    ) -> Result<bool, FailureReason> {
+        let previous = entry.outcome_of(&invoice.number);
+        if let Some(final_outcome) =
+            previous.filter(|o| o.outcome == "matched" || o.outcome == ledger::SETTLED)
+        {
+            // Final; but an earlier attempt may have stopped before publishing it.
+            self.publish_recorded(entry, final_outcome).await?;
+            return Ok(false);
+        }
+        let judgement = judge(
+            &facts(entry, invoice),
+            &invoice.invoice,
+            &self.config,
+            &JudgeContext {
+                receipt: Receipt {
+                    received_at: invoice.received_at,
+                    event_id: invoice.event_id,
+                },
+                fuel_price: None,
+                history: None,
+            },
+        );
+        if waiting == Waiting::Wait && awaits_facts(&judgement) {
+            tracing::info!(
+                invoice = %invoice.number,
+                reasons = ?judgement.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+                "invoice waits for its shipment's facts"
+            );
+            return Ok(false);
+        }
+        let outcome = outcome_event(entry, invoice, &judgement);
+        let recorded = match previous.filter(|o| o.event_id == outcome.event_id) {
+            Some(recorded) => recorded.clone(),
+            None => {
+                // Recorded first (with the event), published second: a racing invocation
+                // that judged alike finds this record and publishes the same bytes.
+                let record = MatchOutcome {
+                    invoice_number: invoice.number.clone(),
+                    outcome: outcome_name(&judgement).to_owned(),
+                    reasons: judgement
+                        .reasons
+                        .iter()
+                        .map(|r| r.code.as_str().to_owned())
+                        .collect(),
+                    evidence: serde_json::to_value(&judgement.evidence)
+                        .unwrap_or_else(|e| serde_json::json!({"unserialisable": e.to_string()})),
+                    at: now,
+                    event_id: outcome.event_id,
+                    event: Some(outcome.clone()),
+                    published: false,
+                };
+                let (saved, _) = ledger::update(&self.ledger, &entry.tracking_number, |e| {
+                    e.record_outcome(record.clone())
+                })
+                .await
+                .map_err(|e| FailureReason::from_error(&e))?;
+                saved
+                    .outcomes
+                    .iter()
+                    .find(|o| o.event_id == outcome.event_id)
+                    .cloned()
+                    .unwrap_or(record)
+            }
+        };
+        let published = self.publish_recorded(entry, &recorded).await?;
+        if published {
+            tracing::info!(
+                invoice = %invoice.number,
+                outcome = outcome_name(&judgement),
+                outcome_event_id = %outcome.event_id,
+                "invoice judged"
+            );
+            self.auditor
+                .record(&[audit_record(&outcome, &judgement, now, function)])
+                .await;
+        }
+        Ok(published)
     }
 
     /// Publishes a recorded outcome not published yet, its recorded bytes, and marks it
@@ -233,14 +255,29 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
     }
 }
 
-/// Whether the judgement's only objection is the missing proof of delivery.
-fn awaits_pod(judgement: &Judgement) -> bool {
+/// Whether an invoice may wait for facts still to come, or must be judged as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A fact of the shipment arrived: an invoice missing others waits for them.
+    Wait,
+    /// The sweep, past the carrier's age: the invoice is judged as it stands.
+    Overdue,
+}
+
+/// Whether the judgement's only objections are facts that may still be on their way: the
+/// shipment itself (an invoice in the same batch as its booking and scans, or ahead of them),
+/// its proof of delivery (carriers invoice at delivery), its expected cost. Carriers and TMSs
+/// send these independently and SQS does not order them, so disputing at once would open an
+/// activity for accounts payable that the next event makes moot.
+fn awaits_facts(judgement: &Judgement) -> bool {
     judgement.outcome == Outcome::Disputed
         && !judgement.reasons.is_empty()
-        && judgement
-            .reasons
-            .iter()
-            .all(|r| r.code == ReasonCode::NoPod)
+        && judgement.reasons.iter().all(|r| {
+            matches!(
+                r.code,
+                ReasonCode::UnknownShipment | ReasonCode::NoPod | ReasonCode::NoExpectedCost
+            )
+        })
 }
 
 fn outcome_name(judgement: &Judgement) -> &'static str {
@@ -314,11 +351,12 @@ fn audit_record(
     outcome: &CanonicalEvent,
     judgement: &Judgement,
     now: DateTime<Utc>,
+    function: &str,
 ) -> AuditRecord {
     let mut record = AuditRecord::new(
         Stage::Reconciler,
         Actor {
-            function: CONSUMER.to_owned(),
+            function: function.to_owned(),
             partner: Some(outcome.partner.clone()),
             odoo_user: None,
         },
@@ -472,49 +510,4 @@ pub fn approve(
         published: true,
     };
     Ok((event, outcome))
-}
-
-/// The dispute the sweep publishes for an invoice still waiting for its proof of delivery after
-/// the sweep's age (`no_pod`, with how long it waited); deterministic, so a second sweep finds
-/// it recorded and publishes nothing.
-pub fn overdue_pod_dispute(
-    entry: &LedgerEntry,
-    invoice: &InvoiceEntry,
-    now: DateTime<Utc>,
-) -> (CanonicalEvent, MatchOutcome) {
-    let days = (now - invoice.received_at).num_days();
-    let message = format!(
-        "invoiced {days} days ago and still no proof of delivery for {} {}",
-        invoice.carrier, entry.tracking_number
-    );
-    let name = format!(
-        "overdue-pod|{}|{}|{}",
-        invoice.carrier, invoice.number, invoice.event_id
-    );
-    let event = outcome_of_invoice(
-        entry,
-        invoice,
-        &name,
-        EventBody::InvoiceDisputed(canonical::InvoiceDisputed {
-            invoice_number: invoice.number.clone(),
-            currency: invoice.invoice.currency.clone(),
-            invoiced_total: invoice.invoice.total,
-            expected_total: entry.expected.as_ref().map(|e| e.estimate.total),
-            reasons: vec![canonical::DisputeReason {
-                code: canonical::DisputeCode::NoPod,
-                message: message.clone(),
-            }],
-        }),
-    );
-    let outcome = MatchOutcome {
-        invoice_number: invoice.number.clone(),
-        outcome: "disputed".to_owned(),
-        reasons: vec!["no_pod".to_owned()],
-        evidence: serde_json::json!({"finding": "invoice_without_delivery", "message": message}),
-        at: now,
-        event_id: event.event_id,
-        event: Some(event.clone()),
-        published: false,
-    };
-    (event, outcome)
 }

@@ -2,8 +2,9 @@
 //! `freightctl reconcile sweep|settle` locally):
 //!
 //! - **findings** (`reconcile::sweep_entry`, per-carrier ages from the settings): deliveries not
-//!   invoiced, invoices never delivered (disputed as `no_pod` once), accruals with no invoice;
-//!   a summary of counts and amounts by finding and carrier, with the oldest item;
+//!   invoiced, invoices still waiting for their shipment's facts (never delivered, or no
+//!   expected cost) — judged as they stand and their dispute published, once —, accruals with
+//!   no invoice; a summary of counts and amounts by finding and carrier, with the oldest item;
 //! - **settlement**: the bills freightbridge drafted that Odoo shows paid become
 //!   `freight_invoice.settled`, and a shipment whose invoices are all settled is closed. Odoo is
 //!   asked in pages of [`SETTLE_BATCH`] invoice numbers, never for all bills at once, and only
@@ -14,19 +15,17 @@
 //! stopped half-way, publish each event once with one content.
 
 use chrono::{DateTime, Utc};
-use freightbridge::audit::{
-    Actor, AuditRecord, Outcome as AuditOutcome, Output, Reason, Stage, Subjects,
-};
+use freightbridge::audit::{Actor, AuditRecord, Outcome as AuditOutcome, Output, Stage, Subjects};
 use freightbridge::bus::EventBus;
 use freightbridge::canonical::{self, CanonicalEvent, EventBody};
 use freightbridge::failure::FailureReason;
 use freightbridge::ledger::{self, InvoiceEntry, LedgerEntry, LedgerStore, MatchOutcome};
 use freightbridge::odoo::OdooPort;
 use freightbridge::odoo::bills::{self, PaidBill};
-use freightbridge::reconcile::{Finding, FindingKind, SweepSummary, sweep_entry};
+use freightbridge::reconcile::{Finding, SweepSummary, sweep_entry};
 use serde::Serialize;
 
-use crate::{Reconciler, outcome_of_invoice};
+use crate::{Reconciler, Waiting, outcome_of_invoice};
 
 /// Ledger entries read per page.
 pub const SWEEP_PAGE: usize = 500;
@@ -103,19 +102,16 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
                 for finding in sweep_entry(entry, now, self.config.as_ref()) {
                     run.summary.add(&finding);
                     if dispute
-                        && finding.kind == FindingKind::InvoiceWithoutDelivery
+                        && finding.kind.is_overdue_invoice()
                         && let Some(invoice) = entry
                             .invoices
                             .iter()
                             .find(|i| Some(&i.number) == finding.invoice_number.as_ref())
+                        && self
+                            .judge_invoice(entry, invoice, now, Waiting::Overdue, function)
+                            .await?
                     {
-                        let (event, outcome) = crate::overdue_pod_dispute(entry, invoice, now);
-                        if self.record_and_publish(entry, outcome, false).await?.0 {
-                            let record = sweep_record(function, &event, "invoice_disputed", now)
-                                .reason(Reason::new("no_pod", "invoice_without_delivery"));
-                            self.auditor.record(&[record]).await;
-                            run.disputes_published += 1;
-                        }
+                        run.disputes_published += 1;
                     }
                     run.findings.push(finding);
                 }

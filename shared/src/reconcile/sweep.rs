@@ -2,8 +2,10 @@
 //! (pure: the caller pages through the ledger and acts on the findings).
 //!
 //! - delivered, and no invoice after `uninvoiced_after` → `uninvoiced_delivery`;
-//! - an invoice still waiting for its proof of delivery after `undelivered_after` →
-//!   `invoice_without_delivery` (the reconciler then disputes it as `no_pod`);
+//! - an invoice still waiting for its shipment's facts after `undelivered_after` →
+//!   `invoice_without_delivery` (no proof of delivery) or `invoice_without_expected_cost`
+//!   (delivered, no estimate and no rate card price); the reconciler then judges it as it
+//!   stands and publishes the dispute;
 //! - an expected cost (accrued) with no invoice after `accrual_after` → `stale_accrual`, listed
 //!   for period close with its amount.
 //!
@@ -40,6 +42,8 @@ impl Default for SweepAges {
 pub enum FindingKind {
     UninvoicedDelivery,
     InvoiceWithoutDelivery,
+    /// Delivered, invoiced, and still no expected cost (no estimate, no rate card price).
+    InvoiceWithoutExpectedCost,
     StaleAccrual,
 }
 
@@ -48,8 +52,20 @@ impl FindingKind {
         match self {
             FindingKind::UninvoicedDelivery => "uninvoiced_delivery",
             FindingKind::InvoiceWithoutDelivery => "invoice_without_delivery",
+            FindingKind::InvoiceWithoutExpectedCost => "invoice_without_expected_cost",
             FindingKind::StaleAccrual => "stale_accrual",
         }
+    }
+}
+
+impl FindingKind {
+    /// An invoice the reconciler has been holding for facts that did not come: the sweep judges
+    /// it as it stands.
+    pub fn is_overdue_invoice(self) -> bool {
+        matches!(
+            self,
+            FindingKind::InvoiceWithoutDelivery | FindingKind::InvoiceWithoutExpectedCost
+        )
     }
 }
 
@@ -124,21 +140,25 @@ pub fn sweep_entry(
             since: pod.delivered_at,
         });
     }
-    if entry.delivery.is_none() {
-        for invoice in &entry.invoices {
-            if !judged(&invoice.number)
-                && now - invoice.received_at >= ages.ages_for(&invoice.carrier).undelivered_after
-            {
-                findings.push(Finding {
-                    kind: FindingKind::InvoiceWithoutDelivery,
-                    tracking_number: entry.tracking_number.clone(),
-                    carrier: invoice.carrier.clone(),
-                    invoice_number: Some(invoice.number.clone()),
-                    amount: Some(invoice.invoice.total),
-                    currency: Some(invoice.invoice.currency.clone()),
-                    since: invoice.received_at,
-                });
-            }
+    for invoice in &entry.invoices {
+        let kind = match (&entry.delivery, &entry.expected) {
+            (None, _) => FindingKind::InvoiceWithoutDelivery,
+            (Some(_), None) => FindingKind::InvoiceWithoutExpectedCost,
+            // Everything is known: the reconciler has judged it.
+            (Some(_), Some(_)) => continue,
+        };
+        if !judged(&invoice.number)
+            && now - invoice.received_at >= ages.ages_for(&invoice.carrier).undelivered_after
+        {
+            findings.push(Finding {
+                kind,
+                tracking_number: entry.tracking_number.clone(),
+                carrier: invoice.carrier.clone(),
+                invoice_number: Some(invoice.number.clone()),
+                amount: Some(invoice.invoice.total),
+                currency: Some(invoice.invoice.currency.clone()),
+                since: invoice.received_at,
+            });
         }
     }
     if let Some(expected) = &entry.expected
@@ -298,7 +318,40 @@ mod tests {
         assert_eq!(found[0].invoice_number.as_deref(), Some("I1"));
         assert_eq!(found[0].amount, Some(d("120.00")));
         delivered(&mut e, day(9));
-        assert!(kinds(&e, day(20)).is_empty(), "delivered after all");
+        assert_eq!(
+            kinds(&e, day(20)),
+            [FindingKind::InvoiceWithoutExpectedCost],
+            "delivered after all, and still no expected cost"
+        );
+        estimated(&mut e, day(10));
+        assert!(
+            kinds(&e, day(20)).is_empty(),
+            "everything known: judged on arrival"
+        );
+    }
+
+    #[test]
+    fn each_carrier_is_swept_with_its_own_ages_and_a_closed_shipment_not_at_all() {
+        let config = crate::reconcile::ReconcileConfig::from_toml(
+            "[carrier.UPS]\nsweep = { undelivered_days = 3 }\n",
+        )
+        .expect("valid");
+        let mut e = entry();
+        invoiced(&mut e, "I1", day(1));
+        assert!(sweep_entry(&e, day(3), &config).is_empty(), "2 days");
+        assert_eq!(sweep_entry(&e, day(4), &config).len(), 1, "3 days for UPS");
+        e.invoices[0].carrier = "FedEx".into();
+        assert!(
+            sweep_entry(&e, day(4), &config).is_empty(),
+            "7 days for FedEx"
+        );
+        e.closed_at = Some(day(5));
+        let zero = SweepAges {
+            uninvoiced_after: Duration::zero(),
+            undelivered_after: Duration::zero(),
+            accrual_after: Duration::zero(),
+        };
+        assert!(sweep_entry(&e, day(30), &zero).is_empty(), "closed");
     }
 
     #[test]
