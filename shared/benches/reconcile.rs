@@ -142,6 +142,7 @@ fn invoice() -> Invoice {
         references: vec![],
         parties: vec![],
         delivered_on: None,
+        weight: None,
     }
 }
 

@@ -367,6 +367,10 @@ pub struct Invoice {
     #[serde(default)]
     pub parties: Vec<Party>,
     pub delivered_on: Option<InvoiceDate>,
+    /// The billed weight (X12 L301 with the unit of B305 or L312), which with the shipper's and
+    /// consignee's postal codes prices the shipment on the rate card when no estimate arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<Weight>,
 }
 
 /// `freight_charge.added`.
@@ -519,6 +523,65 @@ pub struct Party {
     pub name: Option<String>,
     /// The partner's identifier for the party, when given.
     pub id: Option<String>,
+    /// The party's postal code (X12 N403), which prices the lane on the carrier's rate card.
+    /// No street address is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// ISO 3166 country code (X12 N404), when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl Party {
+    /// A party known by its role alone.
+    pub fn new(role: impl Into<String>) -> Party {
+        Party {
+            role: role.into(),
+            name: None,
+            id: None,
+            postal_code: None,
+            country: None,
+        }
+    }
+}
+
+/// A shipment's weight as the carrier bills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weight {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub value: Decimal,
+    pub unit: WeightUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightUnit {
+    Kg,
+    Lb,
+}
+
+impl WeightUnit {
+    /// The international avoirdupois pound, exactly.
+    const KG_PER_LB: Decimal = Decimal::from_parts(45_359_237, 0, 0, false, 8);
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightUnit::Kg => "kg",
+            WeightUnit::Lb => "lb",
+        }
+    }
+}
+
+impl Weight {
+    /// The weight in `unit` (kg ↔ lb at 0.45359237 kg per lb). `None` only when the value is
+    /// too large to convert.
+    pub fn in_unit(self, unit: WeightUnit) -> Option<Decimal> {
+        match (self.unit, unit) {
+            (WeightUnit::Kg, WeightUnit::Kg) | (WeightUnit::Lb, WeightUnit::Lb) => Some(self.value),
+            (WeightUnit::Lb, WeightUnit::Kg) => self.value.checked_mul(WeightUnit::KG_PER_LB),
+            (WeightUnit::Kg, WeightUnit::Lb) => self.value.checked_div(WeightUnit::KG_PER_LB),
+        }
+    }
 }
 
 /// An amount of money: decimal, never a float, with its ISO 4217 currency.
@@ -693,6 +756,7 @@ mod tests {
                 references: vec![],
                 parties: vec![],
                 delivered_on: None,
+                weight: None,
             },
         });
         let json = serde_json::to_value(&event).unwrap();

@@ -11,6 +11,10 @@
 //! updated with a version check (`record`), so two events for one shipment racing on two
 //! invocations are both kept, never one lost.
 
+pub mod docs;
+
+pub use docs::{LedgerDocs, read_doc, update_doc};
+
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -115,7 +119,8 @@ pub struct InvoiceEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment_carrier: Option<String>,
     pub correlation_id: String,
-    /// The invoice itself, its parties left out (names are not the ledger's business).
+    /// The invoice itself; of its parties only the role, postal code and country of those with a
+    /// postal code (the lane, for the rate card), never a name or id.
     pub invoice: Invoice,
     pub received_at: DateTime<Utc>,
     pub event_id: Uuid,
@@ -235,7 +240,17 @@ impl LedgerEntry {
                         shipment_carrier: event.shipment.carrier.clone(),
                         correlation_id: event.correlation_id.clone(),
                         invoice: Invoice {
-                            parties: Vec::new(),
+                            // No names: each party's role and where it is, for the lane.
+                            parties: invoice
+                                .parties
+                                .iter()
+                                .filter(|p| p.postal_code.is_some())
+                                .map(|p| crate::canonical::Party {
+                                    postal_code: p.postal_code.clone(),
+                                    country: p.country.clone(),
+                                    ..crate::canonical::Party::new(p.role.clone())
+                                })
+                                .collect(),
                             ..invoice.clone()
                         },
                         received_at: event.received_at,
@@ -451,6 +466,7 @@ pub async fn record<S: LedgerStore>(
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     entries: std::sync::Mutex<std::collections::BTreeMap<String, (u64, LedgerEntry)>>,
+    docs: std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>,
 }
 
 impl MemoryLedger {
@@ -464,6 +480,25 @@ impl MemoryLedger {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl LedgerDocs for MemoryLedger {
+    async fn load_doc(&self, key: &str) -> Result<Option<(String, u64)>, StoreError> {
+        let docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(docs
+            .get(key)
+            .map(|(version, json)| (json.clone(), *version)))
+    }
+
+    async fn save_doc(&self, key: &str, json: &str, version: u64) -> Result<bool, StoreError> {
+        let mut docs = self.docs.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = docs.get(key).map_or(0, |(v, _)| *v);
+        if stored + 1 != version {
+            return Ok(false);
+        }
+        docs.insert(key.to_owned(), (version, json.to_owned()));
+        Ok(true)
     }
 }
 
@@ -597,8 +632,39 @@ mod tests {
                 references: Vec::new(),
                 parties: Vec::new(),
                 delivered_on: None,
+                weight: None,
             },
         })
+    }
+
+    #[test]
+    fn an_invoice_is_kept_with_where_its_parties_are_but_not_who_they_are() {
+        let mut body = invoice("INV-9", d("10.00"));
+        if let EventBody::InvoiceReceived(received) = &mut body {
+            received.invoice.parties = vec![
+                crate::canonical::Party {
+                    name: Some("PERSON SHIPPER".into()),
+                    id: Some("S-1".into()),
+                    postal_code: Some("07960".into()),
+                    country: Some("US".into()),
+                    ..crate::canonical::Party::new("SH")
+                },
+                crate::canonical::Party {
+                    name: Some("PERSON BILL-TO".into()),
+                    ..crate::canonical::Party::new("BT")
+                },
+            ];
+        }
+        let mut entry = LedgerEntry::new("1Z9");
+        entry.apply(&event(1, 8, body), "UPS", at(12));
+        let parties = &entry.invoices[0].invoice.parties;
+        assert_eq!(parties.len(), 1, "{parties:?}");
+        assert_eq!(
+            (parties[0].role.as_str(), parties[0].postal_code.as_deref()),
+            ("SH", Some("07960"))
+        );
+        let json = serde_json::to_string(&entry).expect("json");
+        assert!(!json.contains("PERSON") && !json.contains("S-1"), "{json}");
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn invoice(
         references: vec![],
         parties: vec![],
         delivered_on: None,
+        weight: None,
     }
 }
 

@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration as Span, Utc};
 use freightbridge::batch::RecordContext;
 use freightbridge::bus::memory::MemoryBus;
 use freightbridge::canonical::{
-    CanonicalEvent, ChargeKind, ChargeLine, EventBody, Invoice, InvoiceReceived, ShipmentStatus,
-    StatusChange,
+    CanonicalEvent, ChargeKind, ChargeLine, EventBody, Invoice, InvoiceReceived, Party,
+    ShipmentStatus, StatusChange, Weight, WeightUnit,
 };
 use freightbridge::config::Secret;
 use freightbridge::failure::{FailureClass, FailureReason};
@@ -1756,8 +1756,12 @@ struct Reconciled {
 
 impl Reconciled {
     async fn new(setup: Setup) -> Reconciled {
+        Reconciled::with_settings(setup, RECONCILE).await
+    }
+
+    async fn with_settings(setup: Setup, settings: &str) -> Reconciled {
         let bus = Arc::new(MemoryBus::new());
-        let config = ReconcileConfig::from_toml(RECONCILE).unwrap();
+        let config = ReconcileConfig::from_toml(settings).unwrap();
         let w = world(setup).await;
         // The delivery's note goes on the shipment's picking.
         w.double
@@ -1771,6 +1775,20 @@ impl Reconciled {
             ),
             bus,
         }
+    }
+
+    /// Only the reconciler takes `event` (received at `received_at`); answers what it published.
+    async fn judge(&self, mut event: CanonicalEvent, received_at: &str) -> Vec<CanonicalEvent> {
+        event.received_at = at(received_at);
+        let before = self.bus.published().len();
+        self.reconciler
+            .handle_record(poster_input::record(&event, 1))
+            .await
+            .unwrap();
+        self.bus.published()[before..]
+            .iter()
+            .map(|envelope| serde_json::from_value(envelope.detail.clone()).unwrap())
+            .collect()
     }
 
     /// The poster and the reconciler take `event`; the outcomes the reconciler publishes go to
@@ -2047,4 +2065,241 @@ async fn a_bill_odoo_shows_paid_is_settled_once_and_closes_the_shipment() {
                 .is_empty()
         );
     }
+}
+
+/// OFL's contract rate card for the lane Morristown NJ → Los Angeles, and its fuel table with
+/// the weekly index prices.
+const OFL_RATE_CARD: &str = r#"
+[default]
+tolerance = { absolute = "5.00", percent = "3" }
+
+[carrier.OFL]
+currency = "USD"
+
+[carrier.OFL.rate_card]
+weight_unit = "lb"
+lanes = [
+  { name = "NJ-LA", origin = { postal_prefix = "079" }, destination = { postal_prefix = "900" },
+    minimum = "250.00", breaks = [{ from = 0, rate = "1.40" }, { from = 1000, rate = "1.25" }] },
+]
+
+[carrier.OFL.fuel]
+bands = [{ from = "3.00", to = "3.50", percent = "5" }, { from = "3.50", to = "4.00", percent = "6.84" }]
+prices = [{ from = "2026-11-16", price = "3.40" }, { from = "2026-11-23", price = "3.61" }]
+"#;
+
+/// OFL's invoice from the shipper in 07960 to the consignee in 90012 at `pounds`.
+fn lane_invoice(pounds: i64) -> Invoice {
+    let mut invoice = ofl_invoice();
+    invoice.parties = vec![
+        Party {
+            postal_code: Some("07960".into()),
+            country: Some("US".into()),
+            ..Party::new("SH")
+        },
+        Party {
+            postal_code: Some("90012".into()),
+            country: Some("US".into()),
+            ..Party::new("CN")
+        },
+    ];
+    invoice.weight = Some(Weight {
+        value: Decimal::from(pounds),
+        unit: WeightUnit::Lb,
+    });
+    invoice
+}
+
+#[tokio::test]
+async fn without_an_estimate_the_invoice_is_priced_on_the_rate_card_by_its_lane_weight_and_the_weeks_fuel_price()
+ {
+    for setup in SETUPS {
+        // 1000 lb at 1.25 = 1250.00 line haul; delivered on 2026-11-27, when the index stood at
+        // 3.61 (from 2026-11-23): 6.84 % fuel = 85.50; 1335.50 expected, as invoiced.
+        let r = Reconciled::with_settings(setup, OFL_RATE_CARD).await;
+        assert!(r.send(&delivered_at("pod-1")).await.is_empty());
+        let outcomes = r.send(&invoice_event("inv-1", lane_invoice(1000))).await;
+        assert_eq!(outcomes.len(), 1, "{setup:?}");
+        let EventBody::InvoiceMatched(matched) = &outcomes[0].body else {
+            panic!("{setup:?}: {:?}", outcomes[0].body);
+        };
+        assert_eq!(matched.expected_total, Some(dec("1335.50")), "{setup:?}");
+        assert_eq!(r.w.bills_of(r.w.ofl)[0]["state"], "posted", "{setup:?}");
+
+        // 1200 lb: 1500.00 + 102.60 = 1602.60 expected; 1335.50 is 267.10 under, past 3 %.
+        let r = Reconciled::with_settings(setup, OFL_RATE_CARD).await;
+        r.send(&delivered_at("pod-1")).await;
+        let outcomes = r.send(&invoice_event("inv-1", lane_invoice(1200))).await;
+        let EventBody::InvoiceDisputed(disputed) = &outcomes[0].body else {
+            panic!("{setup:?}: {:?}", outcomes[0].body);
+        };
+        assert_eq!(disputed.expected_total, Some(dec("1602.60")), "{setup:?}");
+        let codes: Vec<&str> = disputed.reasons.iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(codes, ["under_tolerance"], "{setup:?}");
+        assert!(
+            disputed.reasons[0].message.contains("NJ-LA"),
+            "{setup:?}: the message names the rate card's lane: {}",
+            disputed.reasons[0].message
+        );
+    }
+}
+
+fn on_shipment(tracking: &str, source: &str, body: EventBody) -> CanonicalEvent {
+    event("ofl-edi", source, "OFL", tracking, body)
+}
+
+fn received(invoice: Invoice) -> EventBody {
+    EventBody::InvoiceReceived(InvoiceReceived { invoice })
+}
+
+fn reasons(outcome: &CanonicalEvent) -> Vec<&'static str> {
+    match &outcome.body {
+        EventBody::InvoiceDisputed(d) => d.reasons.iter().map(|r| r.code.as_str()).collect(),
+        other => panic!("not a dispute: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_number_billed_again_on_another_shipment_is_a_duplicate_whichever_copy_arrives_first()
+ {
+    let setup = SETUPS[0];
+    // In order: the first copy on SHP-77 is matched; the copy on SHP-78 is a duplicate at once
+    // (it does not wait for SHP-78's facts: it must not be paid whatever they say).
+    let r = Reconciled::new(setup).await;
+    r.judge(
+        estimate_event("est-1", "2026-11-27T09:00:00Z", "1300.00"),
+        "2026-11-27T09:00:00Z",
+    )
+    .await;
+    r.judge(delivered_at("pod-1"), "2026-11-27T09:00:00Z").await;
+    let first = r
+        .judge(
+            on_shipment("SHP-77", "inv-1", received(ofl_invoice())),
+            "2026-11-28T10:00:00Z",
+        )
+        .await;
+    assert_eq!(first[0].event_type(), "freight_invoice.matched");
+    let second = r
+        .judge(
+            on_shipment("SHP-78", "inv-2", received(ofl_invoice())),
+            "2026-11-29T10:00:00Z",
+        )
+        .await;
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].shipment.tracking_number, "SHP-78");
+    assert!(
+        reasons(&second[0]).contains(&"duplicate_invoice"),
+        "{second:?}"
+    );
+
+    // Out of order: the later copy (SHP-78, waiting for its shipment's facts) reached the
+    // reconciler first; the earlier copy's arrival finds it in the index and judges it again.
+    let r = Reconciled::new(setup).await;
+    let later = r
+        .judge(
+            on_shipment("SHP-78", "inv-2", received(ofl_invoice())),
+            "2026-11-29T10:00:00Z",
+        )
+        .await;
+    assert!(later.is_empty(), "waits for its shipment: {later:?}");
+    r.judge(
+        estimate_event("est-1", "2026-11-27T09:00:00Z", "1300.00"),
+        "2026-11-27T09:00:00Z",
+    )
+    .await;
+    r.judge(delivered_at("pod-1"), "2026-11-27T09:00:00Z").await;
+    let earlier = r
+        .judge(
+            on_shipment("SHP-77", "inv-1", received(ofl_invoice())),
+            "2026-11-28T10:00:00Z",
+        )
+        .await;
+    let by_shipment = |tracking: &str| {
+        earlier
+            .iter()
+            .filter(|o| o.shipment.tracking_number == tracking)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_shipment("SHP-78").len(), 1, "{earlier:?}");
+    assert!(reasons(by_shipment("SHP-78")[0]).contains(&"duplicate_invoice"));
+    assert_eq!(
+        by_shipment("SHP-77")[0].event_type(),
+        "freight_invoice.matched",
+        "the earlier copy is the original"
+    );
+    // Redelivered, nothing new.
+    let again = r
+        .judge(
+            on_shipment("SHP-77", "inv-1", received(ofl_invoice())),
+            "2026-11-28T10:00:00Z",
+        )
+        .await;
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[tokio::test]
+async fn an_invoice_far_above_its_lanes_history_is_flagged_in_the_evidence_but_still_matched() {
+    let setup = SETUPS[0];
+    let r = Reconciled::with_settings(setup, RECONCILE).await;
+    // Ten shipments on the lane 079 → 900 matched at about 1300.
+    for n in 0..10 {
+        let tracking = format!("SHP-9{n}");
+        let total = 1290 + n * 2;
+        let mut estimate = estimate_event(
+            &format!("est-{n}"),
+            "2026-11-20T09:00:00Z",
+            &format!("{total}.00"),
+        );
+        estimate.shipment.tracking_number = tracking.clone();
+        r.judge(estimate, "2026-11-20T09:00:00Z").await;
+        r.judge(
+            delivered_event(&format!("pod-{n}"), &tracking),
+            "2026-11-21T09:00:00Z",
+        )
+        .await;
+        let mut invoice = lane_invoice(1000);
+        invoice.number = format!("OFL-LANE-{n}");
+        invoice.total = Decimal::from(total);
+        invoice.lines = vec![line(ChargeKind::BaseFreight, "400", Decimal::from(total))];
+        let outcome = r
+            .judge(
+                on_shipment(&tracking, &format!("inv-{n}"), received(invoice)),
+                "2026-11-22T09:00:00Z",
+            )
+            .await;
+        assert_eq!(outcome[0].event_type(), "freight_invoice.matched", "{n}");
+    }
+    // The eleventh: 2600.00, as estimated (so matched), but twice what the lane costs.
+    let mut estimate = estimate_event("est-x", "2026-11-25T09:00:00Z", "2600.00");
+    estimate.shipment.tracking_number = "SHP-X".into();
+    r.judge(estimate, "2026-11-25T09:00:00Z").await;
+    r.judge(delivered_event("pod-x", "SHP-X"), "2026-11-26T09:00:00Z")
+        .await;
+    let mut invoice = lane_invoice(1000);
+    invoice.number = "OFL-LANE-X".into();
+    invoice.total = dec("2600.00");
+    invoice.lines = vec![line(ChargeKind::BaseFreight, "400", dec("2600.00"))];
+    let outcome = r
+        .judge(
+            on_shipment("SHP-X", "inv-x", received(invoice)),
+            "2026-11-27T09:00:00Z",
+        )
+        .await;
+    assert_eq!(
+        outcome[0].event_type(),
+        "freight_invoice.matched",
+        "a flag never blocks"
+    );
+    let entry = freightbridge::ledger::LedgerStore::load(
+        r.reconciler.ledger().as_ref(),
+        &freightbridge::ledger::ledger_key("SHP-X"),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .entry;
+    let anomaly = &entry.outcomes.last().unwrap().evidence["anomaly"];
+    assert_eq!(anomaly["direction"], "above", "{anomaly}");
+    assert_eq!(anomaly["n"], 10, "{anomaly}");
+    assert_eq!(anomaly["median"], "1299", "{anomaly}");
 }

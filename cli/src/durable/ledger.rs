@@ -1,8 +1,9 @@
 //! The reconciler's shipment ledger in the embedded database: one row per shipment, its entry
-//! as JSON and a version that each save checks, as the DynamoDB table's conditional update does.
+//! as JSON and a version that each save checks, as the DynamoDB table's conditional update does;
+//! the documents beside it (invoice-number index, lane costs) alike in `ledger_docs`.
 
 use freightbridge::idempotency::StoreError;
-use freightbridge::ledger::{LedgerEntry, LedgerStore, Versioned};
+use freightbridge::ledger::{LedgerDocs, LedgerEntry, LedgerStore, Versioned};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Durable, DurableError, immediate};
@@ -32,6 +33,57 @@ impl LedgerStore for Durable {
         let after = after.unwrap_or("").to_owned();
         Ok(self.blocking(move |conn| page(conn, &after, limit)).await?)
     }
+}
+
+impl LedgerDocs for Durable {
+    async fn load_doc(&self, key: &str) -> Result<Option<(String, u64)>, StoreError> {
+        let key = key.to_owned();
+        Ok(self.blocking(move |conn| load_doc(conn, &key)).await?)
+    }
+
+    async fn save_doc(&self, key: &str, json: &str, version: u64) -> Result<bool, StoreError> {
+        let (key, json) = (key.to_owned(), json.to_owned());
+        Ok(self
+            .blocking(move |conn| save_doc(conn, &key, &json, version))
+            .await?)
+    }
+}
+
+fn load_doc(conn: &Connection, key: &str) -> Result<Option<(String, u64)>, DurableError> {
+    let row: Option<(i64, String)> = conn
+        .prepare_cached("SELECT version, doc FROM ledger_docs WHERE key = ?1")?
+        .query_row([key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    row.map(|(version, json)| {
+        let version = u64::try_from(version)
+            .map_err(|e| DurableError::corrupt(format!("ledger document version of {key}"), e))?;
+        Ok((json, version))
+    })
+    .transpose()
+}
+
+fn save_doc(
+    conn: &mut Connection,
+    key: &str,
+    json: &str,
+    version: u64,
+) -> Result<bool, DurableError> {
+    let version = i64::try_from(version)
+        .map_err(|e| DurableError::corrupt(format!("ledger document version of {key}"), e))?;
+    let tx = immediate(conn)?;
+    let written = if version == 1 {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO ledger_docs (key, version, doc) VALUES (?1, 1, ?2)",
+        )?
+        .execute(params![key, json])?
+    } else {
+        tx.prepare_cached(
+            "UPDATE ledger_docs SET version = ?3, doc = ?2 WHERE key = ?1 AND version = ?3 - 1",
+        )?
+        .execute(params![key, json, version])?
+    };
+    tx.commit()?;
+    Ok(written == 1)
 }
 
 fn parse(key: &str, json: &str) -> Result<LedgerEntry, DurableError> {
@@ -94,6 +146,33 @@ fn page(
 mod tests {
     use super::super::testing::{fresh, reopen};
     use super::*;
+
+    #[tokio::test]
+    async fn documents_are_versioned_survive_a_reopen_and_stay_out_of_the_pages() {
+        let (dir, durable) = fresh();
+        assert!(durable.save_doc("invoice#UPS#1", "{}", 1).await.unwrap());
+        assert!(!durable.save_doc("invoice#UPS#1", "{}", 1).await.unwrap());
+        assert!(
+            !durable
+                .save_doc("invoice#UPS#1", "{\"a\":1}", 3)
+                .await
+                .unwrap()
+        );
+        assert!(
+            durable
+                .save_doc("invoice#UPS#1", "{\"a\":1}", 2)
+                .await
+                .unwrap()
+        );
+        drop(durable);
+        let durable = reopen(&dir);
+        assert_eq!(
+            durable.load_doc("invoice#UPS#1").await.unwrap(),
+            Some(("{\"a\":1}".to_owned(), 2))
+        );
+        assert_eq!(durable.load_doc("lane#UPS#079#900").await.unwrap(), None);
+        assert!(durable.page(None, 10).await.unwrap().is_empty());
+    }
 
     #[tokio::test]
     async fn saves_are_versioned_survive_a_reopen_and_page_in_key_order() {

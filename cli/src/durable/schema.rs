@@ -109,7 +109,17 @@ UPDATE archive
 CREATE INDEX archive_by_age ON archive (archived_at_ms);
 ";
 
-const MIGRATIONS: [&str; 4] = [V1, V2, V3, V4];
+/// Version 5: the documents beside the ledger's shipments (`ledger.rs`): the invoice-number
+/// index and the lane cost histories.
+const V5: &str = "
+CREATE TABLE ledger_docs (
+    key TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+";
+
+const MIGRATIONS: [&str; 5] = [V1, V2, V3, V4, V5];
 
 /// The schema version this freightctl writes.
 pub(super) const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -24,10 +24,13 @@ use freightbridge::batch::RecordContext;
 use freightbridge::bus::{BusEvent, Envelope, EventBus};
 use freightbridge::canonical::{self, CanonicalEvent, EventBody, ShipmentRef};
 use freightbridge::failure::FailureReason;
-use freightbridge::ledger::{self, InvoiceEntry, LedgerEntry, LedgerStore, MatchOutcome};
+use freightbridge::ledger::docs::{InvoiceIndex, LaneCost, LaneCosts, invoice_key, lane_key};
+use freightbridge::ledger::{
+    self, InvoiceEntry, LedgerDocs, LedgerEntry, LedgerStore, MatchOutcome, read_doc, update_doc,
+};
 use freightbridge::reconcile::{
-    JudgeContext, Judgement, Outcome, Pod, ReasonCode, Receipt, ReconcileConfig, ShipmentFacts,
-    judge,
+    InvoiceSighting, JudgeContext, Judgement, LaneHistory, Outcome, Pod, ReasonCode, Receipt,
+    ReconcileConfig, ShipmentFacts, judge,
 };
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -49,7 +52,7 @@ pub struct Reconciler<L, B> {
     auditor: Auditor,
 }
 
-impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
+impl<L: LedgerStore + LedgerDocs, B: EventBus> Reconciler<L, B> {
     pub fn new(ledger: L, bus: B, config: Arc<ReconcileConfig>) -> Self {
         Self {
             ledger,
@@ -144,21 +147,26 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
         if let Some(final_outcome) =
             previous.filter(|o| o.outcome == "matched" || o.outcome == ledger::SETTLED)
         {
-            // Final; but an earlier attempt may have stopped before publishing it.
+            // Final; but an earlier attempt may have stopped before publishing it, or before
+            // counting its cost on the lane.
             self.publish_recorded(entry, final_outcome).await?;
+            if final_outcome.outcome == "matched" {
+                self.count_lane_cost(&facts(entry, invoice), invoice)
+                    .await?;
+            }
             return Ok(false);
         }
+        let (facts, history) = self.shipment_facts(entry, invoice, now, function).await?;
         let judgement = judge(
-            &facts(entry, invoice),
+            &facts,
             &invoice.invoice,
             &self.config,
             &JudgeContext {
-                receipt: Receipt {
-                    received_at: invoice.received_at,
-                    event_id: invoice.event_id,
-                },
-                fuel_price: None,
-                history: None,
+                receipt: receipt(invoice),
+                fuel_price: self
+                    .config
+                    .fuel_price_on(&invoice.carrier, shipped_on(entry, invoice)),
+                history,
             },
         );
         if waiting == Waiting::Wait && awaits_facts(&judgement) {
@@ -204,6 +212,9 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
             }
         };
         let published = self.publish_recorded(entry, &recorded).await?;
+        if recorded.outcome == "matched" {
+            self.count_lane_cost(&facts, invoice).await?;
+        }
         if published {
             tracing::info!(
                 invoice = %invoice.number,
@@ -216,6 +227,111 @@ impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
                 .await;
         }
         Ok(published)
+    }
+
+    /// What the ledger knows that bears on `invoice`: its shipment's facts, every receipt of
+    /// its number on other shipments (from the invoice-number index, which this adds it to),
+    /// and the cost history of its lane. A receipt of the number on another shipment that came
+    /// after this one is judged again with the index as it now stands: whichever of two copies
+    /// reached the index first, the later copy is found a duplicate while it can still be
+    /// stopped (it waits for its own facts, or is matched only after both are in the index).
+    async fn shipment_facts(
+        &self,
+        entry: &LedgerEntry,
+        invoice: &InvoiceEntry,
+        now: DateTime<Utc>,
+        function: &str,
+    ) -> Result<(ShipmentFacts, Option<LaneHistory>), FailureReason> {
+        let mut facts = facts(entry, invoice);
+        let sighting = sighting(entry, invoice);
+        let index: InvoiceIndex = update_doc(
+            &self.ledger,
+            &invoice_key(&invoice.carrier, &invoice.number),
+            |index: &mut InvoiceIndex| index.add(sighting.clone()),
+        )
+        .await
+        .map_err(|e| FailureReason::from_error(&e))?;
+        let elsewhere: Vec<InvoiceSighting> = index
+            .sightings
+            .into_iter()
+            .filter(|s| {
+                ledger::normalise_tracking(&s.tracking_number)
+                    != ledger::normalise_tracking(&entry.tracking_number)
+            })
+            .collect();
+        for later in elsewhere.iter().filter(|s| s.receipt > sighting.receipt) {
+            Box::pin(self.judge_again(later, now, function)).await?;
+        }
+        facts.invoices.extend(elsewhere);
+        let history = match facts
+            .lane
+            .as_ref()
+            .and_then(|l| lane_key(&invoice.carrier, l))
+        {
+            Some(key) => read_doc::<_, LaneCosts>(&self.ledger, &key)
+                .await
+                .map_err(|e| FailureReason::from_error(&e))?
+                .history(&invoice.invoice.currency, invoice.event_id),
+            None => None,
+        };
+        Ok((facts, history))
+    }
+
+    /// Judges the invoice `sighting` names again, on its own shipment.
+    async fn judge_again(
+        &self,
+        sighting: &InvoiceSighting,
+        now: DateTime<Utc>,
+        function: &str,
+    ) -> Result<(), FailureReason> {
+        let found = self
+            .ledger
+            .load(&ledger::ledger_key(&sighting.tracking_number))
+            .await
+            .map_err(|e| FailureReason::from_error(&e))?;
+        let Some(found) = found else {
+            return Ok(());
+        };
+        let entry = found.entry;
+        if let Some(invoice) = entry
+            .invoices
+            .iter()
+            .find(|i| i.event_id == sighting.receipt.event_id)
+        {
+            tracing::info!(
+                invoice = %invoice.number,
+                "judged again: its number was also received on another shipment"
+            );
+            self.judge_invoice(&entry, invoice, now, Waiting::Wait, function)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A matched invoice's total joins its lane's cost history (once per invoice).
+    async fn count_lane_cost(
+        &self,
+        facts: &ShipmentFacts,
+        invoice: &InvoiceEntry,
+    ) -> Result<(), FailureReason> {
+        let Some(key) = facts
+            .lane
+            .as_ref()
+            .and_then(|l| lane_key(&invoice.carrier, l))
+        else {
+            return Ok(());
+        };
+        let cost = LaneCost {
+            event_id: invoice.event_id,
+            currency: invoice.invoice.currency.trim().to_uppercase(),
+            total: invoice.invoice.total,
+        };
+        update_doc(&self.ledger, &key, |costs: &mut LaneCosts| {
+            costs.add(cost.clone())
+        })
+        .await
+        .map_err(|e| FailureReason::from_error(&e))?;
+        Ok(())
     }
 
     /// Publishes a recorded outcome not published yet, its recorded bytes, and marks it
@@ -302,22 +418,45 @@ pub fn facts(entry: &LedgerEntry, invoice: &InvoiceEntry) -> ShipmentFacts {
         signed_by: pod.signed.then(|| "signed".to_owned()),
     });
     facts.estimate = entry.expected.as_ref().map(|e| e.estimate.clone());
-    facts.invoices = entry
-        .invoices
-        .iter()
-        .map(|i| freightbridge::reconcile::InvoiceSighting {
-            carrier: i.carrier.clone(),
-            tracking_number: entry.tracking_number.clone(),
-            number: i.number.clone(),
-            currency: i.invoice.currency.clone(),
-            total: i.invoice.total,
-            receipt: Receipt {
-                received_at: i.received_at,
-                event_id: i.event_id,
-            },
-        })
-        .collect();
+    facts.lane = freightbridge::reconcile::LaneFacts::from_parties(
+        &invoice.invoice.parties,
+        invoice.invoice.weight,
+    );
+    facts.invoices = entry.invoices.iter().map(|i| sighting(entry, i)).collect();
     facts
+}
+
+fn receipt(invoice: &InvoiceEntry) -> Receipt {
+    Receipt {
+        received_at: invoice.received_at,
+        event_id: invoice.event_id,
+    }
+}
+
+fn sighting(entry: &LedgerEntry, invoice: &InvoiceEntry) -> InvoiceSighting {
+    InvoiceSighting {
+        carrier: invoice.carrier.clone(),
+        tracking_number: entry.tracking_number.clone(),
+        number: invoice.number.clone(),
+        currency: invoice.invoice.currency.clone(),
+        total: invoice.invoice.total,
+        receipt: receipt(invoice),
+    }
+}
+
+/// The day whose fuel index price applies: the delivery the invoice states, else the proof of
+/// delivery's, else the invoice's date.
+fn shipped_on(entry: &LedgerEntry, invoice: &InvoiceEntry) -> chrono::NaiveDate {
+    invoice
+        .invoice
+        .delivered_on
+        .or_else(|| {
+            entry
+                .delivery
+                .as_ref()
+                .map(|pod| pod.delivered_at.date_naive())
+        })
+        .unwrap_or(invoice.invoice.issued_on)
 }
 
 /// The outcome as a canonical event, under the invoice's partner and carrier (so the poster

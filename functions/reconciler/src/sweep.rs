@@ -75,7 +75,7 @@ struct Open {
     invoice: InvoiceEntry,
 }
 
-impl<L: LedgerStore, B: EventBus> Reconciler<L, B> {
+impl<L: LedgerStore + freightbridge::ledger::LedgerDocs, B: EventBus> Reconciler<L, B> {
     /// Pages through the ledger for findings; with `dispute`, each invoice still waiting for
     /// its proof of delivery past its carrier's age is disputed as `no_pod` (published for the
     /// poster, recorded in the ledger and the trail, once).

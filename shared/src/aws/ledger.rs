@@ -1,6 +1,8 @@
 //! The shipment ledger in DynamoDB: one item per shipment, `id` = `ledger#<tracking number>`,
 //! the entry as JSON in `entry` and a `version` that every save checks with a conditional
-//! PutItem, so two invocations racing on one shipment never lose an update.
+//! PutItem, so two invocations racing on one shipment never lose an update. The documents beside
+//! the shipments (`invoice#…`, `lane#…`) are items of the same table with their JSON in `doc`;
+//! the sweeps' Scan reads only the `ledger#` items.
 
 use std::collections::HashMap;
 
@@ -10,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::render_error;
 use crate::idempotency::StoreError;
-use crate::ledger::{LedgerEntry, LedgerStore, Versioned};
+use crate::ledger::{LedgerDocs, LedgerEntry, LedgerStore, Versioned};
 
 /// Item attributes.
 pub mod attr {
@@ -20,7 +22,12 @@ pub mod attr {
     pub const VERSION: &str = "version";
     /// The entry as JSON (S).
     pub const ENTRY: &str = "entry";
+    /// A document as JSON (S), on `invoice#…` and `lane#…` items.
+    pub const DOC: &str = "doc";
 }
+
+/// The key prefix of shipment items (`crate::ledger::ledger_key`).
+const SHIPMENT_PREFIX: &str = "ledger#";
 
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -72,33 +79,23 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<(String, Versione
     Ok((key, Versioned { entry, version }))
 }
 
-impl LedgerStore for DynamoLedger {
-    async fn load(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::ID, AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", &e))?;
-        output
-            .item
-            .as_ref()
-            .map(|item| from_item(item).map(|(_, versioned)| versioned))
-            .transpose()
-    }
-
-    async fn save(&self, key: &str, entry: &LedgerEntry, version: u64) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(entry).map_err(|e| corrupt(key, e))?;
+impl DynamoLedger {
+    /// A conditional PutItem of `version` over `version - 1` (or of a new item at 1): `false`
+    /// when the condition failed.
+    async fn put_versioned(
+        &self,
+        key: &str,
+        attribute: &str,
+        json: String,
+        version: u64,
+    ) -> Result<bool, StoreError> {
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .item(attr::ID, AttributeValue::S(key.to_owned()))
             .item(attr::VERSION, AttributeValue::N(version.to_string()))
-            .item(attr::ENTRY, AttributeValue::S(json));
+            .item(attribute, AttributeValue::S(json));
         let request = match version.checked_sub(1) {
             None => return Err(corrupt(key, "version 0 cannot be saved")),
             Some(0) => request
@@ -122,6 +119,62 @@ impl LedgerStore for DynamoLedger {
             Err(err) => Err(self.unavailable("PutItem", &err)),
         }
     }
+}
+
+impl LedgerDocs for DynamoLedger {
+    async fn load_doc(&self, key: &str) -> Result<Option<(String, u64)>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::ID, AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        let Some(item) = output.item else {
+            return Ok(None);
+        };
+        let version = item
+            .get(attr::VERSION)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| corrupt(key, "no numeric `version`"))?;
+        let json = item
+            .get(attr::DOC)
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| corrupt(key, "no `doc`"))?;
+        Ok(Some((json.clone(), version)))
+    }
+
+    async fn save_doc(&self, key: &str, json: &str, version: u64) -> Result<bool, StoreError> {
+        self.put_versioned(key, attr::DOC, json.to_owned(), version)
+            .await
+    }
+}
+
+impl LedgerStore for DynamoLedger {
+    async fn load(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::ID, AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        output
+            .item
+            .as_ref()
+            .map(|item| from_item(item).map(|(_, versioned)| versioned))
+            .transpose()
+    }
+
+    async fn save(&self, key: &str, entry: &LedgerEntry, version: u64) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(entry).map_err(|e| corrupt(key, e))?;
+        self.put_versioned(key, attr::ENTRY, json, version).await
+    }
 
     /// A Scan page: in the table's own order, `after` the key the previous page ended with.
     async fn page(
@@ -139,6 +192,12 @@ impl LedgerStore for DynamoLedger {
                 .scan()
                 .table_name(&self.table)
                 .limit(wanted)
+                .filter_expression("begins_with(#id, :shipments)")
+                .expression_attribute_names("#id", attr::ID)
+                .expression_attribute_values(
+                    ":shipments",
+                    AttributeValue::S(SHIPMENT_PREFIX.to_owned()),
+                )
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await

@@ -459,11 +459,13 @@ fn finance_events_validate() {
                     value: "545930791T".into(),
                 }],
                 parties: vec![Party {
-                    role: "SH".into(),
                     name: Some("ACME".into()),
-                    id: None,
+                    postal_code: Some("07960".into()),
+                    country: Some("US".into()),
+                    ..Party::new("SH")
                 }],
                 delivered_on: Some("2007-10-29".parse().unwrap()),
+                weight: None,
             },
         }),
         EventBody::ChargeAdded(ChargeAdded {
@@ -630,6 +632,7 @@ fn reconciler_judgements_become_bodies_the_schema_accepts_for_every_reason() {
         references: vec![],
         parties: vec![],
         delivered_on: None,
+        weight: None,
     };
     let unknown = ShipmentFacts {
         invoices: vec![InvoiceSighting {

@@ -21,6 +21,7 @@
 //!
 //! [carrier.UPS.fuel]
 //! bands = [{ from = "3.00", to = "3.25", percent = "14.5" }, { from = "3.25", to = "3.50", percent = "15" }]
+//! prices = [{ from = "2026-11-30", price = "3.31" }]   # the weekly index, each from its date
 //!
 //! [carrier.UPS.sweep]
 //! uninvoiced_days = 21     # delivered and no invoice after this long → uninvoiced_delivery
@@ -129,6 +130,16 @@ pub enum ConfigProblem {
         section: String,
         from: Decimal,
         to: Decimal,
+    },
+    #[error("{section}: the fuel index lists two prices from {from}")]
+    FuelPriceRepeated {
+        section: String,
+        from: chrono::NaiveDate,
+    },
+    #[error("{section}: the fuel index price from {from} is not above 0")]
+    FuelPriceNotPositive {
+        section: String,
+        from: chrono::NaiveDate,
     },
     #[error("{section}: fuel band [{from}, {to}) has a negative percent")]
     NegativeFuelPercent {
@@ -379,6 +390,11 @@ impl ReconcileConfig {
     }
 
     /// The rules for a carrier: its own section (names compare without case), else the default.
+    /// The fuel index price in force for `carrier` on `day` (its fuel table's `prices`).
+    pub fn fuel_price_on(&self, carrier: &str, day: chrono::NaiveDate) -> Option<Decimal> {
+        self.rules_for(carrier).fuel.as_ref()?.price_on(day)
+    }
+
     pub fn rules_for(&self, carrier: &str) -> &CarrierRules {
         self.carriers
             .get(&carrier.trim().to_lowercase())

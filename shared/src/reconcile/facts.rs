@@ -7,12 +7,13 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::canonical::{Estimate, ShipmentStatus};
+use crate::canonical::{Estimate, Party, ShipmentStatus};
+pub use crate::canonical::{Weight, WeightUnit};
 
 /// One shipment as the ledger knows it, keyed by carrier and tracking number.
 ///
 /// A shipment the ledger has heard nothing of but invoices (no status, no proof of delivery, no
-/// estimate, no lane, no Odoo reference) is unknown: [`ShipmentFacts::new`] builds exactly that,
+/// estimate, no Odoo reference; a lane read off the invoice does not count) is unknown: [`ShipmentFacts::new`] builds exactly that,
 /// and the invoice is disputed as `unknown_shipment`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShipmentFacts {
@@ -59,7 +60,6 @@ impl ShipmentFacts {
             || self.status.is_some()
             || self.pod.is_some()
             || self.estimate.is_some()
-            || self.lane.is_some()
     }
 }
 
@@ -81,48 +81,38 @@ pub struct LaneFacts {
     pub weight: Option<Weight>,
 }
 
+impl LaneFacts {
+    /// The lane an invoice names: from the first shipper (`SH`) to the first consignee (`CN`)
+    /// with a postal code, with the billed weight. `None` unless both ends are known.
+    pub fn from_parties(parties: &[Party], weight: Option<Weight>) -> Option<LaneFacts> {
+        let postal = |role: &str| {
+            parties
+                .iter()
+                .filter(|p| p.role.eq_ignore_ascii_case(role))
+                .find_map(|p| {
+                    p.postal_code
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|code| !code.is_empty())
+                })
+                .map(|code| Place {
+                    postal_code: Some(code.to_owned()),
+                    zone: None,
+                })
+        };
+        Some(LaneFacts {
+            origin: postal("SH")?,
+            destination: postal("CN")?,
+            weight,
+        })
+    }
+}
+
 /// One end of a lane: a postal code, a zone (as the carrier's contract names them), or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
     pub postal_code: Option<String>,
     pub zone: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Weight {
-    pub value: Decimal,
-    pub unit: WeightUnit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WeightUnit {
-    Kg,
-    Lb,
-}
-
-impl WeightUnit {
-    /// The international avoirdupois pound, exactly.
-    const KG_PER_LB: Decimal = Decimal::from_parts(45_359_237, 0, 0, false, 8);
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WeightUnit::Kg => "kg",
-            WeightUnit::Lb => "lb",
-        }
-    }
-}
-
-impl Weight {
-    /// The weight in `unit` (kg ↔ lb at 0.45359237 kg per lb). `None` only when the value is
-    /// too large to convert.
-    pub fn in_unit(self, unit: WeightUnit) -> Option<Decimal> {
-        match (self.unit, unit) {
-            (WeightUnit::Kg, WeightUnit::Kg) | (WeightUnit::Lb, WeightUnit::Lb) => Some(self.value),
-            (WeightUnit::Lb, WeightUnit::Kg) => self.value.checked_mul(WeightUnit::KG_PER_LB),
-            (WeightUnit::Kg, WeightUnit::Lb) => self.value.checked_div(WeightUnit::KG_PER_LB),
-        }
-    }
 }
 
 /// An invoice the ledger holds, for duplicate detection.
@@ -158,7 +148,7 @@ mod tests {
     fn a_shipment_heard_of_only_through_invoices_is_unknown() {
         let unknown = ShipmentFacts::new("UPS", "1Z1");
         assert!(!unknown.is_known());
-        let edits: [fn(&mut ShipmentFacts); 5] = [
+        let edits: [fn(&mut ShipmentFacts); 4] = [
             |f| f.reference = Some("WH/OUT/00012".into()),
             |f| f.status = Some(ShipmentStatus::InTransit),
             |f| {
@@ -174,13 +164,6 @@ mod tests {
                     currency: "USD".into(),
                     total: Decimal::ONE,
                     lines: vec![],
-                })
-            },
-            |f| {
-                f.lane = Some(LaneFacts {
-                    origin: Place::default(),
-                    destination: Place::default(),
-                    weight: None,
                 })
             },
         ];
@@ -202,6 +185,51 @@ mod tests {
             },
         });
         assert!(!invoiced.is_known());
+        // The invoice's own lane is what it says, not something the ledger heard.
+        invoiced.lane = Some(LaneFacts {
+            origin: Place::default(),
+            destination: Place::default(),
+            weight: None,
+        });
+        assert!(!invoiced.is_known());
+    }
+
+    fn party(role: &str, postal_code: Option<&str>) -> Party {
+        Party {
+            postal_code: postal_code.map(Into::into),
+            ..Party::new(role)
+        }
+    }
+
+    #[test]
+    fn an_invoice_names_its_lane_by_the_shipper_and_consignee_postal_codes() {
+        let weight = Weight {
+            value: d("850"),
+            unit: WeightUnit::Lb,
+        };
+        let lane = LaneFacts::from_parties(
+            &[
+                party("BT", Some("07960")),
+                party("SH", None),
+                party("SH", Some(" 10001 ")),
+                party("CN", Some("90012")),
+            ],
+            Some(weight),
+        )
+        .expect("a lane");
+        assert_eq!(lane.origin.postal_code.as_deref(), Some("10001"));
+        assert_eq!(lane.destination.postal_code.as_deref(), Some("90012"));
+        assert_eq!(lane.weight, Some(weight));
+        assert_eq!(
+            LaneFacts::from_parties(&[party("SH", Some("10001"))], Some(weight)),
+            None,
+            "no consignee"
+        );
+        assert_eq!(
+            LaneFacts::from_parties(&[party("SH", Some("10001")), party("CN", Some(""))], None),
+            None,
+            "an empty postal code"
+        );
     }
 
     #[test]

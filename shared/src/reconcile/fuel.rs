@@ -2,6 +2,7 @@
 //! haul for each fuel price band. Bands are `[from, to)` and must follow one another without gap
 //! or overlap, so every price between the first `from` and the last `to` falls in exactly one.
 
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,20 @@ use super::money::{decimal_text, round_cents};
 #[serde(deny_unknown_fields)]
 pub struct FuelTable {
     bands: Vec<FuelBand>,
+    /// The fuel price index the bands are read with, as published weekly (in the US the
+    /// EIA's on-highway diesel average): each price holds from its date until the next one.
+    /// Kept current in the settings (the SSM parameter in AWS) by whoever follows the index.
+    #[serde(default)]
+    prices: Vec<FuelPrice>,
+}
+
+/// `{ from = "2026-11-30", price = "3.812" }`: the index price from that day on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FuelPrice {
+    from: NaiveDate,
+    #[serde(deserialize_with = "decimal_text")]
+    price: Decimal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -79,7 +94,17 @@ impl FuelTable {
         }
     }
 
-    /// Sorts the bands by price and reports empty, negative, overlapping and gapped ones.
+    /// The index price in force on `day`: the latest one published on or before it. `None`
+    /// before the first price, or when the settings list none.
+    pub fn price_on(&self, day: NaiveDate) -> Option<Decimal> {
+        self.prices
+            .iter()
+            .take_while(|p| p.from <= day)
+            .last()
+            .map(|p| p.price)
+    }
+
+    /// Sorts the bands by price and the index prices by date, and reports empty, negative, overlapping and gapped ones.
     pub(super) fn check_config(&mut self, section: &str, problems: &mut Vec<ConfigProblem>) {
         let section = || section.to_string();
         if self.bands.is_empty() {
@@ -99,6 +124,25 @@ impl FuelTable {
                     section: section(),
                     from: band.from,
                     to: band.to,
+                });
+            }
+        }
+        self.prices.sort_by_key(|p| p.from);
+        for pair in self.prices.windows(2) {
+            if let [first, next] = pair
+                && first.from == next.from
+            {
+                problems.push(ConfigProblem::FuelPriceRepeated {
+                    section: section(),
+                    from: first.from,
+                });
+            }
+        }
+        for price in &self.prices {
+            if price.price <= Decimal::ZERO {
+                problems.push(ConfigProblem::FuelPriceNotPositive {
+                    section: section(),
+                    from: price.from,
                 });
             }
         }
@@ -170,6 +214,51 @@ mod tests {
             );
             assert_eq!(applied.price, d(price));
         }
+    }
+
+    #[test]
+    fn the_index_price_of_a_day_is_the_latest_published_on_or_before_it() {
+        let (indexed, problems) = table(&format!(
+            "{WEEKLY}\nprices = [{{ from = \"2026-11-30\", price = \"3.61\" }}, \
+             {{ from = \"2026-11-16\", price = \"3.40\" }}, {{ from = \"2026-11-23\", price = \"3.52\" }}]"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        let day = |text: &str| text.parse::<NaiveDate>().expect("test date");
+        for (on, price) in [
+            ("2026-11-15", None),
+            ("2026-11-16", Some("3.40")),
+            ("2026-11-22", Some("3.40")),
+            ("2026-11-23", Some("3.52")),
+            ("2026-11-29", Some("3.52")),
+            ("2026-11-30", Some("3.61")),
+            ("2027-03-01", Some("3.61")),
+        ] {
+            assert_eq!(indexed.price_on(day(on)), price.map(d), "{on}");
+        }
+        let (without, _) = table(WEEKLY);
+        assert_eq!(without.price_on(day("2026-11-30")), None);
+    }
+
+    #[test]
+    fn repeated_and_non_positive_index_prices_are_reported() {
+        let (_, problems) = table(&format!(
+            "{WEEKLY}\nprices = [{{ from = \"2026-11-30\", price = \"3.61\" }}, \
+             {{ from = \"2026-11-30\", price = \"3.62\" }}, {{ from = \"2026-11-23\", price = \"0\" }}]"
+        ));
+        let day = |text: &str| text.parse::<NaiveDate>().expect("test date");
+        assert_eq!(
+            problems,
+            [
+                ConfigProblem::FuelPriceRepeated {
+                    section: "carrier.ups".into(),
+                    from: day("2026-11-30")
+                },
+                ConfigProblem::FuelPriceNotPositive {
+                    section: "carrier.ups".into(),
+                    from: day("2026-11-23")
+                },
+            ]
+        );
     }
 
     #[test]

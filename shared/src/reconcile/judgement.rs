@@ -698,6 +698,7 @@ mod tests {
             references: vec![],
             parties: vec![],
             delivered_on: None,
+            weight: None,
         }
     }
 

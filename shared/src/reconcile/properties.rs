@@ -110,6 +110,7 @@ fn any_invoice() -> impl Strategy<Value = Invoice> {
             references: vec![],
             parties: vec![],
             delivered_on: None,
+            weight: None,
         })
 }
 
@@ -312,6 +313,7 @@ proptest! {
             references: vec![],
             parties: vec![],
             delivered_on: None,
+            weight: None,
         };
         let config = config();
         let inside = judge(&facts, &invoice(expected + sign * within), &config, &context);

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::canonical::{
     ChargeKind, ChargeLine, EventBody, Invoice, InvoiceReceived, Party, Reference, ShipmentRef,
+    Weight, WeightUnit,
 };
 use crate::partners::PartnerError;
 
@@ -85,17 +86,8 @@ pub(super) fn read(
     };
 
     let references = references(b3, body);
-    let parties = body
-        .iter()
-        .filter(|s| s.is("N1"))
-        .filter_map(|n1| {
-            Some(Party {
-                role: n1.text(1)?,
-                name: n1.text(2),
-                id: n1.text(4),
-            })
-        })
-        .collect();
+    let parties = parties(body);
+    let weight = weight(b3, body, checks)?;
     let lines = charge_lines(body, options, checks)?;
     check_totals(set, b3, body, total, &lines, checks)?;
 
@@ -125,9 +117,69 @@ pub(super) fn read(
                 references,
                 parties,
                 delivered_on,
+                weight,
             },
         }),
     })
+}
+
+/// Every N1 (N101 role, N102 name, N104 id) with the postal code and country of the N4 in its
+/// loop (N403, N404); the street (N3) is not kept.
+fn parties(body: &[Segment<'_>]) -> Vec<Party> {
+    body.iter()
+        .enumerate()
+        .filter(|(_, s)| s.is("N1"))
+        .filter_map(|(at, n1)| {
+            let n4 = body[at + 1..]
+                .iter()
+                .take_while(|s| {
+                    ["N2", "N3", "N4", "N9", "G61", "PER"]
+                        .iter()
+                        .any(|id| s.is(id))
+                })
+                .find(|s| s.is("N4"));
+            Some(Party {
+                role: n1.text(1)?,
+                name: n1.text(2),
+                id: n1.text(4),
+                postal_code: n4.and_then(|n4| n4.text(3)),
+                country: n4.and_then(|n4| n4.text(4)),
+            })
+        })
+        .collect()
+}
+
+/// L301, the billed weight, in the unit L312 names or else B305 (`K` kilograms, `L` pounds).
+/// A weight without a known unit is left out, as is one that is not a number (a failed check).
+fn weight(
+    b3: &Segment<'_>,
+    body: &[Segment<'_>],
+    checks: &mut Checks,
+) -> Result<Option<Weight>, PartnerError> {
+    let Some(l3) = body.iter().find(|s| s.is("L3")) else {
+        return Ok(None);
+    };
+    let Some(text) = l3.text(1) else {
+        return Ok(None);
+    };
+    let unit = match l3.text(12).or_else(|| b3.text(5)).as_deref() {
+        Some("K") => WeightUnit::Kg,
+        Some("L") => WeightUnit::Lb,
+        _ => return Ok(None),
+    };
+    match text.trim().parse::<Decimal>() {
+        Ok(value) if value >= Decimal::ZERO => Ok(Some(Weight { value, unit })),
+        _ => {
+            checks.failed(
+                "L301",
+                format!(
+                    "L301 at segment {} is not a weight; the invoice is read without one",
+                    l3.position
+                ),
+            )?;
+            Ok(None)
+        }
+    }
 }
 
 /// B303, the shipment the invoice bills. UPS leaves it empty on invoices covering many parcels;

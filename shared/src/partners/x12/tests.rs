@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::*;
 use crate::canonical::{
     ChargeKind, ChargeLine, Delivery, Invoice, Location, Party, Reference, ShipmentStatus,
-    StatusChange,
+    StatusChange, Weight, WeightUnit,
 };
 use crate::config::PartnersFile;
 use crate::failure::Classify;
@@ -215,20 +215,48 @@ fn edifabric_210_becomes_one_invoice_with_its_b3_values() {
             amount: money("51.65"),
         }]
     );
-    let party = |role: &str, name: &str, id: &str| Party {
+    let party = |role: &str, name: &str, id: &str, postal: &str, country: &str| Party {
         role: role.into(),
         name: Some(name.into()),
         id: Some(id.into()),
+        postal_code: Some(postal.into()),
+        country: Some(country.into()),
     };
     assert_eq!(
         invoice.parties,
         [
-            party("SH", "SIEMENS VDO S A DE C V - SIEMENS AUTOMOTIVE", "99999"),
-            party("CN", "BRAMPTON ASSEMBLY - COLLINS AND AIKMAN", "09126B"),
-            party("BT", "BRAMPTON ASSEMBLY - MAIN", "09126"),
-            party("CA", "NATIONAL LOGISTICS MANAGEMENT", "45795"),
-            party("ZZ", "EXPEDITORS/EMERY WORLDWIDE", "37905"),
+            party(
+                "SH",
+                "SIEMENS VDO S A DE C V - SIEMENS AUTOMOTIVE",
+                "99999",
+                "99999",
+                "MX"
+            ),
+            party(
+                "CN",
+                "BRAMPTON ASSEMBLY - COLLINS AND AIKMAN",
+                "09126B",
+                "99999",
+                "CA"
+            ),
+            party("BT", "BRAMPTON ASSEMBLY - MAIN", "09126", "99999", "CA"),
+            party(
+                "CA",
+                "NATIONAL LOGISTICS MANAGEMENT",
+                "45795",
+                "48228",
+                "US"
+            ),
+            party("ZZ", "EXPEDITORS/EMERY WORLDWIDE", "37905", "66201", "US"),
         ]
+    );
+    // L3 2619 in the pounds of B305 `L`.
+    assert_eq!(
+        invoice.weight,
+        Some(Weight {
+            value: Decimal::from(2619),
+            unit: WeightUnit::Lb
+        })
     );
     let reference = |qualifier: &str, value: &str| Reference {
         qualifier: qualifier.into(),
