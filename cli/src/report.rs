@@ -276,7 +276,10 @@ mod tests {
         let page = html(&hostile, at(10)).expect("renders");
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(!page.contains("<img"), "{page}");
-        assert!(page.contains("&#60;script&#62;alert(&#39;x&#39;)"), "{page}");
+        assert!(
+            page.contains("&#60;script&#62;alert(&#39;x&#39;)"),
+            "{page}"
+        );
         assert!(page.contains("<td>T&#60;1&#62;</td>"), "{page}");
         assert_eq!(
             page.matches("<script>").count(),
