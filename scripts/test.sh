@@ -17,6 +17,14 @@ scripts/odoo-deps.sh
 if [[ -x "$root/../shared/odoo/odoo-test-server" || "${CI:-}" == "true" || -n "${FREIGHTBRIDGE_TEST_ODOO:-}" ]]; then
     export FREIGHTBRIDGE_REQUIRE_ODOO=1
 fi
+# The exceptions report's browser test (tests/tests/report_browser.rs) drives Debian's chromium
+# through chromedriver: installed when missing; where it is there (and always in CI) the test
+# must run, not skip.
+browser_ready=0
+scripts/browser-deps.sh && browser_ready=1
+if [[ "$browser_ready" == 1 || "${CI:-}" == "true" ]]; then
+    export FREIGHTBRIDGE_REQUIRE_BROWSER=1
+fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 echo "== cargo test"

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod durable;
 pub mod odoo_check;
 pub mod ops;
+pub mod report;
 pub mod send;
 pub mod sweeper;
 

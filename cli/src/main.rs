@@ -207,6 +207,29 @@ enum ReconcileCommand {
         #[arg(long, default_value = "target/freightctl/state")]
         state_dir: PathBuf,
     },
+    /// The exceptions report a finance user reads: disputed and waiting invoices, deliveries
+    /// not invoiced, stale accruals, each with the amount at stake, largest first. --html
+    /// writes one self-contained page (charts by reason and carrier, a table that sorts;
+    /// nothing loaded from outside), --csv a spreadsheet's rows. Read only. Local chain
+    /// (--state-dir).
+    #[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["html", "csv"])))]
+    Report {
+        /// Where to write the HTML page.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Where to write the CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// The time ages are counted to (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        /// The reconciler's settings, as for `sweep` (each carrier's ages for overdue
+        /// invoices, uninvoiced deliveries and stale accruals).
+        #[arg(long)]
+        reconcile_config: Option<PathBuf>,
+        #[arg(long, default_value = "target/freightctl/state")]
+        state_dir: PathBuf,
+    },
     /// Ask Odoo which of the ledger's open invoices have their bill paid (payment_state paid or
     /// in_payment; 80 invoice numbers per call): each becomes freight_invoice.settled, and a
     /// shipment whose invoices are all settled is closed. Odoo from ODOO_URL, ODOO_DB,
@@ -532,6 +555,43 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile {
+            command:
+                ReconcileCommand::Report {
+                    html,
+                    csv,
+                    now,
+                    reconcile_config,
+                    state_dir,
+                },
+        } => {
+            let settings = sweep_settings(reconcile_config.as_deref())?;
+            let generated_at = chrono::Utc::now();
+            let ops =
+                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let report = ops
+                .exceptions(now.unwrap_or(generated_at), &settings)
+                .await?;
+            let mut written = Vec::new();
+            if let Some(path) = &html {
+                let page =
+                    freightctl::report::html(&report, generated_at).map_err(|e| e.to_string())?;
+                write_atomically(path, &page)?;
+                written.push(format!("HTML {}", path.display()));
+            }
+            if let Some(path) = &csv {
+                let text = freightctl::report::csv(&report).map_err(|e| e.to_string())?;
+                write_atomically(path, &text)?;
+                written.push(format!("CSV {}", path.display()));
+            }
+            println!(
+                "{} exceptions from {} ledger entries; wrote {}",
+                report.rows.len(),
+                report.entries,
+                written.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reconcile {
             command: ReconcileCommand::Settle { json, state_dir },
         } => {
             let odoo_config = odoo_check::odoo_config_from_env().map_err(|e| e.to_string())?;
@@ -728,6 +788,24 @@ fn sweep_settings(
         }
         None => Ok(freightbridge::reconcile::ReconcileConfig::default()),
     }
+}
+
+/// Writes `text` beside `path` first and renames it there, so a reader never sees half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    prepare(&[&path.to_path_buf()])?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} names no file", path.display()))?;
+    let mut partial_name = std::ffi::OsString::from(".");
+    partial_name.push(name);
+    partial_name.push(format!(".{}.partial", std::process::id()));
+    let partial = path.with_file_name(partial_name);
+    std::fs::write(&partial, text)
+        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        format!("cannot write {}: {e}", path.display())
+    })
 }
 
 fn load_partners(path: &Path) -> Result<PartnersFile, String> {

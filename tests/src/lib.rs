@@ -1,8 +1,10 @@
 //! Harnesses shared by the workspace-level tests: a moto server (the AWS wire protocol on
 //! 127.0.0.1), a stateful Odoo double speaking JSON-2 and JSON-RPC as real servers do, and real
 //! Odoo servers from `../shared/odoo` with an admin client for the real-Odoo suite; what the
-//! poster is handed (`poster_input`) and the finance events it is sent (`freight_events`).
+//! poster is handed (`poster_input`) and the finance events it is sent (`freight_events`); a
+//! headless chromium through chromedriver for the pages freightctl writes (`browser`).
 
+pub mod browser;
 pub mod freight_events;
 pub mod moto;
 pub mod odoo_double;

@@ -422,4 +422,24 @@ impl LocalOps {
             .await
             .map_err(|e| format!("{}: {}", e.code, e.message))
     }
+
+    /// The exceptions report of the whole local ledger at `now` (read only: it publishes and
+    /// changes nothing), each carrier's sweep ages from `ages`.
+    pub async fn exceptions(
+        &self,
+        now: chrono::DateTime<Utc>,
+        ages: &impl freightbridge::reconcile::SweepAgesFor,
+    ) -> Result<freightbridge::reconcile::ExceptionReport, String> {
+        let mut report = freightbridge::reconcile::ExceptionReport::new(now);
+        let mut after = None;
+        loop {
+            let page = self.ledger_page(&mut after).await?;
+            if page.is_empty() {
+                return Ok(report.finish());
+            }
+            for (_, entry) in &page {
+                report.add(entry, ages);
+            }
+        }
+    }
 }

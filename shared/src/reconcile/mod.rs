@@ -23,6 +23,7 @@ mod fuel;
 mod judgement;
 mod money;
 mod rate_card;
+mod report;
 mod sweep;
 mod tolerance;
 
@@ -43,5 +44,9 @@ pub use judgement::{
 };
 pub use money::{CENTS, round_cents};
 pub use rate_card::{LineHaul, RateCard, RateCardLookup};
+pub use report::{
+    AWAITING_EXPECTED_COST, AWAITING_JUDGEMENT, AWAITING_POD, DISPUTED, ExceptionReport,
+    ExceptionRow, UNKNOWN_CARRIER, exceptions,
+};
 pub use sweep::{Finding, FindingKind, SweepAges, SweepAgesFor, SweepSummary, Tally, sweep_entry};
 pub use tolerance::{AmountCheck, AmountVerdict, Tolerance, ToleranceApplied, ToleranceWinner};
