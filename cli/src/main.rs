@@ -186,7 +186,8 @@ enum ReconcileCommand {
     /// never delivered (disputed as no_pod), accruals with no invoice; prints a summary by
     /// finding and carrier with the amounts and the oldest item. The ages are each carrier's
     /// `sweep` settings in --reconcile-config (default 14, 7 and 30 days); a flag given here
-    /// replaces that age for every carrier. Local chain (--state-dir).
+    /// replaces that age for every carrier. The local chain (--state-dir) or, with --aws, the
+    /// deployed stack's ledger table and bus.
     Sweep {
         #[arg(long)]
         uninvoiced_days: Option<i64>,
@@ -204,14 +205,14 @@ enum ReconcileCommand {
         /// built-in ages.
         #[arg(long)]
         reconcile_config: Option<PathBuf>,
-        #[arg(long, default_value = "target/freightctl/state")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
     },
     /// The exceptions report a finance user reads: disputed and waiting invoices, deliveries
     /// not invoiced, stale accruals, each with the amount at stake, largest first. --html
     /// writes one self-contained page (charts by reason and carrier, a table that sorts;
-    /// nothing loaded from outside), --csv a spreadsheet's rows. Read only. Local chain
-    /// (--state-dir).
+    /// nothing loaded from outside), --csv a spreadsheet's rows. Read only. The local chain
+    /// (--state-dir) or, with --aws, the deployed stack's ledger table.
     #[command(group(clap::ArgGroup::new("output").required(true).multiple(true).args(["html", "csv"])))]
     Report {
         /// Where to write the HTML page.
@@ -227,8 +228,8 @@ enum ReconcileCommand {
         /// invoices, uninvoiced deliveries and stale accruals).
         #[arg(long)]
         reconcile_config: Option<PathBuf>,
-        #[arg(long, default_value = "target/freightctl/state")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
     },
     /// Ask Odoo which of the ledger's open invoices have their bill paid (payment_state paid or
     /// in_payment; 80 invoice numbers per call): each becomes freight_invoice.settled, and a
@@ -237,12 +238,13 @@ enum ReconcileCommand {
     Settle {
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = "target/freightctl/state")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
     },
     /// A person approves a disputed invoice: `freight_invoice.matched` is published (the poster
     /// posts the bill and reverses the accrual), with the approver and the reason in the ledger
-    /// and the audit trail. Local chain only (--state-dir) for now.
+    /// and the audit trail. The local chain (--state-dir) or, with --aws, the deployed stack's
+    /// ledger table, bus and audit table.
     Approve {
         /// The carrier's invoice number.
         invoice: String,
@@ -256,8 +258,8 @@ enum ReconcileCommand {
         /// duties is enforced otherwise).
         #[arg(long)]
         allow_delivery_confirmer: bool,
-        #[arg(long, default_value = "target/freightctl/state")]
-        state_dir: PathBuf,
+        #[command(flatten)]
+        target: Target,
     },
 }
 
@@ -535,7 +537,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                     report_only,
                     json,
                     reconcile_config,
-                    state_dir,
+                    target,
                 },
         } => {
             let overrides = freightctl::ops::AgeOverrides {
@@ -544,8 +546,7 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 accrual_days,
             };
             let settings = overrides.apply(&sweep_settings(reconcile_config.as_deref())?)?;
-            let ops =
-                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
             let run = ops.sweep(settings, !report_only).await?;
             if json {
                 println!("{}", to_json(&run)?);
@@ -561,13 +562,12 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                     csv,
                     now,
                     reconcile_config,
-                    state_dir,
+                    target,
                 },
         } => {
             let settings = sweep_settings(reconcile_config.as_deref())?;
             let generated_at = chrono::Utc::now();
-            let ops =
-                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
             let report = ops
                 .exceptions(now.unwrap_or(generated_at), &settings)
                 .await?;
@@ -592,14 +592,13 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile {
-            command: ReconcileCommand::Settle { json, state_dir },
+            command: ReconcileCommand::Settle { json, target },
         } => {
             let odoo_config = odoo_check::odoo_config_from_env().map_err(|e| e.to_string())?;
             let odoo = freightbridge::odoo::OdooClient::connect(&odoo_config)
                 .await
                 .map_err(|e| e.to_string())?;
-            let ops =
-                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
             let run = ops.settle(&odoo).await?;
             if json {
                 println!("{}", to_json(&run)?);
@@ -615,14 +614,13 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                     by,
                     reason,
                     allow_delivery_confirmer,
-                    state_dir,
+                    target,
                 },
         } => {
             if by.trim().is_empty() || reason.trim().is_empty() {
                 return Err("--by and --reason must say who approves and why".into());
             }
-            let ops =
-                freightctl::ops::local::LocalOps::open(&state_dir).map_err(|e| e.to_string())?;
+            let ops = target.open().await?;
             let event = ops
                 .approve(&invoice, &by, &reason, !allow_delivery_confirmer)
                 .await?;

@@ -61,6 +61,7 @@ struct Stack {
     odoo_dlq: Queue,
     bus_dlq: Queue,
     table: String,
+    ledger_table: String,
     audit_table: String,
     outputs: PathBuf,
     _dir: tempfile::TempDir,
@@ -138,6 +139,8 @@ async fn deploy() -> Stack {
         odoo_dlq: moto.create_queue("odoo-dlq").await,
         bus_dlq: moto.create_queue("bus-dlq").await,
         table: moto.create_idempotency_table().await,
+        // The ledger table has the idempotency table's key layout (partition key `id`).
+        ledger_table: moto.create_idempotency_table().await,
         audit_table: moto.create_audit_table().await,
         transform_queue,
         odoo_queue,
@@ -164,6 +167,7 @@ async fn deploy() -> Stack {
             moto.create_queue("reconcile-dlq").await.url,
         ),
         ("IdempotencyTableName", stack.table.clone()),
+        ("LedgerTableName", stack.ledger_table.clone()),
         ("AuditTableName", stack.audit_table.clone()),
     ];
     let rows: Vec<serde_json::Value> = outputs
@@ -757,4 +761,184 @@ async fn a_missing_output_names_the_key_and_the_file() {
         .unwrap_err()
         .to_string();
     assert!(missing.contains("nope.json"), "{missing}");
+}
+
+/// The messages waiting on `queue`, each received and deleted.
+async fn take_all(queue: &Queue) -> Vec<String> {
+    let sqs = moto().sqs();
+    let mut bodies = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return bodies;
+        }
+        for message in messages {
+            sqs.delete_message()
+                .queue_url(&queue.url)
+                .receipt_handle(message.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
+            bodies.push(message.body.unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn reconcile_report_approve_and_sweep_run_against_the_stacks_ledger_bus_and_trail() {
+    use freightbridge::audit::AuditLog as _;
+    use freightbridge::aws::ledger::DynamoLedger;
+    use freightbridge::reconcile::ReconcileConfig;
+    use freightbridge_tests::freight_events::{self as fe, dec, line};
+
+    let stack = deploy().await;
+    // The reconciler as the Lambda runs it, on the stack's ledger table and bus.
+    let reconciler = reconciler::Reconciler::new(
+        DynamoLedger::new(moto().dynamodb(), &stack.ledger_table),
+        EventBridgeBus::new(moto().eventbridge(), &stack.bus_name),
+        Arc::new(
+            ReconcileConfig::from_toml(
+                "[default]\ntolerance = { absolute = \"5.00\", percent = \"2\" }",
+            )
+            .unwrap(),
+        ),
+    );
+    let when = Utc::now() - Duration::days(2);
+    let facts = [
+        fe::event(
+            "ofl-tms",
+            "est-1",
+            "OFL",
+            "SHP-A",
+            when,
+            fe::estimate("1000.00"),
+        ),
+        fe::event(
+            "easypost",
+            "pod-1",
+            "OFL",
+            "SHP-A",
+            when,
+            fe::delivered(when, Some("https://pod.example.com/SHP-A.pdf")),
+        ),
+        fe::event(
+            "ofl-edi",
+            "inv-1",
+            "OFL",
+            "SHP-A",
+            when,
+            EventBody::InvoiceReceived(canonical::InvoiceReceived {
+                invoice: fe::invoice(
+                    "OFL-INV-A",
+                    when.date_naive(),
+                    dec("1100.00"),
+                    vec![line(
+                        canonical::ChargeKind::BaseFreight,
+                        "400",
+                        dec("1100.00"),
+                    )],
+                ),
+            }),
+        ),
+    ];
+    for event in &facts {
+        reconciler
+            .handle_record(freightbridge_tests::poster_input::record(event, 1))
+            .await
+            .unwrap();
+    }
+    let outcomes: Vec<CanonicalEvent> = take_all(&stack.odoo_queue)
+        .await
+        .iter()
+        .map(|body| event_of(body))
+        .filter(|e| e.partner == "ofl-edi" && e.event_type().starts_with("freight_invoice."))
+        .collect();
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(CanonicalEvent::event_type)
+            .collect::<Vec<_>>(),
+        ["freight_invoice.disputed"],
+        "10 % over"
+    );
+
+    // The exceptions report from the stack's ledger.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("exceptions.csv");
+    let printed = freightctl_aws(
+        &stack,
+        &["reconcile", "report", "--csv", csv.to_str().unwrap()],
+    );
+    assert!(
+        printed.starts_with("1 exceptions from 1 ledger entries"),
+        "{printed}"
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        text.contains("OFL-INV-A") && text.contains("over_tolerance"),
+        "{text}"
+    );
+
+    // A person approves it: the match goes on the stack's bus, to the poster's queue.
+    let printed = freightctl_aws(
+        &stack,
+        &[
+            "reconcile",
+            "approve",
+            "OFL-INV-A",
+            "--by",
+            "alice",
+            "--reason",
+            "fuel amendment of 2026-11",
+        ],
+    );
+    assert!(
+        printed.contains("approved invoice OFL-INV-A by alice"),
+        "{printed}"
+    );
+    let approved: Vec<CanonicalEvent> = take_all(&stack.odoo_queue)
+        .await
+        .iter()
+        .map(|body| event_of(body))
+        .collect();
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0].event_type(), "freight_invoice.matched");
+    let trail = stack
+        .audit_log()
+        .by_subject(
+            &freightbridge::audit::subject_key(freightbridge::audit::Kind::Shipment, "SHP-A"),
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r.stage == Stage::Operator && r.action == "dispute_approved"),
+        "{}",
+        freightbridge::audit::timeline(&trail)
+    );
+
+    // The sweep reads the same ledger: the approved invoice is no exception any more.
+    let swept: serde_json::Value = serde_json::from_str(&freightctl_aws(
+        &stack,
+        &["reconcile", "sweep", "--json", "--report-only"],
+    ))
+    .unwrap();
+    assert_eq!(swept["summary"]["entries"], 1, "{swept}");
+    let printed = freightctl_aws(
+        &stack,
+        &["reconcile", "report", "--csv", csv.to_str().unwrap()],
+    );
+    assert!(
+        printed.starts_with("0 exceptions from 1 ledger entries"),
+        "{printed}"
+    );
 }

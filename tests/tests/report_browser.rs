@@ -52,6 +52,7 @@ fn invoice(entry: &mut LedgerEntry, number: &str, currency: &str, total: &str, r
             references: Vec::new(),
             parties: Vec::new(),
             delivered_on: None,
+            weight: None,
         },
         received_at: at(received),
         event_id: Uuid::new_v4(),

@@ -282,6 +282,32 @@ impl AwsOps {
         ))
     }
 
+    /// The reconciler's operator commands over the stack's ledger table, bus and audit table.
+    pub fn reconcile(
+        &self,
+    ) -> Result<
+        super::reconcile::ReconcileOps<
+            freightbridge::aws::ledger::DynamoLedger,
+            freightbridge::aws::eventbridge::EventBridgeBus,
+            DynamoAuditLog,
+        >,
+        AwsOpsError,
+    > {
+        let ledger = freightbridge::aws::ledger::DynamoLedger::new(
+            self.dynamodb.clone(),
+            self.outputs.get("LedgerTableName")?,
+        );
+        let bus = freightbridge::aws::eventbridge::EventBridgeBus::new(
+            self.events.clone(),
+            self.outputs.get("EventBusName")?,
+        );
+        let audit = self.audit_log()?;
+        let auditor = Auditor::new(Arc::new(audit.clone()));
+        Ok(super::reconcile::ReconcileOps::new(
+            ledger, bus, audit, auditor,
+        ))
+    }
+
     /// The dead-letter queues `filter` names (all of them without one).
     fn queues(
         &self,

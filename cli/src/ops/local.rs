@@ -9,8 +9,6 @@ use std::time::Duration;
 use chrono::Utc;
 use freightbridge::audit::{self, Actor, AuditLog, AuditRecord, Auditor, Outcome, Reason, Stage};
 use freightbridge::aws::sqs::attr;
-use freightbridge::bus::{BusEvent, EventBus as _};
-use freightbridge::canonical::CanonicalEvent;
 
 use super::{Letter, LetterFilter, Progress, RedriveSummary, ReplaySummary, ReplayWindow};
 use crate::chain::{DEAD_LETTER_QUEUES, bus_rules};
@@ -53,22 +51,6 @@ impl LocalOps {
 
     /// The next page of ledger entries after the cursor `after`, which it moves on; empty at
     /// the end.
-    async fn ledger_page(
-        &self,
-        after: &mut Option<String>,
-    ) -> Result<Vec<(String, freightbridge::ledger::LedgerEntry)>, String> {
-        use freightbridge::ledger::LedgerStore as _;
-        let page = self
-            .state
-            .page(after.as_deref(), 500)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some((last, _)) = page.last() {
-            *after = Some(last.clone());
-        }
-        Ok(page)
-    }
-
     fn queue(&self, name: &str) -> Arc<DurableQueue> {
         // Only listed and moved from here, never received: the timeout and count do not apply.
         DurableQueue::new(&self.state, name, Duration::from_secs(30), u32::MAX, None)
@@ -284,162 +266,15 @@ pub fn operator_record(
 }
 
 impl LocalOps {
-    /// A person approves a disputed invoice (`reconciler::approve`): the `freight_invoice.matched`
-    /// is published on the bus (the poster posts the bill and reverses the accrual), the ledger
-    /// records the outcome, and the trail the approver, the reason and what was overruled.
-    /// With `segregate`, whoever the trail shows confirming the delivery may not approve.
-    pub async fn approve(
+    /// The reconciler's operator commands over this state directory's ledger, bus and trail.
+    pub fn reconcile(
         &self,
-        invoice_number: &str,
-        approver: &str,
-        reason: &str,
-        segregate: bool,
-    ) -> Result<CanonicalEvent, String> {
-        let entry = self
-            .entry_with_invoice(invoice_number)
-            .await?
-            .ok_or_else(|| reconciler::ApprovalRefused::UnknownInvoice.to_string())?;
-        let shipment = audit::subject_key(audit::Kind::Shipment, &entry.tracking_number);
-        let confirmed_by: Vec<String> = self
-            .audit
-            .by_subject(&shipment, audit::TRACE_LIMIT)
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|r| r.action == "delivery_confirmed" && r.outcome == Outcome::Done)
-            .filter_map(|r| r.actor.odoo_user)
-            .collect();
-        let now = Utc::now();
-        let (event, outcome) = reconciler::approve(
-            &entry,
-            invoice_number,
-            approver,
-            reason,
-            &confirmed_by,
-            segregate,
-            now,
+    ) -> super::reconcile::ReconcileOps<Arc<Durable>, Arc<DurableBus>, DurableAuditLog> {
+        super::reconcile::ReconcileOps::new(
+            self.state.clone(),
+            self.bus.clone(),
+            self.audit.clone(),
+            self.auditor.clone(),
         )
-        .map_err(|refused| refused.to_string())?;
-        self.publish_outcome(&event, &entry.tracking_number, &outcome)
-            .await?;
-        let record = AuditRecord::new(
-            Stage::Operator,
-            Actor {
-                function: "freightctl reconcile approve".to_owned(),
-                partner: Some(event.partner.clone()),
-                odoo_user: Some(approver.to_owned()),
-            },
-            "dispute_approved",
-            now,
-            Outcome::Done,
-        )
-        .subjects(audit::Subjects::of_event(&event))
-        .output(audit::Output::Event {
-            id: event.event_id,
-            event_type: event.event_type().to_owned(),
-        })
-        .reason(Reason::new("approved_by_person", reason));
-        self.auditor.record(&[record]).await;
-        Ok(event)
-    }
-
-    /// Publishes a reconciliation outcome on the bus (for the poster) and records it in the
-    /// shipment's ledger entry.
-    async fn publish_outcome(
-        &self,
-        event: &CanonicalEvent,
-        tracking_number: &str,
-        outcome: &freightbridge::ledger::MatchOutcome,
-    ) -> Result<(), String> {
-        let bus = &self.bus;
-        let published = BusEvent::new(
-            freightbridge::canonical::RECONCILIATION_SOURCE,
-            event.event_type(),
-            event,
-        )
-        .map_err(|e| e.to_string())?;
-        bus.publish(&[published]).await.map_err(|e| e.to_string())?;
-        freightbridge::ledger::update(&self.state, tracking_number, |e| {
-            e.record_outcome(outcome.clone())
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
-    /// The ledger entry holding invoice `number`, read page by page.
-    async fn entry_with_invoice(
-        &self,
-        number: &str,
-    ) -> Result<Option<freightbridge::ledger::LedgerEntry>, String> {
-        let mut after = None;
-        loop {
-            let page = self.ledger_page(&mut after).await?;
-            if page.is_empty() {
-                return Ok(None);
-            }
-            if let Some((_, entry)) = page
-                .into_iter()
-                .find(|(_, e)| e.invoices.iter().any(|i| i.number == number))
-            {
-                return Ok(Some(entry));
-            }
-        }
-    }
-}
-
-impl LocalOps {
-    /// The reconciler over this state directory's ledger and bus, writing to its trail.
-    fn reconciler(
-        &self,
-        settings: freightbridge::reconcile::ReconcileConfig,
-    ) -> reconciler::Reconciler<Arc<Durable>, Arc<DurableBus>> {
-        reconciler::Reconciler::new(self.state.clone(), self.bus.clone(), Arc::new(settings))
-            .with_audit(self.auditor.clone())
-    }
-
-    /// The reconciler's findings sweep (`reconciler::Reconciler::sweep`) over the local ledger,
-    /// with each carrier's ages from `settings`; with `dispute`, invoices still waiting for
-    /// their proof of delivery are disputed as `no_pod` once.
-    pub async fn sweep(
-        &self,
-        settings: freightbridge::reconcile::ReconcileConfig,
-        dispute: bool,
-    ) -> Result<reconciler::SweepRun, String> {
-        self.reconciler(settings)
-            .sweep(Utc::now(), dispute, "freightctl reconcile sweep")
-            .await
-            .map_err(|e| format!("{}: {}", e.code, e.message))
-    }
-
-    /// The reconciler's settlement sweep over the local ledger against `odoo`.
-    pub async fn settle(
-        &self,
-        odoo: &impl freightbridge::odoo::OdooPort,
-    ) -> Result<reconciler::SettleRun, String> {
-        self.reconciler(freightbridge::reconcile::ReconcileConfig::default())
-            .settle(odoo, Utc::now(), "freightctl reconcile settle")
-            .await
-            .map_err(|e| format!("{}: {}", e.code, e.message))
-    }
-
-    /// The exceptions report of the whole local ledger at `now` (read only: it publishes and
-    /// changes nothing), each carrier's sweep ages from `ages`.
-    pub async fn exceptions(
-        &self,
-        now: chrono::DateTime<Utc>,
-        ages: &impl freightbridge::reconcile::SweepAgesFor,
-    ) -> Result<freightbridge::reconcile::ExceptionReport, String> {
-        let mut report = freightbridge::reconcile::ExceptionReport::new(now);
-        let mut after = None;
-        loop {
-            let page = self.ledger_page(&mut after).await?;
-            if page.is_empty() {
-                return Ok(report.finish());
-            }
-            for (_, entry) in &page {
-                report.add(entry, ages);
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod local;
+pub mod reconcile;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -383,6 +384,79 @@ impl Ops {
             local::LocalOps::open(state_dir)
                 .map(Ops::Local)
                 .map_err(|e| e.to_string())
+        }
+    }
+
+    /// The reconciler's findings sweep (`reconcile::ReconcileOps::sweep`).
+    pub async fn sweep(
+        &self,
+        settings: freightbridge::reconcile::ReconcileConfig,
+        dispute: bool,
+    ) -> Result<reconciler::SweepRun, String> {
+        match self {
+            Ops::Local(ops) => ops.reconcile().sweep(settings, dispute).await,
+            Ops::Aws(ops) => {
+                ops.reconcile()
+                    .map_err(|e| e.to_string())?
+                    .sweep(settings, dispute)
+                    .await
+            }
+        }
+    }
+
+    /// The reconciler's settlement sweep against `odoo`.
+    pub async fn settle(
+        &self,
+        odoo: &impl freightbridge::odoo::OdooPort,
+    ) -> Result<reconciler::SettleRun, String> {
+        match self {
+            Ops::Local(ops) => ops.reconcile().settle(odoo).await,
+            Ops::Aws(ops) => {
+                ops.reconcile()
+                    .map_err(|e| e.to_string())?
+                    .settle(odoo)
+                    .await
+            }
+        }
+    }
+
+    /// The exceptions report at `now`.
+    pub async fn exceptions(
+        &self,
+        now: DateTime<Utc>,
+        ages: &impl freightbridge::reconcile::SweepAgesFor,
+    ) -> Result<freightbridge::reconcile::ExceptionReport, String> {
+        match self {
+            Ops::Local(ops) => ops.reconcile().exceptions(now, ages).await,
+            Ops::Aws(ops) => {
+                ops.reconcile()
+                    .map_err(|e| e.to_string())?
+                    .exceptions(now, ages)
+                    .await
+            }
+        }
+    }
+
+    /// A person approves a disputed invoice.
+    pub async fn approve(
+        &self,
+        invoice_number: &str,
+        approver: &str,
+        reason: &str,
+        segregate: bool,
+    ) -> Result<freightbridge::canonical::CanonicalEvent, String> {
+        match self {
+            Ops::Local(ops) => {
+                ops.reconcile()
+                    .approve(invoice_number, approver, reason, segregate)
+                    .await
+            }
+            Ops::Aws(ops) => {
+                ops.reconcile()
+                    .map_err(|e| e.to_string())?
+                    .approve(invoice_number, approver, reason, segregate)
+                    .await
+            }
         }
     }
 

@@ -348,6 +348,7 @@ mod tests {
                 references: Vec::new(),
                 parties: Vec::new(),
                 delivered_on: None,
+                weight: None,
             },
             received_at: on,
             event_id: Uuid::from_u128(2),
