@@ -1410,6 +1410,68 @@ async fn reconciler_matches_disputes_and_settles_a_paid_bill(w: World) {
     );
 }
 
+/// Carriers invoice at delivery: the invoice before its proof of delivery is drafted and waits
+/// (nothing published, the bill stays draft); the POD's arrival matches it, and the poster posts
+/// the bill and reverses the accrual.
+async fn reconciler_waits_for_the_pod_then_matches(w: World) {
+    use freightbridge::bus::memory::MemoryBus;
+    use freightbridge::ledger::MemoryLedger;
+    use freightbridge::reconcile::ReconcileConfig;
+    use reconciler::Reconciler;
+
+    let bus = Arc::new(MemoryBus::new());
+    let settings = "[default]\ntolerance = { absolute = \"5.00\", percent = \"3\" }\n";
+    let reconciler = Reconciler::new(
+        Arc::new(MemoryLedger::new()),
+        bus.clone(),
+        Arc::new(ReconcileConfig::from_toml(settings).expect("settings")),
+    );
+    let both = |event: CanonicalEvent, to_poster: bool| {
+        let (w, reconciler, bus) = (&w, &reconciler, &bus);
+        async move {
+            if to_poster {
+                w.handle(&event).await.unwrap();
+            }
+            let before = bus.published().len();
+            reconciler
+                .handle_record(freightbridge_tests::poster_input::record(&event, 1))
+                .await
+                .unwrap();
+            let outcomes: Vec<CanonicalEvent> = bus.published()[before..]
+                .iter()
+                .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
+                .collect();
+            for outcome in &outcomes {
+                w.handle(outcome).await.unwrap();
+            }
+            outcomes
+        }
+    };
+    let number = w.number(1);
+    both(estimate_event(&w, "est-1", 30, "1300.00"), true).await;
+    let waiting = both(
+        invoice_event(&w, "inv-1", ofl_invoice(&number, "1335.50")),
+        true,
+    )
+    .await;
+    assert!(waiting.is_empty(), "{}: waits for its POD", w.site.name);
+    assert_eq!(w.bill(&number).await["state"], "draft", "{}", w.site.name);
+    assert!(w.accrued().await > Decimal::ZERO, "{}", w.site.name);
+
+    let outcomes = both(delivered_event(&w, "pod-1"), false).await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .map(CanonicalEvent::event_type)
+            .collect::<Vec<_>>(),
+        ["freight_invoice.matched"],
+        "{}",
+        w.site.name
+    );
+    assert_eq!(w.bill(&number).await["state"], "posted", "{}", w.site.name);
+    assert_eq!(w.accrued().await, Decimal::ZERO, "{}", w.site.name);
+}
+
 /// The bot with only the documented groups (no Administration rights, so no read on `ir.model`
 /// or `ir.model.data`) opens a dispute: the activity is created through `activity_schedule`.
 async fn dispute_as_the_least_privileged_bot(w: World) {
@@ -2018,6 +2080,7 @@ fn all_cases() -> Vec<(&'static str, Case)> {
         dispute_leaves_the_bill_draft_with_one_activity,
         dispute_as_the_least_privileged_bot,
         reconciler_matches_disputes_and_settles_a_paid_bill,
+        reconciler_waits_for_the_pod_then_matches,
         late_charge_on_the_draft_bill,
         late_charge_on_a_posted_bill,
         landed_cost_on_a_receipt,
