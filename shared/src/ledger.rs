@@ -64,7 +64,12 @@ pub struct LedgerEntry {
     pub invoices: Vec<InvoiceEntry>,
     #[serde(default)]
     pub charges: Vec<ChargeEntry>,
-    /// Odoo records written for the shipment (model, id).
+    /// The Odoo picking or order reference the partners give the shipment (the latest), from
+    /// anything but invoices (an invoice alone does not make a shipment known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Odoo records the reconciler learnt of for the shipment (model, id): the vendor bill of
+    /// each settled invoice. What the poster writes is in the audit trail (`freightctl trace`).
     #[serde(default)]
     pub odoo: Vec<OdooRecord>,
     /// Every judgement, oldest first.
@@ -197,6 +202,16 @@ impl LedgerEntry {
         if !carrier.is_empty() && !self.carriers.iter().any(|c| c == carrier) {
             self.carriers.push(carrier.to_owned());
         }
+        if !matches!(event.body, EventBody::InvoiceReceived(_))
+            && let Some(reference) = event
+                .shipment
+                .reference
+                .as_deref()
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+        {
+            self.reference = Some(reference.to_owned());
+        }
         let changed = match &event.body {
             EventBody::StatusChanged(change) => self.milestone(change.status, event),
             EventBody::Delivered(delivery) => {
@@ -296,8 +311,18 @@ impl LedgerEntry {
     /// the shipment when every invoice it has is settled.
     pub fn record_settlement(&mut self, outcome: MatchOutcome) -> Change {
         let at = outcome.at;
+        let bill = match outcome.event.as_ref().map(|e| &e.body) {
+            Some(EventBody::InvoiceSettled(settled)) => Some(OdooRecord {
+                model: "account.move".to_owned(),
+                id: settled.bill_id,
+            }),
+            _ => None,
+        };
         if self.record_outcome(outcome) == Change::AlreadyApplied {
             return Change::AlreadyApplied;
+        }
+        if let Some(bill) = bill.filter(|b| !self.odoo.contains(b)) {
+            self.odoo.push(bill);
         }
         if self.closed_at.is_none() && self.all_settled() {
             self.closed_at = Some(at);
@@ -635,6 +660,26 @@ mod tests {
                 weight: None,
             },
         })
+    }
+
+    #[test]
+    fn the_odoo_reference_comes_from_the_shipments_facts_not_its_invoices() {
+        let mut entry = LedgerEntry::new("1Z9");
+        let mut billed = event(1, 8, invoice("INV-9", d("10.00")));
+        billed.shipment.reference = Some("SO-00042".into());
+        entry.apply(&billed, "UPS", at(12));
+        assert_eq!(
+            entry.reference, None,
+            "an invoice alone does not make it known"
+        );
+        let mut moving = event(2, 9, status(ShipmentStatus::InTransit));
+        moving.shipment.reference = Some(" WH/OUT/00012 ".into());
+        entry.apply(&moving, "UPS", at(12));
+        assert_eq!(entry.reference.as_deref(), Some("WH/OUT/00012"));
+        let mut blank = event(3, 10, status(ShipmentStatus::OutForDelivery));
+        blank.shipment.reference = Some("  ".into());
+        entry.apply(&blank, "UPS", at(12));
+        assert_eq!(entry.reference.as_deref(), Some("WH/OUT/00012"), "kept");
     }
 
     #[test]

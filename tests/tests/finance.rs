@@ -2041,6 +2041,15 @@ async fn a_bill_odoo_shows_paid_is_settled_once_and_closes_the_shipment() {
         );
         assert!(entry.is_settled("OFL-INV-2026-0042"));
         assert!(entry.outcomes.last().unwrap().published);
+        assert_eq!(
+            entry
+                .odoo
+                .iter()
+                .map(|r| (r.model.as_str(), r.id))
+                .collect::<Vec<_>>(),
+            [("account.move", bill_id)],
+            "{setup:?}: the ledger names the paid bill"
+        );
 
         // Swept again: a closed shipment is not asked about, nothing is published twice.
         let again = r

@@ -407,6 +407,7 @@ fn outcome_name(judgement: &Judgement) -> &'static str {
 /// What the ledger knows that bears on `invoice`, as the judgement reads it.
 pub fn facts(entry: &LedgerEntry, invoice: &InvoiceEntry) -> ShipmentFacts {
     let mut facts = ShipmentFacts::new(invoice.carrier.clone(), entry.tracking_number.clone());
+    facts.reference = entry.reference.clone();
     facts.status = entry.latest.as_ref().map(|l| l.status);
     facts.pod = entry.delivery.as_ref().map(|pod| Pod {
         reference: pod
