@@ -317,7 +317,8 @@ impl<O: OdooPort + 'static> Chain<O> {
         );
         let poster = Poster::new(odoo, idempotency())
             .with_breaker(config.breaker)
-            .with_audit(auditor.clone(), config.odoo_user.clone());
+            .with_audit(auditor.clone(), config.odoo_user.clone())
+            .with_odoo_notes(Arc::new(freightbridge::ledger::LedgerNotes(state.clone())));
         let poster = Arc::new(match config.finance.clone() {
             Some(finance) => poster.with_finance(Finance::new(finance)),
             None => poster,

@@ -321,8 +321,8 @@ impl LedgerEntry {
         if self.record_outcome(outcome) == Change::AlreadyApplied {
             return Change::AlreadyApplied;
         }
-        if let Some(bill) = bill.filter(|b| !self.odoo.contains(b)) {
-            self.odoo.push(bill);
+        if let Some(bill) = bill {
+            self.note_odoo(&[bill]);
         }
         if self.closed_at.is_none() && self.all_settled() {
             self.closed_at = Some(at);
@@ -380,6 +380,53 @@ impl LedgerEntry {
             let excess = self.applied.len() - APPLIED_KEPT;
             self.applied.drain(..excess);
         }
+    }
+}
+
+/// Odoo records kept per entry; a shipment with more has had its records noted already.
+pub const ODOO_RECORDS_KEPT: usize = 200;
+
+impl LedgerEntry {
+    /// Notes Odoo records written for the shipment (each once, at most
+    /// [`ODOO_RECORDS_KEPT`]); `Noted` when it knew them all.
+    pub fn note_odoo(&mut self, records: &[OdooRecord]) -> Change {
+        let mut changed = false;
+        for record in records {
+            if self.odoo.len() < ODOO_RECORDS_KEPT && !self.odoo.contains(record) {
+                self.odoo.push(record.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            Change::Changed
+        } else {
+            Change::AlreadyApplied
+        }
+    }
+}
+
+/// Where the poster notes the Odoo records it wrote for a shipment: the shipment's ledger entry.
+pub trait OdooNotes: Send + Sync {
+    fn note<'a>(
+        &'a self,
+        tracking_number: &'a str,
+        records: &'a [OdooRecord],
+    ) -> futures::future::BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// [`OdooNotes`] on a ledger store, with the versioned update every writer uses.
+pub struct LedgerNotes<L>(pub L);
+
+impl<L: LedgerStore> OdooNotes for LedgerNotes<L> {
+    fn note<'a>(
+        &'a self,
+        tracking_number: &'a str,
+        records: &'a [OdooRecord],
+    ) -> futures::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            update(&self.0, tracking_number, |entry| entry.note_odoo(records)).await?;
+            Ok(())
+        })
     }
 }
 
@@ -660,6 +707,35 @@ mod tests {
                 weight: None,
             },
         })
+    }
+
+    #[tokio::test]
+    async fn the_odoo_records_written_for_a_shipment_are_noted_once_each() {
+        let ledger = std::sync::Arc::new(MemoryLedger::new());
+        let notes = LedgerNotes(ledger.clone());
+        let bill = OdooRecord {
+            model: "account.move".into(),
+            id: 40,
+        };
+        let note = OdooRecord {
+            model: "mail.message".into(),
+            id: 7,
+        };
+        notes
+            .note("1z9", std::slice::from_ref(&bill))
+            .await
+            .unwrap();
+        notes
+            .note("1Z9", &[bill.clone(), note.clone()])
+            .await
+            .unwrap();
+        let entry = ledger
+            .load(&ledger_key("1Z9"))
+            .await
+            .unwrap()
+            .expect("entry")
+            .entry;
+        assert_eq!(entry.odoo, [bill, note]);
     }
 
     #[test]

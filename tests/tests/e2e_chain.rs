@@ -118,6 +118,29 @@ async fn signed_webhook_posts_one_note_on_the_right_picking(version: u8) {
         "every note carries its marker: {bodies:?}"
     );
     assert!(s.double.messages_on(other).is_empty());
+    // The shipment's ledger entry names the Odoo records written for it: the picking, each note.
+    let entry = freightbridge::ledger::LedgerStore::load(
+        s.chain.state.as_ref(),
+        &freightbridge::ledger::ledger_key("1"),
+    )
+    .await
+    .unwrap()
+    .expect("the shipment's ledger entry")
+    .entry;
+    let noted: Vec<(&str, i64)> = entry
+        .odoo
+        .iter()
+        .map(|r| (r.model.as_str(), r.id))
+        .collect();
+    assert!(noted.contains(&("stock.picking", picking)), "{noted:?}");
+    assert_eq!(
+        noted
+            .iter()
+            .filter(|(model, _)| *model == "mail.message")
+            .count(),
+        SCANS,
+        "{noted:?}"
+    );
 
     // The partner retries the same delivery: 200 duplicate, same event id, no second note.
     let (status, again) = s.send("easypost", IN_TRANSIT).await;

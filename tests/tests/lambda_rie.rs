@@ -217,10 +217,12 @@ async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
     let dlq = moto.create_queue("odoo-dlq").await;
     let queue = moto.create_queue("odoo-queue").await;
     let audit = moto.create_audit_table().await;
+    let ledger = moto.create_idempotency_table().await;
     let rie = Rie::start(
         POSTER,
         &[
             ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("LEDGER_TABLE", ledger.as_str()),
             ("AUDIT_TABLE", audit.as_str()),
             ("DLQ_URL", dlq.url.as_str()),
             ("QUEUE_URL", queue.url.as_str()),

@@ -12,6 +12,8 @@
 //! the same store as the idempotency records): while it is open the event's key is released
 //! and the record waits on its queue until the breaker reopens, without calling Odoo.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use freightbridge::audit::{Actor, AuditRecord, Auditor, Outcome, Output, Reason, Stage, Subjects};
 use freightbridge::batch::RecordContext;
@@ -20,6 +22,7 @@ use freightbridge::bus::Envelope;
 use freightbridge::canonical::{CanonicalEvent, EventBody};
 use freightbridge::failure::{FailureClass, FailureReason};
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
+use freightbridge::ledger::{OdooNotes, OdooRecord};
 use freightbridge::odoo::accruals::{self, Accrued, Reversal};
 use freightbridge::odoo::{Finance, FinanceError, OdooPort, bills, delivery, milestones};
 use freightbridge::ordering::{self, LatestMilestones, Placement};
@@ -102,6 +105,8 @@ pub struct Poster<O, S> {
     auditor: Auditor,
     /// The Odoo login the poster writes as, for the audit trail.
     odoo_user: Option<String>,
+    /// Where the Odoo records written for a shipment are noted (its ledger entry).
+    notes: Option<Arc<dyn OdooNotes>>,
 }
 
 impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone> Poster<O, S> {
@@ -118,6 +123,7 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
             finance: None,
             auditor: Auditor::disabled(),
             odoo_user: None,
+            notes: None,
         }
     }
 
@@ -139,6 +145,13 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
     }
 
     /// Enables the finance operations (see `FinanceConfig::from_env`).
+    /// Notes the Odoo records each event wrote in its shipment's ledger entry (best effort, as
+    /// the audit trail: the write in Odoo stands, and a failed note is logged).
+    pub fn with_odoo_notes(mut self, notes: Arc<dyn OdooNotes>) -> Self {
+        self.notes = Some(notes);
+        self
+    }
+
     pub fn with_finance(mut self, finance: Finance) -> Self {
         self.finance = Some(finance);
         self
@@ -173,9 +186,38 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
             .instrument(span)
             .await;
         if let Some(record) = self.record(&event, &ctx.body, &outcome, now) {
+            self.note_odoo(&event, &record).await;
             self.auditor.record(&[record]).await;
         }
         outcome.map(|_| ())
+    }
+
+    /// Notes in the shipment's ledger entry the Odoo records the attempt wrote.
+    async fn note_odoo(&self, event: &CanonicalEvent, record: &AuditRecord) {
+        let Some(notes) = &self.notes else {
+            return;
+        };
+        let written: Vec<OdooRecord> = record
+            .outputs
+            .iter()
+            .filter_map(|output| match output {
+                Output::Odoo { model, id } => Some(OdooRecord {
+                    model: model.clone(),
+                    id: *id,
+                }),
+                _ => None,
+            })
+            .collect();
+        if written.is_empty() {
+            return;
+        }
+        if let Err(error) = notes.note(&event.shipment.tracking_number, &written).await {
+            tracing::warn!(
+                error = %error,
+                records = written.len(),
+                "the shipment's ledger entry did not take its Odoo records (the audit trail has them)"
+            );
+        }
     }
 
     /// The trail's record of one attempt: applied (with the Odoo records), duplicate, refused

@@ -2,15 +2,19 @@
 //! (`AUDIT_TABLE`) and the Odoo client (API key read from Secrets Manager; no `ODOO_URL` means
 //! dry-run to stdout) once at cold start, then applies each SQS batch, answering with a partial batch response.
 
+use std::sync::Arc;
+
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use freightbridge::audit::AuditedDeadLetters;
 use freightbridge::aws::dynamodb::DynamoStore;
+use freightbridge::aws::ledger::DynamoLedger;
 use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, Settlement, process_batch};
 use freightbridge::environment;
 use freightbridge::idempotency::Idempotency;
+use freightbridge::ledger::LedgerNotes;
 use freightbridge::observability::init_json;
 use freightbridge::odoo::{DryRunJournal, Finance, FinanceConfig, OdooClient};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -89,7 +93,11 @@ async fn cold_start() -> Result<Function, Error> {
                 Idempotency::new(store, environment::idempotency_policy()?),
             )
             .with_breaker(environment::breaker_config()?)
-            .with_audit(auditor.clone(), odoo_user),
+            .with_audit(auditor.clone(), odoo_user)
+            .with_odoo_notes(Arc::new(LedgerNotes(DynamoLedger::from_config(
+                &config,
+                environment::required("LEDGER_TABLE")?,
+            )))),
             &config,
         )
         .await?,

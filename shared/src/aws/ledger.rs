@@ -43,6 +43,10 @@ impl DynamoLedger {
         }
     }
 
+    pub fn from_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
     fn unavailable<E: std::error::Error>(&self, operation: &str, error: &E) -> StoreError {
         StoreError::Unavailable(format!(
             "DynamoDB {operation} on table {}: {}",
