@@ -257,6 +257,7 @@ impl<D: DeadLetterSink, V: Visibility> Settlement<'_, D, V> {
             retry_in_ms = delay.as_millis() as u64,
             "record failed, will be retried"
         );
+        crate::metrics::count(crate::metrics::name::RETRIES, &[("Reason", &reason.code)]);
         match record.receipt_handle.as_deref() {
             Some(handle) => {
                 if let Err(error) = self.visibility.delay(handle, delay).await {
@@ -286,6 +287,10 @@ impl<D: DeadLetterSink, V: Visibility> Settlement<'_, D, V> {
         match self.dead_letters.send(letter).await {
             Ok(()) => {
                 tracing::error!(message_id, code = %reason.code, error = %reason.message, receive_count, "record dead-lettered");
+                crate::metrics::count(
+                    crate::metrics::name::DEAD_LETTERED,
+                    &[("Reason", &reason.code)],
+                );
                 RecordOutcome::DeadLettered(reason)
             }
             Err(send_error) => {
@@ -481,6 +486,32 @@ mod tests {
         assert!((1..=2).contains(&delays[0].1.as_secs()), "{delays:?}");
         assert!((32..=64).contains(&delays[1].1.as_secs()), "{delays:?}");
         assert!(dlq.letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn dead_letters_and_retries_are_counted_by_reason() {
+        let counted = |metric: &str, reason: &str| {
+            crate::metrics::capture("test")
+                .iter()
+                .filter(|doc| doc.get(metric).is_some() && doc["Reason"] == reason)
+                .count()
+        };
+        let (letters, retries) = (
+            counted("DeadLettered", "malformed_payload"),
+            counted("Retries", "busy"),
+        );
+        let dlq = MemoryDeadLetters::new();
+        let visibility = MemoryVisibility::new();
+        run(
+            vec![record("m1", "bad", 1), record("m2", "retry", 1)],
+            &config(),
+            &dlq,
+            &visibility,
+        )
+        .await;
+        // Other tests of this process count too: at least this batch's one of each.
+        assert!(counted("DeadLettered", "malformed_payload") > letters);
+        assert!(counted("Retries", "busy") > retries);
     }
 
     #[tokio::test]

@@ -332,14 +332,18 @@ impl<S: BreakerStore> Breaker<S> {
             if self.store.swap(&self.name, current.version, &next).await? {
                 self.remember(&next);
                 match transition {
-                    Some(Transition::Opened { until }) => tracing::warn!(
-                        breaker = %self.name,
-                        consecutive_failures = next.consecutive_failures,
-                        open_until = %until.to_rfc3339(),
-                        "breaker opened: Odoo is not answering"
-                    ),
+                    Some(Transition::Opened { until }) => {
+                        tracing::warn!(
+                            breaker = %self.name,
+                            consecutive_failures = next.consecutive_failures,
+                            open_until = %until.to_rfc3339(),
+                            "breaker opened: Odoo is not answering"
+                        );
+                        crate::metrics::count(crate::metrics::name::BREAKER_OPENED, &[]);
+                    }
                     Some(Transition::Closed) => {
-                        tracing::info!(breaker = %self.name, "breaker closed: Odoo answers again")
+                        tracing::info!(breaker = %self.name, "breaker closed: Odoo answers again");
+                        crate::metrics::count(crate::metrics::name::BREAKER_CLOSED, &[]);
                     }
                     None => {}
                 }

@@ -14,6 +14,7 @@ pub mod failure;
 pub mod idempotency;
 pub mod ingress;
 pub mod ledger;
+pub mod metrics;
 pub mod observability;
 pub mod odoo;
 pub mod ordering;

@@ -95,6 +95,11 @@ async fn ingress_binary_accepts_the_sample_webhook_and_publishes_it_on_the_bus()
 
     let log = rie.log();
     assert!(log.contains("partner registry loaded"), "{log}");
+    let accepted = emf(&log, "WebhookAccepted");
+    assert_eq!(accepted.len(), 1, "{log}");
+    assert_eq!(accepted[0]["Partner"], "easypost");
+    assert_eq!(accepted[0]["Function"], "webhook-ingress");
+    assert_eq!(emf(&log, "WebhookDuplicate").len(), 1, "{log}");
     // No AUDIT_TABLE (the template always sets it): said once, and the function runs.
     assert_eq!(log.matches("AUDIT_TABLE is not set").count(), 1, "{log}");
     assert_eq!(init_reports(&log).len(), 1, "one cold start only:\n{log}");
@@ -149,6 +154,11 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
         .map(|e| e.event_id.to_string())
         .collect();
     assert!(!expected.is_empty());
+    let counted: f64 = emf(&rie.log(), "EventsPublished")
+        .iter()
+        .filter_map(|doc| doc["EventsPublished"].as_f64())
+        .sum();
+    assert_eq!(counted as usize, expected.len(), "{}", rie.log());
     // The scans published are remembered in the table, under the shipment's scope.
     let history = transformed
         .history
@@ -240,6 +250,14 @@ async fn poster_binary_without_odoo_url_applies_the_sample_batch_in_dry_run() {
 
     let log = rie.log();
     assert!(log.contains("ODOO_URL is not set: dry-run"), "{log}");
+    let applied = emf(&log, "OdooApplied");
+    assert!(!applied.is_empty(), "{log}");
+    assert!(
+        applied
+            .iter()
+            .all(|doc| doc["OdooLatency"].as_f64().is_some_and(|ms| ms >= 0.0)),
+        "{applied:?}"
+    );
     let journaled = log
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
@@ -329,6 +347,12 @@ async fn reconciler_binary_matches_the_sample_invoice_and_publishes_the_outcome(
     assert!(entry.delivery.is_some() && entry.expected.is_some());
     assert_eq!(entry.outcomes.len(), 1);
     assert!(entry.outcomes[0].published);
+    let reconciled = emf(&rie.log(), "Reconciled");
+    assert_eq!(reconciled.len(), 1, "{}", rie.log());
+    assert_eq!(
+        (&reconciled[0]["Outcome"], &reconciled[0]["Carrier"]),
+        (&json!("matched"), &json!("UPS"))
+    );
     // The same batch again (SQS redelivers): nothing new on the bus.
     let again = rie.invoke(&batch).await;
     assert_eq!(again, json!({"batchItemFailures": []}));
@@ -823,6 +847,47 @@ fn sample_event(name: &str) -> Value {
 /// RIE's `INIT REPORT(durationMs: …)` lines.
 fn init_reports(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("INIT REPORT")).collect()
+}
+
+/// The Embedded Metric Format documents in `log` that carry `metric`, each checked against
+/// the EMF specification's rules: one directive in namespace `freightbridge`, each declared
+/// dimension and metric a member of the root, dimensions strings, values numbers.
+fn emf(log: &str, metric: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for line in log.lines() {
+        let Some(start) = line.find("{\"") else {
+            continue;
+        };
+        let Ok(doc) = serde_json::from_str::<Value>(&line[start..]) else {
+            continue;
+        };
+        let Some(directives) = doc["_aws"]["CloudWatchMetrics"].as_array() else {
+            continue;
+        };
+        assert!(doc["_aws"]["Timestamp"].is_i64(), "{doc}");
+        assert_eq!(directives.len(), 1, "{doc}");
+        let directive = &directives[0];
+        assert_eq!(directive["Namespace"], "freightbridge", "{doc}");
+        for set in directive["Dimensions"].as_array().expect("dimension sets") {
+            for dimension in set.as_array().expect("a dimension set") {
+                let name = dimension.as_str().expect("a dimension name");
+                assert!(
+                    doc[name].is_string(),
+                    "dimension {name} not a string member: {doc}"
+                );
+            }
+        }
+        let mut carries = false;
+        for declared in directive["Metrics"].as_array().expect("metrics") {
+            let name = declared["Name"].as_str().expect("a metric name");
+            assert!(doc[name].is_number(), "metric {name} not a number: {doc}");
+            carries |= name == metric;
+        }
+        if carries {
+            found.push(doc);
+        }
+    }
+    found
 }
 
 /// Shown with `--nocapture`: the cold-start figure of each binary.

@@ -223,8 +223,20 @@ impl<B: EventBus, D: DeadLetterSink, S: SeenStore> Transform<B, D, S> {
             .publish(&bus_events)
             .await
             .map_err(|e| FailureReason::from_error(&e))?;
+        let mut by_type: std::collections::BTreeMap<&str, u32> = std::collections::BTreeMap::new();
         for event in events {
             tracing::info!(event_id = %event.event_id, event_type = event.event_type(), "canonical event published");
+            *by_type.entry(event.event_type()).or_default() += 1;
+        }
+        for (event_type, n) in by_type {
+            freightbridge::metrics::emit(
+                &[("EventType", event_type)],
+                &[(
+                    freightbridge::metrics::name::EVENTS_PUBLISHED,
+                    f64::from(n),
+                    freightbridge::metrics::Unit::Count,
+                )],
+            );
         }
         Ok(())
     }

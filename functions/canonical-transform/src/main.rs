@@ -14,7 +14,7 @@ use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, Settlement, process_batch};
 use freightbridge::environment;
-use freightbridge::observability::init_json;
+use freightbridge::observability::init_lambda;
 use freightbridge::partners::Adapters;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 
@@ -34,7 +34,7 @@ struct Function {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_json();
+    init_lambda("canonical-transform");
     let function = match cold_start().await {
         Ok(function) => function,
         Err(error) => {

@@ -23,6 +23,7 @@ use freightbridge::canonical::{CanonicalEvent, EventBody};
 use freightbridge::failure::{FailureClass, FailureReason};
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
 use freightbridge::ledger::{OdooNotes, OdooRecord};
+use freightbridge::metrics;
 use freightbridge::odoo::accruals::{self, Accrued, Reversal};
 use freightbridge::odoo::{Finance, FinanceError, OdooPort, bills, delivery, milestones};
 use freightbridge::ordering::{self, LatestMilestones, Placement};
@@ -181,10 +182,12 @@ impl<O: OdooPort, S: IdempotencyStore + LatestMilestones + BreakerStore + Clone>
             event_id = %event.event_id,
             event_type = event.event_type(),
         );
+        let started = std::time::Instant::now();
         let outcome = self
             .apply(&event, ctx.is_redelivery(), now, lock_until)
             .instrument(span)
             .await;
+        count_outcome(&event, &outcome, started.elapsed());
         if let Some(record) = self.record(&event, &ctx.body, &outcome, now) {
             self.note_odoo(&event, &record).await;
             self.auditor.record(&[record]).await;
@@ -495,6 +498,31 @@ enum Applied {
     Now(Value),
     /// Applied before: a duplicate.
     Before,
+}
+
+/// An event's turn as metrics: applied (with how long the Odoo work took) or a duplicate.
+/// Failures are counted by the batch (retries, dead letters).
+fn count_outcome(
+    event: &CanonicalEvent,
+    outcome: &Result<Applied, FailureReason>,
+    took: std::time::Duration,
+) {
+    let dimensions = [("EventType", event.event_type())];
+    match outcome {
+        Ok(Applied::Now(_)) => metrics::emit(
+            &dimensions,
+            &[
+                (metrics::name::ODOO_APPLIED, 1.0, metrics::Unit::Count),
+                (
+                    metrics::name::ODOO_LATENCY,
+                    took.as_secs_f64() * 1000.0,
+                    metrics::Unit::Milliseconds,
+                ),
+            ],
+        ),
+        Ok(Applied::Before) => metrics::count(metrics::name::ODOO_DUPLICATE, &dimensions),
+        Err(_) => {}
+    }
 }
 
 /// The consumer name written on audit records (and dead letters, by the batch).

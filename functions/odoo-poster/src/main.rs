@@ -15,7 +15,7 @@ use freightbridge::batch::{BatchConfig, Settlement, process_batch};
 use freightbridge::environment;
 use freightbridge::idempotency::Idempotency;
 use freightbridge::ledger::LedgerNotes;
-use freightbridge::observability::init_json;
+use freightbridge::observability::init_lambda;
 use freightbridge::odoo::{DryRunJournal, Finance, FinanceConfig, OdooClient};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use odoo_poster::Poster;
@@ -35,7 +35,7 @@ struct Function {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_json();
+    init_lambda("odoo-poster");
     let function = match cold_start().await {
         Ok(function) => function,
         Err(error) => {

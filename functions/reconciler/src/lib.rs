@@ -216,6 +216,7 @@ impl<L: LedgerStore + LedgerDocs, B: EventBus> Reconciler<L, B> {
             self.count_lane_cost(&facts, invoice).await?;
         }
         if published {
+            count_outcome(&judgement, &invoice.carrier);
             tracing::info!(
                 invoice = %invoice.number,
                 outcome = outcome_name(&judgement),
@@ -394,6 +395,25 @@ fn awaits_facts(judgement: &Judgement) -> bool {
                 ReasonCode::UnknownShipment | ReasonCode::NoPod | ReasonCode::NoExpectedCost
             )
         })
+}
+
+/// A published outcome as metrics: by outcome and carrier, and for a dispute the invoiced
+/// amount it holds back, by carrier and currency.
+fn count_outcome(judgement: &Judgement, carrier: &str) {
+    use freightbridge::metrics;
+    let outcome = outcome_name(judgement);
+    metrics::count(
+        metrics::name::RECONCILED,
+        &[("Outcome", outcome), ("Carrier", carrier)],
+    );
+    if !judgement.is_matched() {
+        let amount = rust_decimal::prelude::ToPrimitive::to_f64(&judgement.invoiced_total)
+            .unwrap_or_default();
+        metrics::emit(
+            &[("Carrier", carrier), ("Currency", &judgement.currency)],
+            &[(metrics::name::AMOUNT_AT_STAKE, amount, metrics::Unit::None)],
+        );
+    }
 }
 
 fn outcome_name(judgement: &Judgement) -> &'static str {

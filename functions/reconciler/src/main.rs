@@ -22,7 +22,7 @@ use freightbridge::aws::sqs::{SqsDeadLetters, SqsVisibility};
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::batch::{BatchConfig, Settlement, process_batch};
 use freightbridge::environment;
-use freightbridge::observability::init_json;
+use freightbridge::observability::init_lambda;
 use freightbridge::odoo::OdooClient;
 use freightbridge::reconcile::ReconcileConfig;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -68,7 +68,7 @@ enum SweepKind {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_json();
+    init_lambda("reconciler");
     let sweep_mode = match environment::optional("RECONCILER_MODE").as_deref() {
         None | Some("queue") => false,
         Some("sweep") => true,

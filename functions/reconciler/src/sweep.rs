@@ -123,6 +123,22 @@ impl<L: LedgerStore + freightbridge::ledger::LedgerDocs, B: EventBus> Reconciler
             disputes_published = run.disputes_published,
             "ledger sweep done"
         );
+        for (key, tally) in &run.summary.by_kind_and_carrier {
+            let (finding, carrier) = key.split_once('/').unwrap_or((key.as_str(), ""));
+            let carrier = if carrier.is_empty() {
+                "unknown"
+            } else {
+                carrier
+            };
+            freightbridge::metrics::emit(
+                &[("Finding", finding), ("Carrier", carrier)],
+                &[(
+                    freightbridge::metrics::name::SWEEP_FINDINGS,
+                    tally.count as f64,
+                    freightbridge::metrics::Unit::Count,
+                )],
+            );
+        }
         Ok(run)
     }
 

@@ -20,6 +20,7 @@ use freightbridge::config::{
 };
 use freightbridge::idempotency::{Begin, Idempotency, IdempotencyStore, sha256_tag};
 use freightbridge::ingress::{Accepted, Registry};
+use freightbridge::metrics;
 use freightbridge::webhook::{self, ReceivedWebhook, WebhookBody};
 use http::HeaderMap;
 use serde_json::{Value, json};
@@ -79,6 +80,25 @@ fn received_record(
         record = record.reason(Reason::new(field("error"), field("message")));
     }
     record
+}
+
+/// The answer to a registered partner's delivery, as a metric.
+fn count_answer(partner: &str, reply: &Reply) {
+    match reply.status {
+        202 => metrics::count(metrics::name::WEBHOOK_ACCEPTED, &[("Partner", partner)]),
+        200 => metrics::count(metrics::name::WEBHOOK_DUPLICATE, &[("Partner", partner)]),
+        _ => {
+            let reason = reply
+                .body
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
+            metrics::count(
+                metrics::name::WEBHOOK_REJECTED,
+                &[("Partner", partner), ("Reason", reason)],
+            );
+        }
+    }
 }
 
 /// The function name written on audit records.
@@ -174,6 +194,16 @@ impl<S: IdempotencyStore, B: EventBus, R: SecretRefresher> Ingress<S, B, R> {
                     reason = ?rejection,
                     "webhook rejected"
                 );
+                // A dimension is a registered partner's id, never a path a sender made up.
+                let known = if self.registry.get(partner).is_some() {
+                    partner
+                } else {
+                    "unregistered"
+                };
+                metrics::count(
+                    metrics::name::WEBHOOK_REJECTED,
+                    &[("Partner", known), ("Reason", rejection.code())],
+                );
                 return Reply::error(rejection.status(), rejection.code(), rejection.message());
             }
         };
@@ -187,6 +217,7 @@ impl<S: IdempotencyStore, B: EventBus, R: SecretRefresher> Ingress<S, B, R> {
             .accept(accepted, body, now, lock_until)
             .instrument(span)
             .await;
+        count_answer(&partner, &reply);
         self.auditor
             .record(&[received_record(&partner, &delivery_id, body, &reply, now)])
             .await;

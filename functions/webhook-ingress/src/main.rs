@@ -14,7 +14,7 @@ use freightbridge::aws::secrets::SecretsResolver;
 use freightbridge::aws::{sdk_config, ssm};
 use freightbridge::environment;
 use freightbridge::idempotency::Idempotency;
-use freightbridge::observability::init_json;
+use freightbridge::observability::init_lambda;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use webhook_ingress::{Ingress, resolve_registry};
 
@@ -22,7 +22,7 @@ type AwsIngress = Ingress<DynamoStore, EventBridgeBus, SecretsResolver>;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    init_json();
+    init_lambda("webhook-ingress");
     let ingress = match cold_start().await {
         Ok(ingress) => ingress,
         Err(error) => {
