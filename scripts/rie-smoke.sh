@@ -8,6 +8,8 @@
 #   scripts/rie-smoke.sh webhook-ingress     events/apigw-webhook-easypost.json
 #   scripts/rie-smoke.sh canonical-transform events/sqs-transform-batch.json
 #   scripts/rie-smoke.sh odoo-poster         events/sqs-odoo-batch.json --release
+#   scripts/rie-smoke.sh reconciler          events/sqs-reconcile-batch.json
+#   RECONCILER_MODE=sweep scripts/rie-smoke.sh reconciler events/schedule-reconcile-sweep.json
 #
 # It builds the binary (debug, or release with --release), starts moto and creates what the
 # function's environment names: the idempotency table, a bus whose rule sends every
@@ -31,8 +33,8 @@ if [[ "${3:-}" == "--release" ]]; then
     CARGO_PROFILE=(--release)
 fi
 case "$BINARY" in
-    webhook-ingress | canonical-transform | odoo-poster) ;;
-    *) die "unknown binary $BINARY (webhook-ingress, canonical-transform or odoo-poster)" ;;
+    webhook-ingress | canonical-transform | odoo-poster | reconciler) ;;
+    *) die "unknown binary $BINARY (webhook-ingress, canonical-transform, odoo-poster or reconciler)" ;;
 esac
 [[ -f "$EVENT" ]] || die "no event file $2"
 
@@ -85,17 +87,25 @@ ddb.create_table(TableName="freightbridge-idempotency", BillingMode="PAY_PER_REQ
 sqs = boto3.client("sqs", **aws)
 events_url = sqs.create_queue(QueueName="freightbridge-events")["QueueUrl"]
 dlq_url = sqs.create_queue(QueueName="freightbridge-dlq")["QueueUrl"]
+work_url = sqs.create_queue(QueueName="freightbridge-work")["QueueUrl"]
 events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 eb = boto3.client("events", **aws)
 eb.create_event_bus(Name="freightbridge-smoke")
 eb.put_rule(Name="everything", EventBusName="freightbridge-smoke",
-            EventPattern=json.dumps({"source": ["freightbridge.ingress", "freightbridge.canonical"]}))
+            EventPattern=json.dumps({"source": ["freightbridge.ingress", "freightbridge.canonical",
+                                                "freightbridge.reconciliation"]}))
 eb.put_targets(Rule="everything", EventBusName="freightbridge-smoke",
                Targets=[{"Id": "events", "Arn": events_arn}])
-print(f"EVENTS_QUEUE_URL={events_url}\nDLQ_URL={dlq_url}")
+print(f"EVENTS_QUEUE_URL={events_url}\nDLQ_URL={dlq_url}\nWORK_QUEUE_URL={work_url}")
 PY
 )"
+# The ledger (poster's Odoo notes, the reconciler) shares the table: the same key layout.
 export IDEMPOTENCY_TABLE=freightbridge-idempotency IDEMPOTENCY_TTL_DAYS=7 DLQ_URL
+export LEDGER_TABLE=freightbridge-idempotency QUEUE_URL="$WORK_QUEUE_URL"
+if [[ -z "${RECONCILE_CONFIG:-}" && -f "$ROOT/events/reconcile.local.toml" ]]; then
+    RECONCILE_CONFIG="$(cat "$ROOT/events/reconcile.local.toml")"
+    export RECONCILE_CONFIG
+fi
 export EVENT_BUS_NAME=freightbridge-smoke MAX_RECEIVE_COUNT=5
 export PARTNERS_FILE="${PARTNERS_FILE:-$ROOT/events/partners.local.toml}"
 export AWS_LAMBDA_FUNCTION_NAME="$BINARY" AWS_LAMBDA_FUNCTION_TIMEOUT="${AWS_LAMBDA_FUNCTION_TIMEOUT:-30}"

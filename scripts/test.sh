@@ -33,5 +33,8 @@ cargo test --workspace --locked
 echo "== sam validate --lint"
 .tools/venv/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
 
+echo "== benches/peer/run.sh --quick (the Python peer comparison runs; figures: without --quick)"
+benches/peer/run.sh --quick
+
 echo "== freightctl demo (the README's first command)"
 cargo run --quiet --locked -p freightctl -- demo
