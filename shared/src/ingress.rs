@@ -14,7 +14,7 @@ use crate::config::{
     ConfigError, DEFAULT_MAX_BODY_BYTES, PartnersFile, Secret, SecretRef, SecretRefresher,
 };
 use crate::idempotency::sha256_tag;
-use crate::partners::{Adapter, Format, PartnerError};
+use crate::partners::{Adapter, Format, Need, PartnerError};
 use crate::signature::{SignatureError, Verifier};
 
 /// A partner as ingress needs it: its format, verifier and limits, prepared once at cold start.
@@ -140,7 +140,16 @@ impl Partner {
         verifier
             .verify(headers, query, body, now)
             .map_err(Rejection::Unauthorized)?;
-        let key = self.adapter.inspect(body).map_err(Rejection::Malformed)?;
+        // A signed header naming the delivery keys it with the body's own hash: the adapter's
+        // payload hash is not needed, only its checks and id.
+        let need = match verifier.scheme().delivery_id_header() {
+            Some(_) => Need::DeliveryId,
+            None => Need::DeliveryIdAndHash,
+        };
+        let key = self
+            .adapter
+            .inspect_for(body, need)
+            .map_err(Rejection::Malformed)?;
         let (delivery_id, payload_hash) = match verifier.scheme().delivery_id_header() {
             // A signed message id (Standard Webhooks) stays the same across retries, and so
             // does the body.

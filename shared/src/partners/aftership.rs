@@ -154,12 +154,12 @@ pub use super::json_fields::lenient_time as parse_time;
 
 const TIME_FORMATS: &str = "a date-time (RFC 3339, local or date-only)";
 
-pub(super) fn inspect(body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+pub(super) fn inspect(body: &[u8], need: super::Need) -> Result<DeliveryKey, PartnerError> {
     let root = parse_object(FORMAT, body)?;
     let envelope = read_envelope(&Fields::root(FORMAT, &root))?;
     Ok(DeliveryKey {
         delivery_id: Some(envelope.event_id.to_owned()),
-        payload_hash: Some(payload_hash(&root)?),
+        payload_hash: need.hash().then(|| payload_hash(&root)).transpose()?,
     })
 }
 

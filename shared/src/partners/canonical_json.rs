@@ -203,6 +203,7 @@ fn complete(
 pub(super) fn inspect(
     options: &CanonicalOptions,
     body: &[u8],
+    need: super::Need,
 ) -> Result<DeliveryKey, PartnerError> {
     let events = read(options, body, DateTime::UNIX_EPOCH)?;
     // Ingress refuses exactly what the transform would.
@@ -217,11 +218,16 @@ pub(super) fn inspect(
         .map(str::to_owned);
     // The events as checked (keys sorted, our fields fixed), so spacing and key order do not
     // count as a change between retries.
-    let stable = serde_json::to_vec(&events)
-        .map_err(|e| malformed(format!("payload cannot be re-serialised ({e})")))?;
+    let payload_hash = if need.hash() {
+        let stable = serde_json::to_vec(&events)
+            .map_err(|e| malformed(format!("payload cannot be re-serialised ({e})")))?;
+        Some(sha256_tag(&stable))
+    } else {
+        None
+    };
     Ok(DeliveryKey {
         delivery_id,
-        payload_hash: Some(sha256_tag(&stable)),
+        payload_hash,
     })
 }
 

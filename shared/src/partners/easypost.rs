@@ -88,12 +88,12 @@ fn refine_in_transit(status_detail: Option<&str>, previous_status: Option<&str>)
     }
 }
 
-pub(super) fn inspect(body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+pub(super) fn inspect(body: &[u8], need: super::Need) -> Result<DeliveryKey, PartnerError> {
     let root = parse_body(body)?;
     let event = read_event(&root)?;
     Ok(DeliveryKey {
         delivery_id: Some(event.id.to_owned()),
-        payload_hash: Some(payload_hash(&root)?),
+        payload_hash: need.hash().then(|| payload_hash(&root)).transpose()?,
     })
 }
 

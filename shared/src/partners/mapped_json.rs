@@ -185,15 +185,24 @@ fn text_at(root: &Value, path: &str) -> Result<Option<String>, String> {
     }
 }
 
-pub(super) fn inspect(options: &MappedOptions, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+pub(super) fn inspect(
+    options: &MappedOptions,
+    body: &[u8],
+    need: super::Need,
+) -> Result<DeliveryKey, PartnerError> {
     // Everything the transform reads is checked here, so ingress refuses what would fail later.
     let delivery = read(options, body)?;
     // Re-serialising parsed values sorts object keys, so the hash ignores key order and spacing.
-    let stable = serde_json::to_vec(&delivery.root)
-        .map_err(|e| malformed(format!("payload cannot be re-serialised ({e})")))?;
+    let payload_hash = if need.hash() {
+        let stable = serde_json::to_vec(&delivery.root)
+            .map_err(|e| malformed(format!("payload cannot be re-serialised ({e})")))?;
+        Some(sha256_tag(&stable))
+    } else {
+        None
+    };
     Ok(DeliveryKey {
         delivery_id: delivery.delivery_id,
-        payload_hash: Some(sha256_tag(&stable)),
+        payload_hash,
     })
 }
 

@@ -171,16 +171,22 @@ impl Adapter {
 
     /// See [`inspect`].
     pub fn inspect(&self, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+        self.inspect_for(body, Need::DeliveryIdAndHash)
+    }
+
+    /// [`Adapter::inspect`], computing the payload hash only when `need` asks for it: the body
+    /// is checked as fully either way.
+    pub fn inspect_for(&self, body: &[u8], need: Need) -> Result<DeliveryKey, PartnerError> {
         match (&self.format, &self.options) {
-            (Format::EasyPost, FormatOptions::None) => easypost::inspect(body),
-            (Format::Shippo, FormatOptions::None) => shippo::inspect(body),
-            (Format::AfterShip, FormatOptions::None) => aftership::inspect(body),
+            (Format::EasyPost, FormatOptions::None) => easypost::inspect(body, need),
+            (Format::Shippo, FormatOptions::None) => shippo::inspect(body, need),
+            (Format::AfterShip, FormatOptions::None) => aftership::inspect(body, need),
             (Format::Csv, FormatOptions::Csv(options)) => csv::inspect(options, body),
             (Format::MappedJson, FormatOptions::MappedJson(options)) => {
-                mapped_json::inspect(options, body)
+                mapped_json::inspect(options, body, need)
             }
             (Format::Canonical, FormatOptions::Canonical(options)) => {
-                canonical_json::inspect(options, body)
+                canonical_json::inspect(options, body, need)
             }
             (Format::X12, FormatOptions::X12(options)) => x12::inspect(body, options),
             (format, _) => Err(PartnerError::Unconfigured {
@@ -338,6 +344,21 @@ impl Adapters {
     }
 }
 
+/// What ingress needs of an inspection: always that the body is one the transform takes and
+/// the partner's delivery id; the payload hash only when no signed header names the delivery
+/// (a Standard Webhooks `webhook-id` does, and the body's own hash then keys it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    DeliveryId,
+    DeliveryIdAndHash,
+}
+
+impl Need {
+    fn hash(self) -> bool {
+        self == Need::DeliveryIdAndHash
+    }
+}
+
 /// What ingress learns from a body before accepting it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeliveryKey {
@@ -354,12 +375,12 @@ pub struct DeliveryKey {
 /// `batch.updated`, say) are accepted here: refusing them would make the partner retry forever.
 pub fn inspect(format: Format, body: &[u8]) -> Result<DeliveryKey, PartnerError> {
     match format {
-        Format::EasyPost => easypost::inspect(body),
+        Format::EasyPost => easypost::inspect(body, Need::DeliveryIdAndHash),
         Format::Csv | Format::MappedJson | Format::Canonical => Err(PartnerError::Unconfigured {
             format: format.name(),
         }),
-        Format::Shippo => shippo::inspect(body),
-        Format::AfterShip => aftership::inspect(body),
+        Format::Shippo => shippo::inspect(body, Need::DeliveryIdAndHash),
+        Format::AfterShip => aftership::inspect(body, Need::DeliveryIdAndHash),
         Format::X12 => x12::inspect(body, &x12::Options::default()),
     }
 }
@@ -461,6 +482,59 @@ pub fn printable_prefix(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_the_hash_an_inspection_checks_as_much_and_names_the_same_delivery() {
+        let partners = crate::config::PartnersFile::parse(
+            "[[partner]]\nid = \"ep\"\nformat = \"easypost\"\n[partner.signature]\nscheme = \"basic\"\nsecrets = [\"u:p\"]\n\
+             [[partner]]\nid = \"as\"\nformat = \"aftership\"\n[partner.signature]\nscheme = \"basic\"\nsecrets = [\"u:p\"]\n\
+             [[partner]]\nid = \"sh\"\nformat = \"shippo\"\n[partner.signature]\nscheme = \"basic\"\nsecrets = [\"u:p\"]\n",
+        )
+        .expect("partners");
+        let adapters = Adapters::from_partners(&partners).expect("adapters");
+        for (partner, body) in [
+            (
+                "ep",
+                &include_bytes!(
+                    "../../tests/fixtures/partners/easypost-tracker-updated-in-transit.json"
+                )[..],
+            ),
+            (
+                "as",
+                &include_bytes!(
+                    "../../tests/fixtures/partners/aftership-tracking-update-in-transit-docs-trimmed.json"
+                )[..],
+            ),
+            (
+                "sh",
+                &include_bytes!(
+                    "../../tests/fixtures/partners/shippo-track-updated-test-webhook-delivered.json"
+                )[..],
+            ),
+        ] {
+            let adapter = adapters.get(partner).expect("adapter");
+            let full = adapter.inspect(body).expect("inspects");
+            let lean = adapter
+                .inspect_for(body, Need::DeliveryId)
+                .expect("inspects");
+            assert!(full.payload_hash.is_some(), "{partner}");
+            assert_eq!(lean.payload_hash, None, "{partner}");
+            assert_eq!(lean.delivery_id, full.delivery_id, "{partner}");
+            // A body the transform would refuse is refused all the same.
+            let mut broken: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+            broken.as_object_mut().expect("object").clear();
+            let broken = serde_json::to_vec(&broken).expect("serialises");
+            assert_eq!(
+                adapter.inspect(&broken).is_err(),
+                adapter.inspect_for(&broken, Need::DeliveryId).is_err(),
+                "{partner}"
+            );
+            assert!(
+                adapter.inspect_for(&broken, Need::DeliveryId).is_err(),
+                "{partner}"
+            );
+        }
+    }
 
     #[test]
     fn format_names_round_trip_and_unknown_names_are_refused() {

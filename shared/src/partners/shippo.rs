@@ -102,13 +102,16 @@ pub fn map_status(status: &str, substatus: Option<&str>) -> StatusMapping {
         })
 }
 
-pub(super) fn inspect(body: &[u8]) -> Result<DeliveryKey, PartnerError> {
+pub(super) fn inspect(body: &[u8], need: super::Need) -> Result<DeliveryKey, PartnerError> {
     let root = parse_object(FORMAT, body)?;
     let envelope = read_envelope(&Fields::root(FORMAT, &root))?;
     Ok(match envelope.track {
         Some(track) => DeliveryKey {
             delivery_id: Some(track.delivery_id()),
-            payload_hash: Some(payload_hash(track.tracking_status)?),
+            payload_hash: need
+                .hash()
+                .then(|| payload_hash(track.tracking_status))
+                .transpose()?,
         },
         // Other events carry no id of their own: ingress names them by their bytes.
         None => DeliveryKey {
