@@ -22,6 +22,9 @@ scheme = "easypost"
 secrets = ["bench-secret"]
 "#;
 
+/// A signed request: its body and headers.
+type Signed = (Vec<u8>, Vec<(String, String)>);
+
 const SAMPLE: &str = include_str!("../../events/partners/easypost-tracker-updated-in-transit.json");
 
 #[tokio::main]
@@ -48,7 +51,7 @@ async fn main() {
     let (addr, _server) = chain.listen(0).await.expect("listens");
     let partner = partners.get("easypost").expect("partner");
     let template: Value = serde_json::from_str(SAMPLE).expect("sample");
-    let bodies: Vec<(Vec<u8>, Vec<(String, String)>)> = (0..webhooks)
+    let bodies: Vec<Signed> = (0..webhooks)
         .map(|n| {
             let mut tracker = template.clone();
             tracker["id"] = Value::from(format!("evt_drain_{n}"));
