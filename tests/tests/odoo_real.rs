@@ -1241,46 +1241,63 @@ async fn dispute_leaves_the_bill_draft_with_one_activity(w: World) {
     assert_eq!(activities().await.len(), 1, "{}", w.site.name);
 }
 
+/// The reconciler beside a world's poster, on an in-memory ledger and bus; OFL's contract: 3 %
+/// or 5.00 either way.
+struct Reconciling {
+    reconciler: reconciler::Reconciler<
+        Arc<freightbridge::ledger::MemoryLedger>,
+        Arc<freightbridge::bus::memory::MemoryBus>,
+    >,
+    bus: Arc<freightbridge::bus::memory::MemoryBus>,
+}
+
+impl Reconciling {
+    fn new() -> Reconciling {
+        let bus = Arc::new(freightbridge::bus::memory::MemoryBus::new());
+        let settings = "[default]\ntolerance = { absolute = \"5.00\", percent = \"3\" }\n";
+        let config =
+            freightbridge::reconcile::ReconcileConfig::from_toml(settings).expect("settings");
+        Reconciling {
+            reconciler: reconciler::Reconciler::new(
+                Arc::new(freightbridge::ledger::MemoryLedger::new()),
+                bus.clone(),
+                Arc::new(config),
+            ),
+            bus,
+        }
+    }
+
+    /// `event` to the poster (unless `to_poster` is false: a delivery's note needs a picking
+    /// these cases do not make; the ledger needs only the fact) and to the reconciler, whose
+    /// outcomes go on to the poster; answers them.
+    async fn both(&self, w: &World, event: CanonicalEvent, to_poster: bool) -> Vec<CanonicalEvent> {
+        if to_poster {
+            w.handle(&event).await.unwrap();
+        }
+        let before = self.bus.published().len();
+        self.reconciler
+            .handle_record(freightbridge_tests::poster_input::record(&event, 1))
+            .await
+            .unwrap();
+        let outcomes: Vec<CanonicalEvent> = self.bus.published()[before..]
+            .iter()
+            .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
+            .collect();
+        for outcome in &outcomes {
+            w.handle(outcome).await.unwrap();
+        }
+        outcomes
+    }
+}
+
 /// The reconciler decides, not a hand-made event: facts go to the poster and the reconciler as
 /// the rules route them, the reconciler's outcomes on to the poster. Within tolerance: the bill
 /// is posted and the accrual reversed; a second invoice 15 % over: draft, one activity listing
 /// `over_tolerance`.
 async fn reconciler_matches_disputes_and_settles_a_paid_bill(w: World) {
-    use freightbridge::bus::memory::MemoryBus;
-    use freightbridge::ledger::MemoryLedger;
-    use freightbridge::reconcile::ReconcileConfig;
-    use reconciler::Reconciler;
-
-    let bus = Arc::new(MemoryBus::new());
-    let settings = "[default]\ntolerance = { absolute = \"5.00\", percent = \"3\" }\n";
-    let reconciler = Reconciler::new(
-        Arc::new(MemoryLedger::new()),
-        bus.clone(),
-        Arc::new(ReconcileConfig::from_toml(settings).expect("settings")),
-    );
-    // `to_poster`: the delivery's note needs a picking this case does not make; the ledger
-    // needs only the fact.
-    let both = |event: CanonicalEvent, to_poster: bool| {
-        let (w, reconciler, bus) = (&w, &reconciler, &bus);
-        async move {
-            if to_poster {
-                w.handle(&event).await.unwrap();
-            }
-            let before = bus.published().len();
-            reconciler
-                .handle_record(freightbridge_tests::poster_input::record(&event, 1))
-                .await
-                .unwrap();
-            let outcomes: Vec<CanonicalEvent> = bus.published()[before..]
-                .iter()
-                .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
-                .collect();
-            for outcome in &outcomes {
-                w.handle(outcome).await.unwrap();
-            }
-            outcomes
-        }
-    };
+    let r = Reconciling::new();
+    let (reconciler, bus) = (&r.reconciler, &r.bus);
+    let both = |event: CanonicalEvent, to_poster: bool| r.both(&w, event, to_poster);
     let first = w.number(1);
     both(estimate_event(&w, "est-1", 30, "1300.00"), true).await;
     both(delivered_event(&w, "pod-1"), false).await;
@@ -1414,39 +1431,8 @@ async fn reconciler_matches_disputes_and_settles_a_paid_bill(w: World) {
 /// (nothing published, the bill stays draft); the POD's arrival matches it, and the poster posts
 /// the bill and reverses the accrual.
 async fn reconciler_waits_for_the_pod_then_matches(w: World) {
-    use freightbridge::bus::memory::MemoryBus;
-    use freightbridge::ledger::MemoryLedger;
-    use freightbridge::reconcile::ReconcileConfig;
-    use reconciler::Reconciler;
-
-    let bus = Arc::new(MemoryBus::new());
-    let settings = "[default]\ntolerance = { absolute = \"5.00\", percent = \"3\" }\n";
-    let reconciler = Reconciler::new(
-        Arc::new(MemoryLedger::new()),
-        bus.clone(),
-        Arc::new(ReconcileConfig::from_toml(settings).expect("settings")),
-    );
-    let both = |event: CanonicalEvent, to_poster: bool| {
-        let (w, reconciler, bus) = (&w, &reconciler, &bus);
-        async move {
-            if to_poster {
-                w.handle(&event).await.unwrap();
-            }
-            let before = bus.published().len();
-            reconciler
-                .handle_record(freightbridge_tests::poster_input::record(&event, 1))
-                .await
-                .unwrap();
-            let outcomes: Vec<CanonicalEvent> = bus.published()[before..]
-                .iter()
-                .map(|e| serde_json::from_value(e.detail.clone()).unwrap())
-                .collect();
-            for outcome in &outcomes {
-                w.handle(outcome).await.unwrap();
-            }
-            outcomes
-        }
-    };
+    let r = Reconciling::new();
+    let both = |event: CanonicalEvent, to_poster: bool| r.both(&w, event, to_poster);
     let number = w.number(1);
     both(estimate_event(&w, "est-1", 30, "1300.00"), true).await;
     let waiting = both(

@@ -63,6 +63,13 @@ fn corrupt(key: &str, reason: impl std::fmt::Display) -> StoreError {
     }
 }
 
+fn version_of(item: &HashMap<String, AttributeValue>, key: &str) -> Result<u64, StoreError> {
+    item.get(attr::VERSION)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| corrupt(key, "no numeric `version`"))
+}
+
 /// An item back as a key and its versioned entry.
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<(String, Versioned), StoreError> {
     let key = item
@@ -70,11 +77,7 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<(String, Versione
         .and_then(|v| v.as_s().ok())
         .ok_or_else(|| corrupt("a ledger item", "no `id`"))?
         .clone();
-    let version = item
-        .get(attr::VERSION)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| n.parse::<u64>().ok())
-        .ok_or_else(|| corrupt(&key, "no numeric `version`"))?;
+    let version = version_of(item, &key)?;
     let json = item
         .get(attr::ENTRY)
         .and_then(|v| v.as_s().ok())
@@ -84,6 +87,23 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<(String, Versione
 }
 
 impl DynamoLedger {
+    /// The item under `key`, read consistently.
+    async fn get_item(
+        &self,
+        key: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::ID, AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.unavailable("GetItem", &e))?;
+        Ok(output.item)
+    }
+
     /// A conditional PutItem of `version` over `version - 1` (or of a new item at 1): `false`
     /// when the condition failed.
     async fn put_versioned(
@@ -127,23 +147,10 @@ impl DynamoLedger {
 
 impl LedgerDocs for DynamoLedger {
     async fn load_doc(&self, key: &str) -> Result<Option<(String, u64)>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::ID, AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", &e))?;
-        let Some(item) = output.item else {
+        let Some(item) = self.get_item(key).await? else {
             return Ok(None);
         };
-        let version = item
-            .get(attr::VERSION)
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| corrupt(key, "no numeric `version`"))?;
+        let version = version_of(&item, key)?;
         let json = item
             .get(attr::DOC)
             .and_then(|v| v.as_s().ok())
@@ -159,17 +166,8 @@ impl LedgerDocs for DynamoLedger {
 
 impl LedgerStore for DynamoLedger {
     async fn load(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::ID, AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.unavailable("GetItem", &e))?;
-        output
-            .item
+        self.get_item(key)
+            .await?
             .as_ref()
             .map(|item| from_item(item).map(|(_, versioned)| versioned))
             .transpose()
