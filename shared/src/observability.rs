@@ -1,6 +1,7 @@
-//! Logging setup. Functions log JSON lines (one per event, with the current span's fields) so
+//! Logging setup. Functions log JSON lines (one per event, with the current span's fields under
+//! `span` and every open span under `spans`, the Lambda runtime's `requestId` among them) so
 //! CloudWatch Logs Insights can follow a correlation id from partner delivery to canonical event
-//! to Odoo record. Secrets and personal data are never put in fields.
+//! to Odoo record, and a line to its invocation. Secrets and personal data are never put in fields.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -42,7 +43,7 @@ pub fn init_json() {
         .json()
         .with_env_filter(filter("info"))
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .flatten_event(true)
         .with_target(false)
         .with_ansi(false)

@@ -159,6 +159,19 @@ async fn transform_binary_publishes_the_canonical_events_of_the_sample_batch() {
         .filter_map(|doc| doc["EventsPublished"].as_f64())
         .sum();
     assert_eq!(counted as usize, expected.len(), "{}", rie.log());
+    // Every line of the journey names the delivery and the Lambda request.
+    let published: Vec<Value> = rie
+        .log()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "canonical event published")
+        .collect();
+    assert_eq!(published.len(), expected.len(), "{}", rie.log());
+    for line in &published {
+        assert!(line["span"]["correlation_id"].is_string(), "{line}");
+        let spans = line["spans"].as_array().expect("the span list");
+        assert!(spans.iter().any(|s| s["requestId"].is_string()), "{line}");
+    }
     // The scans published are remembered in the table, under the shipment's scope.
     let history = transformed
         .history
