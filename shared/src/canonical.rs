@@ -72,6 +72,16 @@ pub struct ShipmentRef {
     pub reference: Option<String>,
 }
 
+impl ShipmentRef {
+    /// The Odoo reference, trimmed, when it says anything.
+    pub fn reference(&self) -> Option<&str> {
+        self.reference
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+    }
+}
+
 /// The type-specific part of an event, tagged by `type`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -203,12 +203,7 @@ impl LedgerEntry {
             self.carriers.push(carrier.to_owned());
         }
         if !matches!(event.body, EventBody::InvoiceReceived(_))
-            && let Some(reference) = event
-                .shipment
-                .reference
-                .as_deref()
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
+            && let Some(reference) = event.shipment.reference()
         {
             self.reference = Some(reference.to_owned());
         }

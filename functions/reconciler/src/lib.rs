@@ -147,13 +147,12 @@ impl<L: LedgerStore + LedgerDocs, B: EventBus> Reconciler<L, B> {
         if let Some(final_outcome) =
             previous.filter(|o| o.outcome == "matched" || o.outcome == ledger::SETTLED)
         {
-            // Final; but an earlier attempt may have stopped before publishing it, or before
-            // counting its cost on the lane.
-            self.publish_recorded(entry, final_outcome).await?;
-            if final_outcome.outcome == "matched" {
-                self.count_lane_cost(&facts(entry, invoice), invoice)
-                    .await?;
+            // Final; but an earlier attempt may have stopped before publishing it (and so,
+            // perhaps, before counting its cost on the lane, which comes first).
+            if final_outcome.outcome == "matched" && !final_outcome.published {
+                self.count_lane_cost(invoice).await?;
             }
+            self.publish_recorded(entry, final_outcome).await?;
             return Ok(false);
         }
         let (facts, history) = self.shipment_facts(entry, invoice, now, function).await?;
@@ -211,10 +210,10 @@ impl<L: LedgerStore + LedgerDocs, B: EventBus> Reconciler<L, B> {
                     .unwrap_or(record)
             }
         };
-        let published = self.publish_recorded(entry, &recorded).await?;
-        if recorded.outcome == "matched" {
-            self.count_lane_cost(&facts, invoice).await?;
+        if recorded.outcome == "matched" && !recorded.published {
+            self.count_lane_cost(invoice).await?;
         }
+        let published = self.publish_recorded(entry, &recorded).await?;
         if published {
             count_outcome(&judgement, &invoice.carrier);
             tracing::info!(
@@ -310,16 +309,8 @@ impl<L: LedgerStore + LedgerDocs, B: EventBus> Reconciler<L, B> {
     }
 
     /// A matched invoice's total joins its lane's cost history (once per invoice).
-    async fn count_lane_cost(
-        &self,
-        facts: &ShipmentFacts,
-        invoice: &InvoiceEntry,
-    ) -> Result<(), FailureReason> {
-        let Some(key) = facts
-            .lane
-            .as_ref()
-            .and_then(|l| lane_key(&invoice.carrier, l))
-        else {
+    async fn count_lane_cost(&self, invoice: &InvoiceEntry) -> Result<(), FailureReason> {
+        let Some(key) = invoice_lane(invoice).and_then(|l| lane_key(&invoice.carrier, &l)) else {
             return Ok(());
         };
         let cost = LaneCost {
@@ -439,12 +430,17 @@ pub fn facts(entry: &LedgerEntry, invoice: &InvoiceEntry) -> ShipmentFacts {
         signed_by: pod.signed.then(|| "signed".to_owned()),
     });
     facts.estimate = entry.expected.as_ref().map(|e| e.estimate.clone());
-    facts.lane = freightbridge::reconcile::LaneFacts::from_parties(
-        &invoice.invoice.parties,
-        invoice.invoice.weight,
-    );
+    facts.lane = invoice_lane(invoice);
     facts.invoices = entry.invoices.iter().map(|i| sighting(entry, i)).collect();
     facts
+}
+
+/// The lane the invoice names (shipper and consignee postal codes, billed weight).
+fn invoice_lane(invoice: &InvoiceEntry) -> Option<freightbridge::reconcile::LaneFacts> {
+    freightbridge::reconcile::LaneFacts::from_parties(
+        &invoice.invoice.parties,
+        invoice.invoice.weight,
+    )
 }
 
 fn receipt(invoice: &InvoiceEntry) -> Receipt {

@@ -126,7 +126,7 @@ impl<L: LedgerStore + freightbridge::ledger::LedgerDocs, B: EventBus> Reconciler
         for (key, tally) in &run.summary.by_kind_and_carrier {
             let (finding, carrier) = key.split_once('/').unwrap_or((key.as_str(), ""));
             let carrier = if carrier.is_empty() {
-                "unknown"
+                freightbridge::reconcile::UNKNOWN_CARRIER
             } else {
                 carrier
             };

@@ -220,12 +220,7 @@ pub async fn find_picking(
             .collect();
     }
     if candidates.is_empty()
-        && let Some(reference) = event
-            .shipment
-            .reference
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
+        && let Some(reference) = event.shipment.reference()
     {
         let search = picking_search(json!([["name", "=", reference]])).assuming(dry_run_picking);
         candidates = records(odoo.execute(&search).await?)?;

@@ -134,10 +134,7 @@ pub fn exceptions<'a>(
 }
 
 fn tally(tally: &mut Tally, row: &ExceptionRow) {
-    tally.count += 1;
-    if let Some(currency) = &row.currency {
-        *tally.amounts.entry(currency.clone()).or_default() += row.amount_at_stake;
-    }
+    tally.add(row.currency.as_deref().map(|c| (c, row.amount_at_stake)));
 }
 
 fn entry_rows(

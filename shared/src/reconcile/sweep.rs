@@ -186,6 +186,16 @@ pub struct Tally {
     pub amounts: BTreeMap<String, Decimal>,
 }
 
+impl Tally {
+    /// Counts one more, with its amount in its currency when it has one.
+    pub fn add(&mut self, amount: Option<(&str, Decimal)>) {
+        self.count += 1;
+        if let Some((currency, amount)) = amount {
+            *self.amounts.entry(currency.to_owned()).or_default() += amount;
+        }
+    }
+}
+
 /// A sweep's summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SweepSummary {
@@ -202,10 +212,7 @@ impl SweepSummary {
             .by_kind_and_carrier
             .entry(format!("{}/{}", finding.kind.as_str(), finding.carrier))
             .or_default();
-        tally.count += 1;
-        if let (Some(amount), Some(currency)) = (finding.amount, &finding.currency) {
-            *tally.amounts.entry(currency.clone()).or_default() += amount;
-        }
+        tally.add(finding.currency.as_deref().zip(finding.amount));
         if self.oldest.as_ref().is_none_or(|o| finding.since < o.since) {
             self.oldest = Some(finding.clone());
         }
