@@ -324,12 +324,16 @@ impl<O: OdooPort + 'static> Chain<O> {
             None => poster,
         });
 
-        let batch = |consumer: &str| BatchConfig {
-            consumer: consumer.to_owned(),
-            concurrency: config.concurrency,
-            max_receive_count: config.max_receive_count,
-            retry: config.retry,
-        };
+        // The poster and the reconciler run a shipment's records one after another, like the
+        // functions (`BatchConfig::group_by`).
+        let batch =
+            |consumer: &str, group_by: Option<freightbridge::batch::GroupKey>| BatchConfig {
+                consumer: consumer.to_owned(),
+                concurrency: config.concurrency,
+                max_receive_count: config.max_receive_count,
+                retry: config.retry,
+                group_by,
+            };
         let handler_timeout = chrono::Duration::from_std(config.handler_timeout)
             .unwrap_or_else(|_| chrono::Duration::seconds(30));
         let (stop, stopped) = watch::channel(false);
@@ -338,7 +342,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             spawn_consumer(
                 transform_queue.clone(),
                 dead_letters(&transform_dlq),
-                batch("canonical-transform"),
+                batch("canonical-transform", None),
                 stopped.clone(),
                 move |ctx| {
                     let transform = transform.clone();
@@ -367,7 +371,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             spawn_consumer(
                 reconcile_queue.clone(),
                 dead_letters(&reconcile_dlq),
-                batch(reconciler::CONSUMER),
+                batch(reconciler::CONSUMER, Some(canonical::envelope_shipment)),
                 stopped.clone(),
                 move |ctx| {
                     let reconciler = reconciler.clone();
@@ -380,7 +384,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             spawn_consumer(
                 odoo_queue.clone(),
                 dead_letters(&odoo_dlq),
-                batch("odoo-poster"),
+                batch("odoo-poster", Some(canonical::envelope_shipment)),
                 stopped,
                 move |ctx| {
                     let poster = poster.clone();
@@ -517,7 +521,7 @@ where
     tokio::spawn(async move {
         while !*stopped.borrow() {
             let receiving = queue.clone();
-            let records = match tokio::task::spawn_blocking(move || receiving.receive(10)).await {
+            let records = match tokio::task::spawn_blocking(move || receiving.receive(100)).await {
                 Ok(Ok(records)) => records,
                 Ok(Err(error)) => {
                     tracing::error!(queue = queue.name(), %error, "receive failed");
@@ -554,11 +558,7 @@ where
                 .filter_map(|(id, _)| receipts.get(id).cloned())
                 .collect();
             let deleting = queue.clone();
-            let deleted = tokio::task::spawn_blocking(move || {
-                done.iter()
-                    .try_for_each(|receipt| deleting.delete(receipt).map(|_| ()))
-            })
-            .await;
+            let deleted = tokio::task::spawn_blocking(move || deleting.delete_all(&done)).await;
             if let Ok(Err(error)) = deleted {
                 // Not deleted: redelivered after its visibility, and the handlers' idempotency
                 // makes the second run a no-op.

@@ -78,6 +78,52 @@ pub struct BatchConfig {
     pub max_receive_count: u32,
     /// Backoff between receives and the retry budget (time since the record was queued).
     pub retry: RetryPolicy,
+    /// Records whose bodies answer the same key run one after another, in batch order; other
+    /// records (and those without a key) still run `concurrency` at a time. The poster and the
+    /// reconciler key by shipment, so a webhook's scans in one batch neither race for the same
+    /// ledger entry nor reach Odoo out of order.
+    pub group_by: Option<GroupKey>,
+}
+
+/// The key a record's body is grouped under ([`BatchConfig::group_by`]).
+pub type GroupKey = fn(&str) -> Option<String>;
+
+impl BatchConfig {
+    /// The same configuration, its records grouped by `key`.
+    pub fn grouped_by(self, key: GroupKey) -> Self {
+        Self {
+            group_by: Some(key),
+            ..self
+        }
+    }
+
+    /// The batch's records in groups run one after another (`group_by`), each group in batch
+    /// order and the groups in the order of their first record.
+    fn groups(
+        &self,
+        records: Vec<aws_lambda_events::event::sqs::SqsMessage>,
+    ) -> Vec<Vec<(usize, aws_lambda_events::event::sqs::SqsMessage)>> {
+        let mut groups: Vec<Vec<_>> = Vec::with_capacity(records.len());
+        let mut by_key: std::collections::HashMap<String, usize> = Default::default();
+        for (index, record) in records.into_iter().enumerate() {
+            let key = self
+                .group_by
+                .and_then(|key| record.body.as_deref().and_then(key));
+            match key {
+                Some(key) => match by_key.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(group) => {
+                        groups[*group.get()].push((index, record));
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(groups.len());
+                        groups.push(vec![(index, record)]);
+                    }
+                },
+                None => groups.push(vec![(index, record)]),
+            }
+        }
+        groups
+    }
 }
 
 /// The outcome of one record, for logs and reports.
@@ -130,48 +176,56 @@ where
     use std::panic::AssertUnwindSafe;
 
     let handler = &handler;
-    let outcomes: Vec<(usize, String, RecordOutcome)> =
-        futures::stream::iter(records.into_iter().enumerate())
-            .map(|(index, record)| async move {
-                let message_id = record
-                    .message_id
-                    .clone()
-                    .unwrap_or_else(|| format!("record-{index}"));
-                let receive_count = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
-                let result = match record.body.clone() {
-                    None => Err(FailureReason::permanent(
-                        "empty_message",
-                        "SQS record has no body",
-                    )),
-                    Some(body) => {
-                        let ctx = RecordContext {
-                            message_id: message_id.clone(),
-                            body,
-                            receive_count,
-                        };
-                        AssertUnwindSafe(handler(ctx))
-                            .catch_unwind()
-                            .await
-                            .unwrap_or_else(|panic| {
-                                Err(FailureReason::retryable(
-                                    "handler_panic",
-                                    panic_message(panic.as_ref()),
-                                ))
-                            })
-                    }
+    let run_one = |index: usize, record: aws_lambda_events::event::sqs::SqsMessage| async move {
+        let message_id = record
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("record-{index}"));
+        let receive_count = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let result = match record.body.clone() {
+            None => Err(FailureReason::permanent(
+                "empty_message",
+                "SQS record has no body",
+            )),
+            Some(body) => {
+                let ctx = RecordContext {
+                    message_id: message_id.clone(),
+                    body,
+                    receive_count,
                 };
-                let outcome = settlement
-                    .settle(result, &record, &message_id, receive_count)
-                    .await;
-                (index, message_id, outcome)
-            })
-            .buffer_unordered(settlement.config.concurrency.max(1))
-            .collect()
+                AssertUnwindSafe(handler(ctx))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        Err(FailureReason::retryable(
+                            "handler_panic",
+                            panic_message(panic.as_ref()),
+                        ))
+                    })
+            }
+        };
+        let outcome = settlement
+            .settle(result, &record, &message_id, receive_count)
             .await;
+        (index, message_id, outcome)
+    };
+    let groups = settlement.config.groups(records);
+    let outcomes: Vec<(usize, String, RecordOutcome)> = futures::stream::iter(groups)
+        .map(|group| async move {
+            let mut outcomes = Vec::with_capacity(group.len());
+            for (index, record) in group {
+                outcomes.push(run_one(index, record).await);
+            }
+            futures::stream::iter(outcomes)
+        })
+        .buffer_unordered(settlement.config.concurrency.max(1))
+        .flatten()
+        .collect()
+        .await;
 
     let mut outcomes = outcomes;
     outcomes.sort_by_key(|(index, _, _)| *index);
@@ -420,6 +474,7 @@ mod tests {
             concurrency: 4,
             max_receive_count: 50,
             retry: RetryPolicy::default(),
+            group_by: None,
         }
     }
 
@@ -470,6 +525,83 @@ mod tests {
             matches!(&report.outcomes[2].1, RecordOutcome::Retry { reason, .. } if reason.code == "handler_panic" && reason.message.contains("boom"))
         );
         assert!(dlq.letters().is_empty());
+    }
+
+    #[tokio::test]
+    async fn records_of_one_group_run_one_after_another_in_batch_order() {
+        use std::sync::Mutex;
+        // Body "<group>:<n>"; the group is what comes before the colon.
+        let config = config().grouped_by(|body| body.split_once(':').map(|(g, _)| g.to_owned()));
+        let records: Vec<_> = ["a:1", "b:1", "a:2", "c:1", "a:3", "b:2"]
+            .iter()
+            .map(|body| record(body, body, 1))
+            .collect();
+        let running: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let (overlaps, order) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+        let settlement = Settlement {
+            config: &config,
+            dead_letters: &MemoryDeadLetters::new(),
+            visibility: &MemoryVisibility::new(),
+        };
+        let report = process_batch(records, &settlement, |ctx: RecordContext| {
+            let (running, overlaps, order) = (&running, &overlaps, &order);
+            async move {
+                let group = ctx.body[..1].to_owned();
+                {
+                    let mut now = running.lock().unwrap();
+                    if now.contains(&group) {
+                        overlaps.lock().unwrap().push(ctx.body.clone());
+                    }
+                    now.push(group.clone());
+                }
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                order.lock().unwrap().push(ctx.body.clone());
+                let mut now = running.lock().unwrap();
+                let at = now.iter().position(|g| *g == group).unwrap();
+                now.remove(at);
+                Ok(())
+            }
+        })
+        .await;
+        assert!(overlaps.lock().unwrap().is_empty(), "{overlaps:?}");
+        let order = order.into_inner().unwrap();
+        let of = |g: &str| -> Vec<&str> {
+            order
+                .iter()
+                .filter(|b| b.starts_with(g))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(of("a"), ["a:1", "a:2", "a:3"]);
+        assert_eq!(of("b"), ["b:1", "b:2"]);
+        // Groups still run side by side, and the report keeps the batch's order.
+        let ids: Vec<_> = report.outcomes.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["a:1", "b:1", "a:2", "c:1", "a:3", "b:2"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_group_key_records_run_side_by_side() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let records: Vec<_> = (0..4).map(|n| record(&format!("m{n}"), "a:1", 1)).collect();
+        let settlement = Settlement {
+            config: &config(),
+            dead_letters: &MemoryDeadLetters::new(),
+            visibility: &MemoryVisibility::new(),
+        };
+        process_batch(records, &settlement, |_ctx: RecordContext| {
+            let (running, most) = (&running, &most);
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        })
+        .await;
+        assert!(most.load(Ordering::SeqCst) > 1);
     }
 
     #[tokio::test]

@@ -72,6 +72,29 @@ pub struct ShipmentRef {
     pub reference: Option<String>,
 }
 
+/// The shipment a bus envelope of a canonical event is about (its tracking number), read
+/// without parsing the rest of the event: the key the poster and the reconciler group a batch's
+/// records by ([`crate::batch::BatchConfig::group_by`]). `None` for anything else.
+pub fn envelope_shipment(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        detail: Detail<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Detail<'a> {
+        #[serde(borrow)]
+        shipment: Shipment<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Shipment<'a> {
+        #[serde(borrow)]
+        tracking_number: std::borrow::Cow<'a, str>,
+    }
+    let envelope: Envelope<'_> = serde_json::from_str(body).ok()?;
+    Some(envelope.detail.shipment.tracking_number.into_owned())
+}
+
 impl ShipmentRef {
     /// The Odoo reference, trimmed, when it says anything.
     pub fn reference(&self) -> Option<&str> {
@@ -654,6 +677,27 @@ mod tests {
                 eta: None,
             }),
         }
+    }
+
+    #[test]
+    fn an_envelopes_shipment_is_read_without_the_rest_of_the_event() {
+        let mut event = sample();
+        event.shipment.tracking_number = "1Z\"999".into();
+        let envelope = crate::bus::Envelope {
+            version: Some("0".into()),
+            id: "e1".into(),
+            detail_type: event.event_type().into(),
+            source: BUS_SOURCE.into(),
+            account: None,
+            time: event.received_at,
+            region: None,
+            resources: vec![],
+            detail: &event,
+        };
+        let body = serde_json::to_string(&envelope).unwrap();
+        assert_eq!(envelope_shipment(&body).as_deref(), Some("1Z\"999"));
+        assert_eq!(envelope_shipment(r#"{"detail":{"x":1}}"#), None);
+        assert_eq!(envelope_shipment("not json"), None);
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub fn batch_config(
         concurrency,
         max_receive_count: max_receive_count()?,
         retry: retry_policy()?,
+        group_by: None,
     })
 }
 

@@ -142,6 +142,7 @@ where
         concurrency: 4,
         max_receive_count: 100,
         retry: RetryPolicy::default(),
+        group_by: None,
     };
     let dead_letters = SqsDeadLetters::new(moto.sqs(), &dlq.url);
     let visibility = SqsVisibility::new(moto.sqs(), &queue.url);
@@ -352,6 +353,7 @@ async fn a_retried_record_waits_out_its_backoff_on_the_queue_and_a_poison_one_is
         concurrency: 2,
         max_receive_count: 100,
         retry: RetryPolicy::default(),
+        group_by: None,
     };
     let dead_letters = SqsDeadLetters::new(moto.sqs(), &dlq.url);
     let visibility = SqsVisibility::new(moto.sqs(), &queue.url);

@@ -311,6 +311,7 @@ where
         concurrency: 4,
         max_receive_count: 100,
         retry: RetryPolicy::default(),
+        group_by: None,
     };
     let visibility = SqsVisibility::new(moto().sqs(), &queue.url);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -21,7 +21,12 @@
 //! lapsed, so the retry is told to look for the effect first.
 //!
 //! One process owns a state directory (`freightbridge.lock`). Inside it every operation goes
-//! through one connection; the async ports run theirs on a blocking thread.
+//! through one connection. The async ports' operations are committed in groups (`blocking`):
+//! whoever finds no commit running takes the connection on a blocking thread and runs every
+//! operation queued meanwhile in one transaction, each in its own savepoint, and answers each
+//! caller only once that transaction has committed. A group costs one commit (one fsync with
+//! `Durability::Full`) instead of one per operation; a failing operation rolls back only its
+//! own savepoint.
 
 mod audit;
 mod breaker;
@@ -50,7 +55,7 @@ use std::time::Duration;
 use chrono::Utc;
 use freightbridge::bus::BusError;
 use freightbridge::idempotency::{Status, StoreError};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Savepoint, Transaction, TransactionBehavior};
 use thiserror::Error;
 use tokio::sync::Notify;
 
@@ -58,6 +63,9 @@ use tokio::sync::Notify;
 pub const DATABASE_FILE: &str = "freightbridge.sqlite3";
 /// The file whose exclusive lock says a process owns the state directory.
 pub const LOCK_FILE: &str = "freightbridge.lock";
+
+/// Most operations committed in one group transaction.
+const GROUP_LIMIT: usize = 256;
 
 /// How long a statement waits for SQLite's own locks (a checkpoint, another connection of a
 /// tool inspecting the file) before it fails as unavailable.
@@ -157,6 +165,8 @@ pub struct Recovered {
 /// wake-ups of queue waiters.
 pub struct Durable {
     conn: Arc<Mutex<Connection>>,
+    /// Operations waiting for the next group commit (`blocking`).
+    pending: Arc<Mutex<Pending>>,
     path: PathBuf,
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
     recovered: Recovered,
@@ -193,6 +203,7 @@ impl Durable {
         );
         Ok(Arc::new(Durable {
             conn: Arc::new(Mutex::new(conn)),
+            pending: Arc::default(),
             path,
             waiters: Mutex::new(HashMap::new()),
             recovered,
@@ -230,6 +241,7 @@ impl Durable {
         }
         Ok(Arc::new(Durable {
             conn: Arc::new(Mutex::new(conn)),
+            pending: Arc::default(),
             path,
             waiters: Mutex::new(HashMap::new()),
             recovered: Recovered::default(),
@@ -255,14 +267,40 @@ impl Durable {
         op(&mut lock(&self.conn))
     }
 
-    /// Runs `op` on the connection on a blocking thread, for the async ports.
+    /// Runs `op` on the connection on a blocking thread, for the async ports: in the next group
+    /// commit (see the module's notes), answered once that group has committed.
     async fn blocking<T, F>(&self, op: F) -> Result<T, DurableError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, DurableError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        off_thread(move || op(&mut lock(&conn))).await
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = op(conn);
+            let failed = result.is_err();
+            let deliver: Deliver = Box::new(move |committed| {
+                let _ = answer.send(match committed {
+                    Ok(()) => result,
+                    Err(reason) => result.and(Err(DurableError::Worker(reason))),
+                });
+            });
+            (failed, deliver)
+        });
+        let lead = {
+            let mut pending = lock(&self.pending);
+            pending.jobs.push(job);
+            !std::mem::replace(&mut pending.committing, true)
+        };
+        if lead {
+            let (conn, pending) = (self.conn.clone(), self.pending.clone());
+            // Not awaited: the committer may go on with later groups after this caller's.
+            drop(tokio::task::spawn_blocking(move || {
+                commit_groups(&conn, &pending)
+            }));
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(DurableError::Worker("the operation did not finish".into())))
     }
 
     /// The wake-up of `queue`'s waiters.
@@ -290,9 +328,128 @@ async fn off_thread<T: Send + 'static>(
         .unwrap_or_else(|join| Err(DurableError::Worker(join.to_string())))
 }
 
-/// A transaction that takes the write lock at once, for read-modify-write.
-fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+/// One operation of a group commit: runs on the connection and answers whether it failed and
+/// how to tell its caller once the group's commit is known.
+type Job = Box<dyn FnOnce(&mut Connection) -> (bool, Deliver) + Send>;
+/// Tells one caller its answer, given whether the group committed (or why not).
+type Deliver = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// The operations waiting for a group commit, and whether a committer is running.
+#[derive(Default)]
+struct Pending {
+    jobs: Vec<Job>,
+    committing: bool,
+}
+
+/// The committer: commits groups until none is waiting. Should it unwind, the guard lets the
+/// next caller start another, and the waiting callers are told (their answers are dropped).
+fn commit_groups(conn: &Mutex<Connection>, pending: &Mutex<Pending>) {
+    struct Committing<'a>(&'a Mutex<Pending>);
+    impl Drop for Committing<'_> {
+        fn drop(&mut self) {
+            let mut pending = lock(self.0);
+            if std::thread::panicking() {
+                pending.jobs.clear();
+            }
+            pending.committing = false;
+        }
+    }
+    let _committing = Committing(pending);
+    loop {
+        let jobs = {
+            let mut pending = lock(pending);
+            if pending.jobs.is_empty() {
+                return;
+            }
+            let now = pending.jobs.len().min(GROUP_LIMIT);
+            let later = pending.jobs.split_off(now);
+            std::mem::replace(&mut pending.jobs, later)
+        };
+        commit_group(&mut lock(conn), jobs);
+    }
+}
+
+/// Runs `jobs` in one transaction, each in a savepoint, and answers them after the commit.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    if let Err(error) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::warn!(%error, "group commit could not begin; operations run one by one");
+        for job in jobs {
+            // Outside a transaction each operation is its own, as without groups.
+            if let Ok((_, deliver)) = catch_unwind(AssertUnwindSafe(|| job(conn))) {
+                deliver(Ok(()));
+            }
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(error) = conn.execute_batch("SAVEPOINT operation") {
+            // Not run: its caller is told, and the rest of the group goes on.
+            tracing::warn!(%error, "savepoint failed");
+            drop(job);
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| job(conn)));
+        let undo = !matches!(ran, Ok((false, _)));
+        let end = if undo {
+            "ROLLBACK TO operation; RELEASE operation"
+        } else {
+            "RELEASE operation"
+        };
+        if let Err(error) = conn.execute_batch(end) {
+            tracing::warn!(%error, "savepoint could not be closed");
+        }
+        // A panicking operation dropped its answer while unwinding: its caller hears so.
+        if let Ok((_, deliver)) = ran {
+            answers.push(deliver);
+        }
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|error| {
+        let _ = conn.execute_batch("ROLLBACK");
+        format!("the group commit failed: {error}")
+    });
+    for deliver in answers {
+        deliver(committed.clone());
+    }
+}
+
+/// One operation's write transaction: its own `BEGIN IMMEDIATE` (the write lock at once, for
+/// read-modify-write) when the connection is idle, a savepoint inside a group commit.
+enum Tx<'c> {
+    Own(Transaction<'c>),
+    Nested(Savepoint<'c>),
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Tx::Own(tx) => tx,
+            Tx::Nested(savepoint) => savepoint,
+        }
+    }
+}
+
+impl Tx<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Tx::Own(tx) => tx.commit(),
+            Tx::Nested(savepoint) => savepoint.commit(),
+        }
+    }
+}
+
+/// The write transaction of one operation ([`Tx`]).
+fn immediate(conn: &mut Connection) -> rusqlite::Result<Tx<'_>> {
+    if conn.is_autocommit() {
+        Ok(Tx::Own(conn.transaction_with_behavior(
+            TransactionBehavior::Immediate,
+        )?))
+    } else {
+        Ok(Tx::Nested(conn.savepoint()?))
+    }
 }
 
 fn now_ms() -> i64 {
@@ -432,6 +589,91 @@ mod tests {
             .with(|c| Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?))
             .unwrap();
         assert_eq!(synchronous, 2, "FULL");
+    }
+
+    /// Runs `n` operations at once through the group commit: each inserts its number into
+    /// table `t`; those whose number `fails` says fail after writing, and those `panics` says
+    /// panic after writing. Answers each caller's result and what the table holds after.
+    async fn grouped(
+        durable: &Arc<Durable>,
+        n: i64,
+        fails: fn(i64) -> bool,
+        panics: fn(i64) -> bool,
+    ) -> (Vec<Result<i64, DurableError>>, Vec<i64>) {
+        raw(
+            durable,
+            "CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)",
+        );
+        let calls = (0..n).map(|k| {
+            let durable = durable.clone();
+            async move {
+                durable
+                    .blocking(move |conn| {
+                        let tx = immediate(conn)?;
+                        tx.execute("INSERT INTO t (n) VALUES (?1)", [k])?;
+                        if panics(k) {
+                            panic!("operation {k} panicked");
+                        }
+                        if fails(k) {
+                            return Err(DurableError::corrupt("t", format!("{k} refused")));
+                        }
+                        tx.commit()?;
+                        // What this operation sees: the ones before it in its group included.
+                        Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
+                    })
+                    .await
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let rows = durable
+            .with(|c| {
+                let mut statement = c.prepare("SELECT n FROM t ORDER BY n")?;
+                let rows = statement.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<Vec<i64>, _>>()?)
+            })
+            .unwrap();
+        (results, rows)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn operations_committed_in_groups_are_all_kept_and_answered_after_the_commit() {
+        let (dir, durable) = fresh();
+        let (results, rows) = grouped(&durable, 200, |_| false, |_| false).await;
+        assert_eq!(rows, (0..200).collect::<Vec<_>>());
+        let seen: Vec<i64> = results.into_iter().map(Result::unwrap).collect();
+        assert!(seen.iter().all(|&count| (1..=200).contains(&count)));
+        // Answered means committed: a reopened database has every row.
+        drop(durable);
+        let again = reopen(&dir);
+        let count: i64 = again
+            .with(|c| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(count, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_panicking_operation_undoes_only_its_own_writes() {
+        let (_dir, durable) = fresh();
+        let (results, rows) = grouped(&durable, 60, |k| k % 7 == 3, |k| k % 11 == 5).await;
+        let kept = |k: &i64| k % 7 != 3 && k % 11 != 5;
+        assert_eq!(rows, (0..60).filter(kept).collect::<Vec<_>>());
+        for (k, result) in (0..60).zip(&results) {
+            match result {
+                Ok(_) => assert!(kept(&k), "{k} should have failed"),
+                Err(DurableError::Corrupt { reason, .. }) => {
+                    assert_eq!(*reason, format!("{k} refused"))
+                }
+                Err(DurableError::Worker(_)) => assert_eq!(k % 11, 5, "{k}: {result:?}"),
+                Err(other) => panic!("{k}: {other:?}"),
+            }
+        }
+        // The committer survived the panics: later operations still commit.
+        let (_, rows) = grouped(&durable, 0, |_| false, |_| false).await;
+        assert_eq!(rows.len(), results.iter().filter(|r| r.is_ok()).count());
+        let after = durable
+            .blocking(|conn| Ok(conn.execute("INSERT INTO t (n) VALUES (1000)", [])?))
+            .await;
+        assert_eq!(after.unwrap(), 1);
     }
 
     #[test]

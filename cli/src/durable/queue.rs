@@ -13,7 +13,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
 use chrono::{DateTime, Utc};
 use freightbridge::batch::Visibility;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 
 use super::{Durable, DurableError, immediate, millis, now_ms, off_thread};
 
@@ -124,6 +124,24 @@ impl DurableQueue {
         Ok(deleted == 1)
     }
 
+    /// Deletes every message the handles name, in one transaction (`DeleteMessageBatch`).
+    /// Answers how many were deleted.
+    pub fn delete_all(&self, receipt_handles: &[String]) -> Result<usize, DurableError> {
+        self.durable.with(|conn| {
+            let tx = immediate(conn)?;
+            let mut deleted = 0;
+            {
+                let mut statement =
+                    tx.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND id = ?2")?;
+                for handle in receipt_handles {
+                    deleted += statement.execute(params![self.name, parse_handle(handle).0])?;
+                }
+            }
+            tx.commit()?;
+            Ok(deleted)
+        })
+    }
+
     /// Makes the delivery `receipt_handle` names visible `timeout` from now. A handle from an
     /// earlier delivery, or of a deleted message, changes nothing (answers `false`).
     pub fn change_visibility(
@@ -154,8 +172,13 @@ impl DurableQueue {
         self.count("SELECT COUNT(*) FROM messages WHERE queue = ?1", None)
     }
 
+    /// No message on the queue, visible or in flight. One index probe, not a count: the chain
+    /// polls it while draining.
     pub fn is_empty(&self) -> Result<bool, DurableError> {
-        Ok(self.len()? == 0)
+        Ok(self.count(
+            "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1)",
+            None,
+        )? == 0)
     }
 
     /// Messages received and not yet visible again.
@@ -244,7 +267,7 @@ impl DurableQueue {
 
     fn receive_in(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         max: usize,
         now: i64,
     ) -> Result<(Vec<SqsMessage>, usize), DurableError> {
@@ -273,7 +296,7 @@ impl DurableQueue {
 
     fn visible_page(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         after_seq: i64,
         limit: usize,
         now: i64,
@@ -292,7 +315,7 @@ impl DurableQueue {
     /// Counts the receive and hides the message for the visibility timeout.
     fn deliver(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         mut message: Stored,
         now: i64,
     ) -> Result<SqsMessage, DurableError> {
@@ -377,7 +400,7 @@ pub(super) fn insert(
 /// Moves a message to the end of queue `to` as a new message (a new id, so no receipt handle
 /// or id of its earlier life reaches it), visible now, never received; its sent time is kept.
 fn move_message(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: &str,
     to: &str,
     attributes: &[(String, String)],

@@ -106,7 +106,8 @@ async fn cold_start() -> Result<Function, Error> {
             auditor,
         ),
         visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
-        batch: environment::batch_config("odoo-poster", CONCURRENCY)?,
+        batch: environment::batch_config("odoo-poster", CONCURRENCY)?
+            .grouped_by(freightbridge::canonical::envelope_shipment),
     })
 }
 

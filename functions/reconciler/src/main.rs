@@ -152,7 +152,8 @@ async fn cold_start() -> Result<Function, Error> {
         reconciler: reconciler(&config).await?,
         dead_letters,
         visibility: SqsVisibility::from_config(&config, environment::required("QUEUE_URL")?),
-        batch: environment::batch_config(CONSUMER, CONCURRENCY)?,
+        batch: environment::batch_config(CONSUMER, CONCURRENCY)?
+            .grouped_by(freightbridge::canonical::envelope_shipment),
     })
 }
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use std::io::Write as _;
+use std::sync::Mutex;
 
 use super::OdooCall;
 use super::error::{OdooError, OdooErrorKind};
@@ -16,6 +16,9 @@ use super::error::{OdooError, OdooErrorKind};
 pub struct DryRunJournal {
     target: Target,
     /// One writer at a time, and each line goes out in a single write: lines never interleave.
+    /// The write is a short blocking one, straight to the kernel (no buffer to flush): the
+    /// journal is a local development aid, and a trip to a blocking thread per line cost more
+    /// than the write.
     sink: Mutex<Sink>,
 }
 
@@ -27,7 +30,7 @@ enum Target {
 
 #[derive(Debug)]
 enum Sink {
-    File(tokio::fs::File),
+    File(std::fs::File),
     Stdout,
 }
 
@@ -35,11 +38,10 @@ impl DryRunJournal {
     /// Appends to `path`, creating it if needed.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, OdooError> {
         let path = path.as_ref().to_owned();
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .await
             .map_err(|e| journal_error(&format!("cannot open {}: {e}", path.display())))?;
         Ok(Self {
             target: Target::File(path),
@@ -76,15 +78,9 @@ impl DryRunJournal {
         });
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
-        let mut sink = self.sink.lock().await;
-        let written = match &mut *sink {
-            Sink::File(file) => match file.write_all(&bytes).await {
-                Ok(()) => file.flush().await,
-                Err(e) => Err(e),
-            },
-            // A short blocking write: the journal is a local development aid.
+        let written = match &mut *self.sink.lock().unwrap_or_else(|p| p.into_inner()) {
+            Sink::File(file) => file.write_all(&bytes),
             Sink::Stdout => {
-                use std::io::Write;
                 let mut out = std::io::stdout().lock();
                 out.write_all(&bytes).and_then(|()| out.flush())
             }
