@@ -499,6 +499,11 @@ fn configure(conn: &Connection, durability: Durability) -> Result<(), DurableErr
     }
     conn.pragma_update(None, "synchronous", durability.synchronous())?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // A checkpoint every 32 MB of WAL rather than every 4 MB, and a 32 MB page cache: a page
+    // written by many commits is copied back once, and the indexes of a long queue stay cached
+    // (the 10 000-webhook drain bench: 73.5 s at SQLite's defaults, 52.3 s with these).
+    conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+    conn.pragma_update(None, "cache_size", -32768)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
