@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use freightbridge::partners::x12::{self, Options, tokenizer};
-use freightbridge::partners::{self, Format};
+use freightbridge::partners::{self, Adapter, Format, Need};
 use freightbridge::webhook::{ReceivedWebhook, WebhookBody, ingress_id};
 
 const EASYPOST_IN_TRANSIT: &[u8] =
@@ -84,6 +84,25 @@ fn easypost(c: &mut Criterion) {
                 .expect("events")
             })
         },
+    );
+    // Ingress: the check and the delivery id, without the payload hash (a Standard Webhooks
+    // partner is keyed by its `webhook-id` header) and with it (the body keys the delivery).
+    let adapter = Adapter::new(Format::EasyPost);
+    for (name, need) in [
+        ("inspect/delivery-id", Need::DeliveryId),
+        ("inspect/delivery-id+hash", Need::DeliveryIdAndHash),
+    ] {
+        group.bench_function(format!("{name}/{}B", EASYPOST_IN_TRANSIT.len()), |b| {
+            b.iter(|| {
+                black_box(adapter.inspect_for(black_box(EASYPOST_IN_TRANSIT), need))
+                    .expect("inspects")
+            })
+        });
+    }
+    // The transform as the canonical-transform Lambda calls it (events, history).
+    group.bench_function(
+        format!("in-transit→transformed/{}B", EASYPOST_IN_TRANSIT.len()),
+        |b| b.iter(|| black_box(adapter.transform(black_box(&webhook))).expect("events")),
     );
     group.finish();
 }

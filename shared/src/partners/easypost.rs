@@ -5,11 +5,16 @@
 //! becomes an event of its own only when no scan says it. Status words map through a table; a
 //! word we do not know becomes `exception`, never dropped.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use super::history::{self, ScanEvents};
+use super::strict_json::{self, Key, Keys, Skip};
 use super::{DeliveryKey, PartnerError, Transformed, printable_prefix};
 use crate::canonical::{
     self, CanonicalEvent, EventBody, Location, ShipmentRef, ShipmentStatus, StatusChange,
@@ -93,7 +98,7 @@ pub(super) fn inspect(body: &[u8], need: super::Need) -> Result<DeliveryKey, Par
     let event = read_event(&root)?;
     Ok(DeliveryKey {
         delivery_id: Some(event.id.to_owned()),
-        payload_hash: need.hash().then(|| payload_hash(&root)).transpose()?,
+        payload_hash: need.hash().then(|| payload_hash(body)).transpose()?,
     })
 }
 
@@ -138,7 +143,7 @@ pub(super) fn transform(
     for scan in &update.scans {
         let mapping = map_status(scan.reading.status, scan.reading.status_detail, previous);
         previous = Some(scan.reading.status);
-        let source = history::source_event_id(update.tracking_code, &scan.key);
+        let source = history::source_event_id(update.tracking_code, &scan.key());
         scans.push(header(
             source,
             scan.reading.at,
@@ -184,7 +189,7 @@ fn event_body(
         status: mapping.status,
         status_detail: reading.status_detail.map(str::to_owned),
         raw_status: mapping.keep_raw.then(|| reading.status.to_owned()),
-        location: reading.location.clone(),
+        location: reading.location.map(Place::to_location),
         message: reading.message.map(str::to_owned),
         eta,
     };
@@ -208,15 +213,69 @@ struct StablePart<'a> {
     result: Option<&'a Value>,
 }
 
-fn payload_hash(root: &Map<String, Value>) -> Result<String, PartnerError> {
+/// The hash of `description` and `result` re-serialised as parsed values, for a body
+/// [`parse_body`] has already accepted. Only these two are read as values, by the strict
+/// parser's own reader, so the hash is the one a parse of the whole body gives.
+fn payload_hash(body: &[u8]) -> Result<String, PartnerError> {
+    let cannot = |e: serde_json::Error| malformed(format!("body is not JSON ({e})"));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let stable = deserializer
+        .deserialize_any(StableVisitor)
+        .map_err(cannot)?;
+    deserializer.end().map_err(cannot)?;
     let stable = StablePart {
-        description: root.get("description"),
-        result: root.get("result"),
+        description: stable.description.as_ref(),
+        result: stable.result.as_ref(),
     };
     // Re-serialising parsed values sorts object keys, so the hash ignores key order and spacing.
     let bytes = serde_json::to_vec(&stable)
         .map_err(|e| malformed(format!("payload cannot be re-serialised ({e})")))?;
     Ok(sha256_tag(&bytes))
+}
+
+/// `description` and `result` of an accepted body, as values.
+#[derive(Default)]
+struct StableValues {
+    description: Option<Value>,
+    result: Option<Value>,
+}
+
+struct StableVisitor;
+
+impl<'de> Visitor<'de> for StableVisitor {
+    type Value = StableValues;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StableValues, A::Error> {
+        // The body has been read strictly already: no key comes twice.
+        let mut stable = StableValues::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            let slot = match key.as_ref() {
+                "description" => &mut stable.description,
+                "result" => &mut stable.result,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value_seed(StrictValue)?);
+        }
+        Ok(stable)
+    }
+}
+
+/// A value as [`strict_json::parse`] builds it.
+struct StrictValue;
+
+impl<'de> de::DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        strict_json::value(deserializer)
+    }
 }
 
 fn malformed(reason: impl Into<String>) -> PartnerError {
@@ -226,13 +285,366 @@ fn malformed(reason: impl Into<String>) -> PartnerError {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Map<String, Value>, PartnerError> {
+/// The body's fields that the adapter reads, typed and borrowing from the body. The rest of the
+/// body is walked as strictly as [`strict_json::parse`] reads it (a key twice in any object is
+/// refused, strings must be UTF-8, numbers finite) without being kept, so exactly the bodies
+/// that parse refuses are refused, with its messages. A field of the wrong kind is not refused
+/// while reading: [`read_event`] does, in its own order, so each body gets the same reason.
+fn parse_body(body: &[u8]) -> Result<EventFields<'_>, PartnerError> {
     // serde_json's messages give position and kind only, never the offending text.
-    let value: Value = super::strict_json::parse(body)
-        .map_err(|e| malformed(format!("body is not JSON ({e})")))?;
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(malformed("body is not a JSON object")),
+    let not_json = |e: serde_json::Error| malformed(format!("body is not JSON ({e})"));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let root = Object::<EventFields>::deserialize(&mut deserializer).map_err(not_json)?;
+    deserializer.end().map_err(not_json)?;
+    match root {
+        Object::Is(fields) => Ok(fields),
+        Object::Absent | Object::Other => Err(malformed("body is not a JSON object")),
+    }
+}
+
+/// An object of the body read into `Self`: the fields it names, the rest walked strictly.
+trait FromMap<'de>: Sized {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+}
+
+/// A struct of the fields of one kind of object, each a type that takes any JSON value
+/// ([`Text`], [`Object`], [`List`]), and its reader. A key given twice is refused, whether it
+/// names a field or not.
+macro_rules! json_object {
+    ($(#[$meta:meta])* struct $name:ident<$lt:lifetime> {
+        $($field:ident: $ty:ty,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Default)]
+        struct $name<$lt> {
+            $($field: $ty,)*
+        }
+
+        impl<$lt> FromMap<$lt> for $name<$lt> {
+            fn from_map<A: MapAccess<$lt>>(mut map: A) -> Result<Self, A::Error> {
+                $(let mut $field: Option<$ty> = None;)*
+                let mut others = Keys::default();
+                while let Some(key) = map.next_key_seed(Key)? {
+                    match key.as_ref() {
+                        $(stringify!($field) => {
+                            if $field.is_some() {
+                                return Err(strict_json::duplicate_key(&key));
+                            }
+                            $field = Some(map.next_value()?);
+                        })*
+                        _ => {
+                            others.insert(key)?;
+                            map.next_value_seed(Skip)?;
+                        }
+                    }
+                }
+                Ok($name {
+                    $($field: $field.unwrap_or_default(),)*
+                })
+            }
+        }
+    };
+}
+
+json_object! {
+    /// The Event envelope.
+    struct EventFields<'a> {
+        id: Text<'a>,
+        description: Text<'a>,
+        previous_attributes: Object<PreviousFields<'a>>,
+        updated_at: Text<'a>,
+        created_at: Text<'a>,
+        result: Object<TrackerFields<'a>>,
+    }
+}
+
+json_object! {
+    /// `previous_attributes`: what the update changed.
+    struct PreviousFields<'a> {
+        status: Text<'a>,
+    }
+}
+
+json_object! {
+    /// `result` of a tracker event: the Tracker.
+    struct TrackerFields<'a> {
+        tracking_code: Text<'a>,
+        status: Text<'a>,
+        status_detail: Text<'a>,
+        carrier: Text<'a>,
+        signed_by: Text<'a>,
+        est_delivery_date: Text<'a>,
+        updated_at: Text<'a>,
+        tracking_details: List<DetailFields<'a>>,
+    }
+}
+
+json_object! {
+    /// One entry of `tracking_details`.
+    struct DetailFields<'a> {
+        datetime: Text<'a>,
+        message: Text<'a>,
+        tracking_location: Object<LocationFields<'a>>,
+        status: Text<'a>,
+        status_detail: Text<'a>,
+        carrier_code: Text<'a>,
+    }
+}
+
+json_object! {
+    /// A scan's `tracking_location`.
+    struct LocationFields<'a> {
+        city: Text<'a>,
+        state: Text<'a>,
+        country: Text<'a>,
+        zip: Text<'a>,
+    }
+}
+
+/// A field read as a string: missing or `null`, a string (unescaped only when it had escapes),
+/// or any other kind of value.
+#[derive(Default)]
+enum Text<'a> {
+    #[default]
+    Absent,
+    Is(Cow<'a, str>),
+    Other,
+}
+
+/// A field read as an object: missing or `null`, an object, or any other kind of value.
+#[derive(Default)]
+enum Object<T> {
+    #[default]
+    Absent,
+    Is(T),
+    Other,
+}
+
+/// A field read as an array (of entries that should be objects), or any other kind of value.
+#[derive(Default)]
+enum List<T> {
+    #[default]
+    Absent,
+    Items(Vec<Object<T>>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor)
+    }
+}
+
+impl<'de, T: FromMap<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<'de, T: FromMap<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ListVisitor(std::marker::PhantomData))
+    }
+}
+
+/// The visitor methods for the values a field's type does not take: each is walked as
+/// strictly as the rest of the body and read as `$other`; `null` is `$null`.
+macro_rules! other_values {
+    ($other:expr, $null:expr) => {
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($other)
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            strict_json::check_finite(v).map(|()| $other)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($null)
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($null)
+        }
+    };
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    other_values!(Text::Other, Text::Absent);
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Text::Is(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Text::Is(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Text::Is(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        strict_json::skip_seq(seq).map(|()| Text::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        strict_json::skip_map(map).map(|()| Text::Other)
+    }
+}
+
+struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: FromMap<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = Object<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    other_values!(Object::Other, Object::Absent);
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Object::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        strict_json::skip_seq(seq).map(|()| Object::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::from_map(map).map(Object::Is)
+    }
+}
+
+struct ListVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: FromMap<'de>> Visitor<'de> for ListVisitor<T> {
+    type Value = List<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    other_values!(List::Other, List::Absent);
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(List::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(List::Items(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        strict_json::skip_map(map).map(|()| List::Other)
+    }
+}
+
+/// Where a field is in the body, for errors: `result.tracking_details[2].datetime`. Built on
+/// the stack as the reader descends; written out only when a field is refused.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root,
+    Field(&'p Path<'p>, &'static str),
+    Item(&'p Path<'p>, usize),
+}
+
+impl<'p> Path<'p> {
+    fn field(&'p self, name: &'static str) -> Path<'p> {
+        Path::Field(self, name)
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Field(Path::Root, name) => f.write_str(name),
+            Path::Field(parent, name) => write!(f, "{parent}.{name}"),
+            Path::Item(parent, index) => write!(f, "{parent}[{index}]"),
+        }
+    }
+}
+
+impl Text<'_> {
+    /// The string; blank counts as absent. Any other type means the format has changed under
+    /// us, which is reported rather than guessed around.
+    fn text(&self, path: Path<'_>) -> Result<Option<&str>, PartnerError> {
+        match self {
+            Text::Absent => Ok(None),
+            Text::Is(text) => Ok(Some(text.trim()).filter(|text| !text.is_empty())),
+            Text::Other => Err(malformed(format!("`{path}` is not a string"))),
+        }
+    }
+
+    fn required(&self, path: Path<'_>) -> Result<&str, PartnerError> {
+        self.text(path)?
+            .ok_or_else(|| malformed(format!("missing `{path}`")))
+    }
+
+    fn time(&self, path: Path<'_>) -> Result<Option<DateTime<Utc>>, PartnerError> {
+        let Some(text) = self.text(path)? else {
+            return Ok(None);
+        };
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| Some(time.with_timezone(&Utc)))
+            .map_err(|_| malformed(format!("`{path}` is not an RFC 3339 date-time")))
+    }
+
+    /// An optional estimate: read leniently, dropped with a warning when unreadable (the
+    /// milestone never fails for it).
+    fn estimate_time(&self, path: Path<'_>) -> Option<DateTime<Utc>> {
+        let read = match self {
+            Text::Absent => return None,
+            Text::Is(text) => super::json_fields::lenient_time(text),
+            Text::Other => None,
+        };
+        if read.is_none() {
+            tracing::warn!(field = %path, "unreadable EasyPost estimate ignored");
+        }
+        read
+    }
+}
+
+impl<T> Object<T> {
+    fn get(&self, path: Path<'_>) -> Result<Option<&T>, PartnerError> {
+        match self {
+            Object::Absent => Ok(None),
+            Object::Is(fields) => Ok(Some(fields)),
+            Object::Other => Err(malformed(format!("`{path}` is not an object"))),
+        }
+    }
+}
+
+impl<T> List<T> {
+    /// The entries; absent is none.
+    fn items(&self, path: Path<'_>) -> Result<&[Object<T>], PartnerError> {
+        match self {
+            List::Absent => Ok(&[]),
+            List::Items(items) => Ok(items),
+            List::Other => Err(malformed(format!("`{path}` is not an array"))),
+        }
     }
 }
 
@@ -270,21 +682,65 @@ struct Reading<'a> {
     status: &'a str,
     status_detail: Option<&'a str>,
     at: DateTime<Utc>,
-    location: Option<Location>,
+    location: Option<Place<'a>>,
     message: Option<&'a str>,
+}
+
+/// A scan's place, at least one part present.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    city: Option<&'a str>,
+    state: Option<&'a str>,
+    country: Option<&'a str>,
+    zip: Option<&'a str>,
+}
+
+impl Place<'_> {
+    fn to_location(self) -> Location {
+        let owned = |text: Option<&str>| text.map(str::to_owned);
+        Location {
+            city: owned(self.city),
+            state: owned(self.state),
+            country: owned(self.country),
+            postal_code: owned(self.zip),
+        }
+    }
 }
 
 /// One entry of `tracking_details`.
 struct Scan<'a> {
-    /// What names the scan in every delivery that repeats it (EasyPost gives scans no id).
-    key: String,
     reading: Reading<'a>,
+    carrier_code: Option<&'a str>,
 }
 
-fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
-    let event = Obj::root(root);
-    let id = event.required_text("id")?;
-    let description = event.required_text("description")?;
+impl Scan<'_> {
+    /// What names the scan in every delivery that repeats it (EasyPost gives scans no id).
+    fn key(&self) -> String {
+        let reading = &self.reading;
+        let [city, state, country, zip] = match reading.location {
+            Some(place) => [place.city, place.state, place.country, place.zip],
+            None => [None; 4],
+        };
+        history::scan_key(
+            reading.at,
+            &[
+                Some(reading.status),
+                reading.status_detail,
+                self.carrier_code,
+                reading.message,
+                city,
+                state,
+                country,
+                zip,
+            ],
+        )
+    }
+}
+
+fn read_event<'a>(event: &'a EventFields<'_>) -> Result<Event<'a>, PartnerError> {
+    let root = Path::Root;
+    let id = event.id.required(root.field("id"))?;
+    let description = event.description.required(root.field("description"))?;
     if !TRACKER_EVENTS.contains(&description) {
         // Other objects' envelopes are not ours to judge beyond what identifies them.
         return Ok(Event {
@@ -294,13 +750,15 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
         });
     }
 
-    let previous_status = match event.object("previous_attributes")? {
-        Some(previous) => previous.text("status")?,
+    let previous_path = root.field("previous_attributes");
+    let previous_status = match event.previous_attributes.get(previous_path)? {
+        Some(previous) => previous.status.text(previous_path.field("status"))?,
         None => None,
     };
-    let event_updated_at = event.time("updated_at")?;
-    let event_created_at = event.time("created_at")?;
-    let Some(tracker) = event.object("result")? else {
+    let event_updated_at = event.updated_at.time(root.field("updated_at"))?;
+    let event_created_at = event.created_at.time(root.field("created_at"))?;
+    let tracker_path = root.field("result");
+    let Some(tracker) = event.result.get(tracker_path)? else {
         // EasyPost's `tracker.created` can come before the tracker exists (partners.md §2).
         return Ok(Event {
             id,
@@ -309,14 +767,19 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
         });
     };
 
-    let tracking_code = tracker.required_text("tracking_code")?;
-    let status = tracker.required_text("status")?;
-    let status_detail = tracker.text("status_detail")?;
-    let carrier = tracker.text("carrier")?;
-    let signed_by = tracker.text("signed_by")?;
-    let eta = tracker.estimate_time("est_delivery_date");
-    let tracker_updated_at = tracker.time("updated_at")?;
-    let scans = read_scans(&tracker)?;
+    let at_tracker = |name: &'static str| tracker_path.field(name);
+    let tracking_code = tracker
+        .tracking_code
+        .required(at_tracker("tracking_code"))?;
+    let status = tracker.status.required(at_tracker("status"))?;
+    let status_detail = tracker.status_detail.text(at_tracker("status_detail"))?;
+    let carrier = tracker.carrier.text(at_tracker("carrier"))?;
+    let signed_by = tracker.signed_by.text(at_tracker("signed_by"))?;
+    let eta = tracker
+        .est_delivery_date
+        .estimate_time(at_tracker("est_delivery_date"));
+    let tracker_updated_at = tracker.updated_at.time(at_tracker("updated_at"))?;
+    let scans = read_scans(tracker, tracker_path)?;
     let newest_reading = scans.last().map(|scan| &scan.reading);
 
     let at = newest_reading
@@ -331,7 +794,7 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
             )
         })?;
     let (location, message) = newest_reading
-        .map(|reading| (reading.location.clone(), reading.message))
+        .map(|reading| (reading.location, reading.message))
         .unwrap_or_default();
 
     Ok(Event {
@@ -357,43 +820,32 @@ fn read_event(root: &Map<String, Value>) -> Result<Event<'_>, PartnerError> {
 
 /// The scans of `tracking_details`, by time: EasyPost lists them oldest first, and of equal
 /// times the later listed stays later. Entries without a time cannot be placed and are skipped.
-fn read_scans<'a>(tracker: &Obj<'a>) -> Result<Vec<Scan<'a>>, PartnerError> {
-    let list_path = tracker.path_of("tracking_details");
-    let mut scans = Vec::new();
-    for (index, item) in tracker.array("tracking_details")?.iter().enumerate() {
-        let path = format!("{list_path}[{index}]");
-        let Value::Object(map) = item else {
+fn read_scans<'a>(
+    tracker: &'a TrackerFields<'_>,
+    tracker_path: Path<'_>,
+) -> Result<Vec<Scan<'a>>, PartnerError> {
+    let list_path = tracker_path.field("tracking_details");
+    let items = tracker.tracking_details.items(list_path)?;
+    let mut scans = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let path = Path::Item(&list_path, index);
+        let Object::Is(detail) = item else {
             return Err(malformed(format!("`{path}` is not an object")));
         };
-        let detail = Obj { map, path };
-        let at = detail.time("datetime")?;
-        let message = detail.text("message")?;
-        let location = match detail.object("tracking_location")? {
-            Some(place) => read_location(&place)?,
+        let at = detail.datetime.time(path.field("datetime"))?;
+        let message = detail.message.text(path.field("message"))?;
+        let place_path = path.field("tracking_location");
+        let location = match detail.tracking_location.get(place_path)? {
+            Some(place) => read_location(place, place_path)?,
             None => None,
         };
-        let status = detail.text("status")?;
-        let status_detail = detail.text("status_detail")?;
-        let carrier_code = detail.text("carrier_code")?;
+        let status = detail.status.text(path.field("status"))?;
+        let status_detail = detail.status_detail.text(path.field("status_detail"))?;
+        let carrier_code = detail.carrier_code.text(path.field("carrier_code"))?;
         let Some(at) = at else { continue };
         // A scan without a status word is still a scan: it maps to `exception`, kept raw.
         let status = status.unwrap_or("unknown");
-        let [city, state, country, zip] = history::location_parts(location.as_ref());
-        let key = history::scan_key(
-            at,
-            &[
-                Some(status),
-                status_detail,
-                carrier_code,
-                message,
-                city,
-                state,
-                country,
-                zip,
-            ],
-        );
         scans.push(Scan {
-            key,
             reading: Reading {
                 status,
                 status_detail,
@@ -401,117 +853,27 @@ fn read_scans<'a>(tracker: &Obj<'a>) -> Result<Vec<Scan<'a>>, PartnerError> {
                 location,
                 message,
             },
+            carrier_code,
         });
     }
     scans.sort_by_key(|scan| scan.reading.at);
     Ok(scans)
 }
 
-fn read_location(place: &Obj<'_>) -> Result<Option<Location>, PartnerError> {
-    let owned = |text: Option<&str>| text.map(str::to_owned);
-    Ok(Location {
-        city: owned(place.text("city")?),
-        state: owned(place.text("state")?),
-        country: owned(place.text("country")?),
-        postal_code: owned(place.text("zip")?),
-    }
-    .non_empty())
-}
-
-/// A JSON object and its path in the body, so that every error names the exact field.
-struct Obj<'a> {
-    map: &'a Map<String, Value>,
-    path: String,
-}
-
-impl<'a> Obj<'a> {
-    fn root(map: &'a Map<String, Value>) -> Self {
-        Obj {
-            map,
-            path: String::new(),
-        }
-    }
-
-    fn path_of(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    /// Missing and `null` both mean absent: EasyPost writes `null` where it has no value.
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|value| !value.is_null())
-    }
-
-    /// A string field; blank counts as absent. Any other type means the format has changed
-    /// under us, which is reported rather than guessed around.
-    fn text(&self, key: &str) -> Result<Option<&'a str>, PartnerError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(text.trim()).filter(|text| !text.is_empty())),
-            Some(_) => Err(malformed(format!(
-                "`{}` is not a string",
-                self.path_of(key)
-            ))),
-        }
-    }
-
-    fn required_text(&self, key: &str) -> Result<&'a str, PartnerError> {
-        self.text(key)?
-            .ok_or_else(|| malformed(format!("missing `{}`", self.path_of(key))))
-    }
-
-    fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, PartnerError> {
-        let Some(text) = self.text(key)? else {
-            return Ok(None);
-        };
-        DateTime::parse_from_rfc3339(text)
-            .map(|time| Some(time.with_timezone(&Utc)))
-            .map_err(|_| {
-                malformed(format!(
-                    "`{}` is not an RFC 3339 date-time",
-                    self.path_of(key)
-                ))
-            })
-    }
-
-    /// An optional estimate: read leniently, dropped with a warning when unreadable (the
-    /// milestone never fails for it).
-    fn estimate_time(&self, key: &str) -> Option<DateTime<Utc>> {
-        let value = self.get(key)?;
-        let read = value.as_str().and_then(super::json_fields::lenient_time);
-        if read.is_none() {
-            tracing::warn!(field = %self.path_of(key), "unreadable EasyPost estimate ignored");
-        }
-        read
-    }
-
-    fn object(&self, key: &str) -> Result<Option<Obj<'a>>, PartnerError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Object(map)) => Ok(Some(Obj {
-                map,
-                path: self.path_of(key),
-            })),
-            Some(_) => Err(malformed(format!(
-                "`{}` is not an object",
-                self.path_of(key)
-            ))),
-        }
-    }
-
-    fn array(&self, key: &str) -> Result<&'a [Value], PartnerError> {
-        match self.get(key) {
-            None => Ok(&[]),
-            Some(Value::Array(items)) => Ok(items),
-            Some(_) => Err(malformed(format!(
-                "`{}` is not an array",
-                self.path_of(key)
-            ))),
-        }
-    }
+fn read_location<'a>(
+    place: &'a LocationFields<'_>,
+    path: Path<'_>,
+) -> Result<Option<Place<'a>>, PartnerError> {
+    let place = Place {
+        city: place.city.text(path.field("city"))?,
+        state: place.state.text(path.field("state"))?,
+        country: place.country.text(path.field("country"))?,
+        zip: place.zip.text(path.field("zip"))?,
+    };
+    let empty = [place.city, place.state, place.country, place.zip]
+        .iter()
+        .all(Option::is_none);
+    Ok((!empty).then_some(place))
 }
 
 #[cfg(test)]

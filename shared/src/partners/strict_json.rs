@@ -3,6 +3,8 @@
 //! two readers may see two different payloads (the signature covers both), so neither is
 //! trusted. serde_json's own limits still apply (nesting depth 128, numbers beyond f64).
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -92,19 +94,175 @@ impl<'de> Visitor<'de> for StrictVisitor {
                 Entry::Vacant(slot) => {
                     slot.insert(map.next_value_seed(Strict)?);
                 }
-                Entry::Occupied(seen) => {
-                    let shown: String = seen
-                        .key()
-                        .chars()
-                        .take(QUOTED_KEY)
-                        .flat_map(char::escape_debug)
-                        .collect();
-                    return Err(de::Error::custom(format!("duplicate key `{shown}`")));
-                }
+                Entry::Occupied(seen) => return Err(duplicate_key(seen.key())),
             }
         }
         Ok(Value::Object(object))
     }
+}
+
+/// The refusal of a key seen twice in one object: its name, bounded and escaped, and nothing
+/// else of the body.
+pub(super) fn duplicate_key<E: de::Error>(key: &str) -> E {
+    let shown: String = key
+        .chars()
+        .take(QUOTED_KEY)
+        .flat_map(char::escape_debug)
+        .collect();
+    E::custom(format!("duplicate key `{shown}`"))
+}
+
+/// An object key, borrowed from the body unless it had to be unescaped.
+pub(super) struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// The keys of one object read so far, so that a second one of a name is refused. Objects are
+/// small, so a list is searched; a large one gets a set, so that no body costs quadratic time.
+#[derive(Default)]
+pub(super) struct Keys<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: HashSet<Cow<'de, str>>,
+}
+
+/// Keys kept in the list before they move to the set.
+const FEW_KEYS: usize = 16;
+
+impl<'de> Keys<'de> {
+    /// Records `key`, or refuses it when the object already had it.
+    pub(super) fn insert<E: de::Error>(&mut self, key: Cow<'de, str>) -> Result<(), E> {
+        let seen = if self.many.is_empty() {
+            self.few.contains(&key)
+        } else {
+            self.many.contains(&key)
+        };
+        if seen {
+            return Err(duplicate_key(&key));
+        }
+        if self.many.is_empty() && self.few.len() < FEW_KEYS {
+            self.few.push(key);
+        } else {
+            self.many.extend(self.few.drain(..));
+            self.many.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// One JSON value walked exactly as strictly as [`parse`] reads it (the same checks, in the
+/// same order, so the same refusals with the same positions), keeping nothing of it.
+pub(super) struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        check_finite(v)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        skip_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        skip_map(map)
+    }
+}
+
+/// What [`parse`] refuses of a number serde_json has read.
+pub(super) fn check_finite<E: de::Error>(v: f64) -> Result<(), E> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(E::custom("a number that is not finite"))
+    }
+}
+
+/// The rest of an array, walked as [`Skip`] walks a value.
+pub(super) fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element_seed(Skip)?.is_some() {}
+    Ok(())
+}
+
+/// The rest of an object, walked as [`Skip`] walks a value, refusing a key seen twice.
+pub(super) fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    let mut keys = Keys::default();
+    while let Some(key) = map.next_key_seed(Key)? {
+        keys.insert(key)?;
+        map.next_value_seed(Skip)?;
+    }
+    Ok(())
+}
+
+/// One JSON value read as [`parse`] reads it, for a caller walking the rest itself.
+pub(super) fn value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    Strict.deserialize(deserializer)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::failure::Classify;
-use crate::partners::{self, Adapter, Format};
+use crate::partners::{self, Adapter, Format, Need};
 use crate::webhook::{WebhookBody, ingress_id};
 
 const IN_TRANSIT: &str =
@@ -1043,6 +1043,171 @@ fn an_unreadable_estimate_costs_nothing() {
             status_change(&current_event(&body)).eta,
             None,
             "{unreadable}"
+        );
+    }
+}
+
+/// A key twice in one object is refused wherever it is, whether the adapter reads it or not:
+/// the signature covers both values, and two readers could each see another payload.
+#[test]
+fn a_key_twice_is_refused_wherever_it_is_naming_only_the_key() {
+    let secret = "SECRET-VALUE";
+    let bodies = [
+        // Fields the adapter reads, at each depth.
+        IN_TRANSIT.replacen(
+            "\"id\":\"evt_1\"",
+            &format!("\"id\":\"evt_1\", \"id\": \"{secret}\""),
+            1,
+        ),
+        IN_TRANSIT.replacen(
+            "\"tracking_code\":\"1\"",
+            &format!("\"tracking_code\":\"1\",\"tracking_code\": \"{secret}\""),
+            1,
+        ),
+        IN_TRANSIT.replacen(
+            "\"zip\":\"08817\"",
+            &format!("\"zip\":\"08817\",\"zip\": \"{secret}\""),
+            1,
+        ),
+        // An escaped spelling is the same key.
+        IN_TRANSIT.replacen(
+            "\"id\":\"evt_1\"",
+            &format!("\"id\":\"evt_1\", \"i\\u0064\": \"{secret}\""),
+            1,
+        ),
+        // Fields it does not read, in objects it reads and in objects it does not.
+        IN_TRANSIT.replacen(
+            "\"mode\":\"production\"",
+            &format!("\"mode\":\"production\",\"mode\": \"{secret}\""),
+            1,
+        ),
+        IN_TRANSIT.replacen(
+            "\"tracking_details\":[",
+            &format!(
+                "\"fees\": [{{\"amount\": 1, \"amount\": \"{secret}\"}}], \"tracking_details\":["
+            ),
+            1,
+        ),
+    ];
+    for body in bodies {
+        assert_ne!(body, IN_TRANSIT, "the edit applies");
+        for need in [Need::DeliveryId, Need::DeliveryIdAndHash] {
+            let error = Adapter::new(Format::EasyPost)
+                .inspect_for(body.as_bytes(), need)
+                .unwrap_err();
+            let from_transform =
+                partners::to_canonical(Format::EasyPost, &webhook_for("easypost", body.as_bytes()))
+                    .unwrap_err();
+            assert_eq!(error, from_transform, "ingress and transform agree");
+            let reason = malformed_reason(error);
+            assert!(reason.contains("duplicate key `"), "{reason}");
+            assert!(!reason.contains(secret), "{reason}");
+            // What the strict parser says of the body, word for word.
+            let strict = crate::partners::strict_json::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(reason, format!("body is not JSON ({strict})"));
+        }
+    }
+}
+
+/// JSON text whose objects may name a key twice, as a hostile partner could send it.
+fn any_json_text() -> impl Strategy<Value = String> {
+    const KEYS: &[&str] = &[
+        "id",
+        "description",
+        "result",
+        "status",
+        "tracking_code",
+        "tracking_details",
+        "datetime",
+        "tracking_location",
+        "previous_attributes",
+        "updated_at",
+        "zip",
+        "x",
+        "i\\u0064",
+    ];
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("\"tracker.updated\"".to_owned()),
+        Just("\"2024-08-02T18:50:00Z\"".to_owned()),
+        Just("\"\\ud800\"".to_owned()),
+        Just("1e400".to_owned()),
+        Just("-0.5".to_owned()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        ".{0,8}".prop_map(|text| serde_json::to_string(&text).unwrap()),
+        // Anything at all, for the parser's refusals.
+        "[\\[\\]{}\",:a-z0-9 ]{0,6}",
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5)
+                .prop_map(|items| format!("[{}]", items.join(","))),
+            prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|fields| {
+                let fields: Vec<String> = fields
+                    .into_iter()
+                    .map(|(key, value)| format!("\"{key}\": {value}"))
+                    .collect();
+                format!("{{{}}}", fields.join(", "))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    /// The typed reader refuses exactly the bodies the strict parser refuses, with its words,
+    /// and hashes what it accepts as a hash of the parsed values does.
+    #[test]
+    fn the_body_is_refused_as_the_strict_parser_refuses_it(text in any_json_text()) {
+        let body = text.as_bytes();
+        let read = parse_body(body).map(|_| ());
+        let expected = match crate::partners::strict_json::parse(body) {
+            Err(e) => Err(malformed(format!("body is not JSON ({e})"))),
+            Ok(Value::Object(_)) => Ok(()),
+            Ok(_) => Err(malformed("body is not a JSON object")),
+        };
+        prop_assert_eq!(&read, &expected);
+        if let Ok(key) = partners::inspect(Format::EasyPost, body) {
+            let value = crate::partners::strict_json::parse(body).unwrap();
+            let stable = json!({"description": value["description"], "result": value["result"]});
+            let hash = crate::idempotency::sha256_tag(&serde_json::to_vec(&stable).unwrap());
+            prop_assert_eq!(key.payload_hash, Some(hash));
+        }
+    }
+}
+
+/// Values the adapter does not read are still checked as the strict parser checks them: text
+/// that is not UTF-8, an escape that is no character, a number beyond f64.
+#[test]
+fn values_the_adapter_does_not_read_are_checked_all_the_same() {
+    let mut not_utf8 = IN_TRANSIT.as_bytes().to_vec();
+    let at = IN_TRANSIT.find("track.easypost.com").unwrap();
+    not_utf8[at] = 0xff;
+    let bodies = [
+        not_utf8,
+        IN_TRANSIT
+            .replacen("\"weight\":614.4", "\"weight\":1e400", 1)
+            .into_bytes(),
+        IN_TRANSIT
+            .replacen("\"source\":\"FedEx\"", "\"source\":\"\\ud800\"", 1)
+            .into_bytes(),
+    ];
+    for body in bodies {
+        assert_ne!(body, IN_TRANSIT.as_bytes(), "the edit applies");
+        let strict = crate::partners::strict_json::parse(&body).unwrap_err();
+        for need in [Need::DeliveryId, Need::DeliveryIdAndHash] {
+            let error = Adapter::new(Format::EasyPost)
+                .inspect_for(&body, need)
+                .unwrap_err();
+            assert_eq!(
+                malformed_reason(error),
+                format!("body is not JSON ({strict})")
+            );
+        }
+        let error =
+            partners::to_canonical(Format::EasyPost, &webhook_for("easypost", &body)).unwrap_err();
+        assert_eq!(
+            malformed_reason(error),
+            format!("body is not JSON ({strict})")
         );
     }
 }
