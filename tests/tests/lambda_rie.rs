@@ -93,13 +93,24 @@ async fn ingress_binary_accepts_the_sample_webhook_and_publishes_it_on_the_bus()
     let body: Value = serde_json::from_str(second["body"].as_str().unwrap()).unwrap();
     assert_eq!(body, json!({"event_id": event_id, "duplicate": true}));
 
+    // The same delivery with the body API Gateway base64-encodes when it takes it for binary
+    // (`events/apigw-webhook-easypost-base64.json`): decoded before the signature is checked,
+    // so it verifies, and it is the same delivery.
+    let encoded = sample_event("apigw-webhook-easypost-base64.json");
+    assert_eq!(encoded["isBase64Encoded"], true);
+    assert_ne!(encoded["body"], request["body"]);
+    let third = rie.invoke(&encoded).await;
+    assert_eq!(third["statusCode"], 200, "{third}\n{}", rie.log());
+    let body: Value = serde_json::from_str(third["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, json!({"event_id": event_id, "duplicate": true}));
+
     let log = rie.log();
     assert!(log.contains("partner registry loaded"), "{log}");
     let accepted = emf(&log, "WebhookAccepted");
     assert_eq!(accepted.len(), 1, "{log}");
     assert_eq!(accepted[0]["Partner"], "easypost");
     assert_eq!(accepted[0]["Function"], "webhook-ingress");
-    assert_eq!(emf(&log, "WebhookDuplicate").len(), 1, "{log}");
+    assert_eq!(emf(&log, "WebhookDuplicate").len(), 2, "{log}");
     // No AUDIT_TABLE (the template always sets it): said once, and the function runs.
     assert_eq!(log.matches("AUDIT_TABLE is not set").count(), 1, "{log}");
     assert_eq!(init_reports(&log).len(), 1, "one cold start only:\n{log}");
