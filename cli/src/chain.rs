@@ -51,6 +51,11 @@ use crate::durable::{
 /// smaller ones reach the partner's own limit check.
 const LISTENER_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
+/// Messages a local consumer receives at once. Lambda's SQS batches are 10; locally a larger
+/// batch gives the shipment groups of one batch (`BatchConfig::group_by`) more room to run side
+/// by side.
+const RECEIVE_BATCH: usize = 100;
+
 /// The queues' names in the database (and in `freightctl` reports).
 pub const TRANSFORM_QUEUE: &str = "transform-queue";
 pub const TRANSFORM_DLQ: &str = "transform-dlq";
@@ -324,16 +329,13 @@ impl<O: OdooPort + 'static> Chain<O> {
             None => poster,
         });
 
-        // The poster and the reconciler run a shipment's records one after another, like the
-        // functions (`BatchConfig::group_by`).
-        let batch =
-            |consumer: &str, group_by: Option<freightbridge::batch::GroupKey>| BatchConfig {
-                consumer: consumer.to_owned(),
-                concurrency: config.concurrency,
-                max_receive_count: config.max_receive_count,
-                retry: config.retry,
-                group_by,
-            };
+        let batch = |consumer: &str| BatchConfig {
+            consumer: consumer.to_owned(),
+            concurrency: config.concurrency,
+            max_receive_count: config.max_receive_count,
+            retry: config.retry,
+            group_by: None,
+        };
         let handler_timeout = chrono::Duration::from_std(config.handler_timeout)
             .unwrap_or_else(|_| chrono::Duration::seconds(30));
         let (stop, stopped) = watch::channel(false);
@@ -342,7 +344,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             spawn_consumer(
                 transform_queue.clone(),
                 dead_letters(&transform_dlq),
-                batch("canonical-transform", None),
+                batch("canonical-transform"),
                 stopped.clone(),
                 move |ctx| {
                     let transform = transform.clone();
@@ -371,7 +373,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             spawn_consumer(
                 reconcile_queue.clone(),
                 dead_letters(&reconcile_dlq),
-                batch(reconciler::CONSUMER, Some(canonical::envelope_shipment)),
+                batch(reconciler::CONSUMER).grouped_by(canonical::envelope_shipment),
                 stopped.clone(),
                 move |ctx| {
                     let reconciler = reconciler.clone();
@@ -384,7 +386,7 @@ impl<O: OdooPort + 'static> Chain<O> {
             spawn_consumer(
                 odoo_queue.clone(),
                 dead_letters(&odoo_dlq),
-                batch("odoo-poster", Some(canonical::envelope_shipment)),
+                batch("odoo-poster").grouped_by(canonical::envelope_shipment),
                 stopped,
                 move |ctx| {
                     let poster = poster.clone();
@@ -521,17 +523,18 @@ where
     tokio::spawn(async move {
         while !*stopped.borrow() {
             let receiving = queue.clone();
-            let records = match tokio::task::spawn_blocking(move || receiving.receive(100)).await {
-                Ok(Ok(records)) => records,
-                Ok(Err(error)) => {
-                    tracing::error!(queue = queue.name(), %error, "receive failed");
-                    Vec::new()
-                }
-                Err(join) => {
-                    tracing::error!(queue = queue.name(), error = %join, "receive task failed");
-                    Vec::new()
-                }
-            };
+            let records =
+                match tokio::task::spawn_blocking(move || receiving.receive(RECEIVE_BATCH)).await {
+                    Ok(Ok(records)) => records,
+                    Ok(Err(error)) => {
+                        tracing::error!(queue = queue.name(), %error, "receive failed");
+                        Vec::new()
+                    }
+                    Err(join) => {
+                        tracing::error!(queue = queue.name(), error = %join, "receive task failed");
+                        Vec::new()
+                    }
+                };
             if records.is_empty() {
                 tokio::select! {
                     _ = queue.wait(Duration::from_millis(200)) => {}

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::SqsMessage;
 use chrono::{DateTime, Utc};
 
 use crate::failure::FailureReason;
@@ -99,28 +100,19 @@ impl BatchConfig {
 
     /// The batch's records in groups run one after another (`group_by`), each group in batch
     /// order and the groups in the order of their first record.
-    fn groups(
-        &self,
-        records: Vec<aws_lambda_events::event::sqs::SqsMessage>,
-    ) -> Vec<Vec<(usize, aws_lambda_events::event::sqs::SqsMessage)>> {
+    fn groups(&self, records: Vec<SqsMessage>) -> Vec<Vec<(usize, SqsMessage)>> {
         let mut groups: Vec<Vec<_>> = Vec::with_capacity(records.len());
-        let mut by_key: std::collections::HashMap<String, usize> = Default::default();
+        let mut by_key = std::collections::HashMap::new();
         for (index, record) in records.into_iter().enumerate() {
             let key = self
                 .group_by
                 .and_then(|key| record.body.as_deref().and_then(key));
-            match key {
-                Some(key) => match by_key.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(group) => {
-                        groups[*group.get()].push((index, record));
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(groups.len());
-                        groups.push(vec![(index, record)]);
-                    }
-                },
-                None => groups.push(vec![(index, record)]),
+            let next = groups.len();
+            let at = key.map_or(next, |key| *by_key.entry(key).or_insert(next));
+            if at == next {
+                groups.push(Vec::new());
             }
+            groups[at].push((index, record));
         }
         groups
     }
@@ -176,7 +168,7 @@ where
     use std::panic::AssertUnwindSafe;
 
     let handler = &handler;
-    let run_one = |index: usize, record: aws_lambda_events::event::sqs::SqsMessage| async move {
+    let run_one = |index: usize, record: SqsMessage| async move {
         let message_id = record
             .message_id
             .clone()

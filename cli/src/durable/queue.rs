@@ -115,18 +115,13 @@ impl DurableQueue {
     /// Deletes the message a receipt handle (or a bare message id) names, whichever delivery the
     /// handle came from, as SQS does. Answers whether a message was deleted.
     pub fn delete(&self, receipt_handle_or_id: &str) -> Result<bool, DurableError> {
-        let (id, _) = parse_handle(receipt_handle_or_id);
-        let deleted = self.durable.with(|conn| {
-            Ok(conn
-                .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND id = ?2")?
-                .execute(params![self.name, id])?)
-        })?;
-        Ok(deleted == 1)
+        Ok(self.delete_all(&[receipt_handle_or_id])? == 1)
     }
 
-    /// Deletes every message the handles name, in one transaction (`DeleteMessageBatch`).
+    /// Deletes every message the handles (or bare ids) name, in one transaction, as SQS's
+    /// `DeleteMessageBatch`.
     /// Answers how many were deleted.
-    pub fn delete_all(&self, receipt_handles: &[String]) -> Result<usize, DurableError> {
+    pub fn delete_all(&self, receipt_handles: &[impl AsRef<str>]) -> Result<usize, DurableError> {
         self.durable.with(|conn| {
             let tx = immediate(conn)?;
             let mut deleted = 0;
@@ -134,7 +129,8 @@ impl DurableQueue {
                 let mut statement =
                     tx.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND id = ?2")?;
                 for handle in receipt_handles {
-                    deleted += statement.execute(params![self.name, parse_handle(handle).0])?;
+                    let (id, _) = parse_handle(handle.as_ref());
+                    deleted += statement.execute(params![self.name, id])?;
                 }
             }
             tx.commit()?;
