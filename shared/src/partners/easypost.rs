@@ -429,135 +429,126 @@ enum List<T> {
     Other,
 }
 
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(TextVisitor)
+/// What a field's type makes of each kind of JSON value. A kind it does not take is walked as
+/// strictly as the rest of the body and read as `OTHER`; `null` is `ABSENT`.
+trait Field<'de>: Sized {
+    const ABSENT: Self;
+    const OTHER: Self;
+
+    fn from_text(_: Cow<'de, str>) -> Self {
+        Self::OTHER
+    }
+
+    fn from_seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        strict_json::skip_seq(seq).map(|()| Self::OTHER)
+    }
+
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        strict_json::skip_map(map).map(|()| Self::OTHER)
     }
 }
 
-impl<'de, T: FromMap<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ObjectVisitor(std::marker::PhantomData))
+impl<'de> Field<'de> for Text<'de> {
+    const ABSENT: Self = Text::Absent;
+    const OTHER: Self = Text::Other;
+
+    fn from_text(text: Cow<'de, str>) -> Self {
+        Text::Is(text)
     }
 }
 
-impl<'de, T: FromMap<'de>> Deserialize<'de> for List<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ListVisitor(std::marker::PhantomData))
-    }
-}
+impl<'de, T: FromMap<'de>> Field<'de> for Object<T> {
+    const ABSENT: Self = Object::Absent;
+    const OTHER: Self = Object::Other;
 
-/// The visitor methods for the values a field's type does not take: each is walked as
-/// strictly as the rest of the body and read as `$other`; `null` is `$null`.
-macro_rules! other_values {
-    ($other:expr, $null:expr) => {
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok($other)
-        }
-
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok($other)
-        }
-
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok($other)
-        }
-
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            strict_json::check_finite(v).map(|()| $other)
-        }
-
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok($null)
-        }
-
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok($null)
-        }
-    };
-}
-
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    other_values!(Text::Other, Text::Absent);
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Text::Is(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Text::Is(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Text::Is(Cow::Owned(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        strict_json::skip_seq(seq).map(|()| Text::Other)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        strict_json::skip_map(map).map(|()| Text::Other)
-    }
-}
-
-struct ObjectVisitor<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: FromMap<'de>> Visitor<'de> for ObjectVisitor<T> {
-    type Value = Object<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    other_values!(Object::Other, Object::Absent);
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Object::Other)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        strict_json::skip_seq(seq).map(|()| Object::Other)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         T::from_map(map).map(Object::Is)
     }
 }
 
-struct ListVisitor<T>(std::marker::PhantomData<T>);
+impl<'de, T: FromMap<'de>> Field<'de> for List<T> {
+    const ABSENT: Self = List::Absent;
+    const OTHER: Self = List::Other;
 
-impl<'de, T: FromMap<'de>> Visitor<'de> for ListVisitor<T> {
-    type Value = List<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    other_values!(List::Other, List::Absent);
-
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(List::Other)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+    fn from_seq<A: SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
         Ok(List::Items(items))
     }
+}
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        strict_json::skip_map(map).map(|()| List::Other)
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<'de, T: FromMap<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(std::marker::PhantomData))
+    }
+}
+
+impl<'de, T: FromMap<'de>> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Reads any JSON value into the [`Field`] `F`.
+struct FieldVisitor<F>(std::marker::PhantomData<F>);
+
+impl<'de, F: Field<'de>> Visitor<'de> for FieldVisitor<F> {
+    type Value = F;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<F, E> {
+        Ok(F::OTHER)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<F, E> {
+        Ok(F::OTHER)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<F, E> {
+        Ok(F::OTHER)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<F, E> {
+        strict_json::check_finite(v).map(|()| F::OTHER)
+    }
+
+    fn visit_unit<E>(self) -> Result<F, E> {
+        Ok(F::ABSENT)
+    }
+
+    fn visit_none<E>(self) -> Result<F, E> {
+        Ok(F::ABSENT)
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<F, E> {
+        Ok(F::from_text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<F, E> {
+        Ok(F::from_text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<F, E> {
+        Ok(F::from_text(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<F, A::Error> {
+        F::from_seq(seq)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<F, A::Error> {
+        F::from_map(map)
     }
 }
 
